@@ -1,0 +1,285 @@
+"""Settings: `SERVEWATCH_*` environment variables plus an optional YAML file for structured config."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Severity = Literal["warn", "alert"]
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the field and its source."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantConfig(_Strict):
+    """A tenant: the SHA-256 hashes of its API keys and the endpoints it may call."""
+
+    api_key_sha256: list[str] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=lambda: ["*"])
+    weekly_budget_usd: float | None = Field(default=None, ge=0)
+
+    @field_validator("api_key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("must be lowercase hex SHA-256 digests (64 characters)")
+        return value
+
+    def allows(self, endpoint: str) -> bool:
+        return "*" in self.endpoints or endpoint in self.endpoints
+
+
+class ModelRef(_Strict):
+    """Which registered model (and version, or `latest`) serves a request."""
+
+    model: str
+    version: str = "latest"
+
+
+class RoutingRule(ModelRef):
+    """A routing override matched on tenant and/or region (unset fields match anything)."""
+
+    tenant: str | None = None
+    region: str | None = None
+
+
+class RouteConfig(_Strict):
+    default: ModelRef
+    rules: list[RoutingRule] = Field(default_factory=list)
+
+
+class BatchPolicy(_Strict):
+    """Adaptive-batching policy of one route."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    max_latency_ms: int = Field(default=20, ge=1, le=60_000)
+
+
+class Price(_Strict):
+    """Unit prices in US dollars."""
+
+    cpu_per_second: float = Field(default=0.00005, ge=0)
+    gpu_per_second: float = Field(default=0.0006, ge=0)
+    per_request: float = Field(default=0.000002, ge=0)
+
+
+class CapacityConfig(_Strict):
+    """Provisioned capacity: replicas × hourly rate is what is paid whether used or not."""
+
+    replicas: int = Field(default=1, ge=0)
+    hourly_rate_usd: float = Field(default=0.10, ge=0)
+    resource_class: Literal["cpu", "gpu"] = "cpu"
+
+
+class PricingConfig(_Strict):
+    default: Price = Field(default_factory=Price)
+    models: dict[str, Price] = Field(default_factory=dict)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
+
+    def price_for(self, model_name: str) -> Price:
+        return self.models.get(model_name, self.default)
+
+
+class Threshold(_Strict):
+    warn: float
+    alert: float
+
+    @field_validator("alert")
+    @classmethod
+    def _ordered(cls, value: float, info) -> float:  # type: ignore[no-untyped-def]
+        warn = info.data.get("warn")
+        if warn is not None and value < warn:
+            raise ValueError("alert threshold must be >= warn threshold")
+        return value
+
+
+def _default_thresholds() -> dict[str, dict[str, Threshold]]:
+    return {
+        "confidence_drift": {
+            "psi": Threshold(warn=0.1, alert=0.25),
+            "js_distance": Threshold(warn=0.1, alert=0.2),
+            "ks_statistic": Threshold(warn=0.1, alert=0.2),
+            "wasserstein_normalized": Threshold(warn=0.1, alert=0.25),
+            "mean_confidence_drop": Threshold(warn=0.05, alert=0.1),
+            "low_confidence_share": Threshold(warn=0.2, alert=0.35),
+        },
+        "class_shift": {
+            "psi": Threshold(warn=0.1, alert=0.25),
+            "js_distance": Threshold(warn=0.1, alert=0.2),
+        },
+        "schema_failures": {"failure_rate": Threshold(warn=0.001, alert=0.01)},
+    }
+
+
+class MonitorSchedule(_Strict):
+    """Run a monitor every `every_seconds` over the trailing `window_seconds`."""
+
+    every_seconds: int = Field(default=300, ge=1)
+    window_seconds: int = Field(default=3600, ge=1)
+
+
+def _default_schedules() -> dict[str, MonitorSchedule]:
+    names = ("confidence_drift", "class_shift", "schema_failures", "cost")
+    return {name: MonitorSchedule() for name in names}
+
+
+class MonitorsConfig(_Strict):
+    min_predictions: int = Field(default=100, ge=1)
+    low_confidence_cutoff: float = Field(default=0.5, gt=0, lt=1)
+    thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=_default_thresholds)
+    schedules: dict[str, MonitorSchedule] = Field(default_factory=_default_schedules)
+    finops_weekday: int = Field(default=1, ge=1, le=7, description="ISO weekday of the report")
+
+    def threshold(self, monitor: str, metric: str) -> Threshold | None:
+        return self.thresholds.get(monitor, {}).get(metric)
+
+
+def _default_redaction() -> dict[str, str]:
+    return {
+        "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+        "card": r"\b(?:\d[ -]?){13,19}\b",
+        "phone": r"\+?\d[\d ()-]{7,}\d",
+    }
+
+
+class RedactionConfig(_Strict):
+    patterns: dict[str, str] = Field(default_factory=_default_redaction)
+    store_raw_inputs: bool = False
+
+
+class LimitsConfig(_Strict):
+    max_payload_bytes: int = Field(default=256 * 1024, ge=256)
+    max_ticket_chars: int = Field(default=5000, ge=1)
+    max_bulk_items: int = Field(default=256, ge=1)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+def _default_routing() -> dict[str, RouteConfig]:
+    ticket = RouteConfig(default=ModelRef(model="ticket_classifier"))
+    risk = RouteConfig(default=ModelRef(model="risk_scorer"))
+    return {"classify_ticket": ticket, "classify_tickets": ticket, "predict_risk": risk}
+
+
+def _default_batching() -> dict[str, BatchPolicy]:
+    return {
+        "classify_ticket": BatchPolicy(max_batch_size=16, max_latency_ms=10),
+        "classify_tickets": BatchPolicy(max_batch_size=128, max_latency_ms=200),
+        "predict_risk": BatchPolicy(max_batch_size=32, max_latency_ms=10),
+    }
+
+
+class AppConfig(_Strict):
+    """The structured part of the configuration (the YAML file)."""
+
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    routing: dict[str, RouteConfig] = Field(default_factory=_default_routing)
+    batching: dict[str, BatchPolicy] = Field(default_factory=_default_batching)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    def tenant_for_key(self, api_key: str) -> str | None:
+        """The tenant owning `api_key`, or None."""
+        digest = hash_api_key(api_key)
+        for name, tenant in self.tenants.items():
+            if digest in tenant.api_key_sha256:
+                return name
+        return None
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class Settings(BaseSettings):
+    """Flat settings from `SERVEWATCH_*` variables; `config` holds the parsed YAML file."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVEWATCH_", extra="ignore", frozen=True)
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    config_file: Path | None = None
+    models_home: Path | None = None
+    use_cuda: bool = True
+    ort_intra_op_threads: int = Field(default=1, ge=0)
+    ort_inter_op_threads: int = Field(default=1, ge=0)
+    metrics_enabled: bool = True
+    prediction_log_enabled: bool = True
+    log_queue_size: int = Field(default=100_000, ge=1)
+    log_batch_size: int = Field(default=500, ge=1)
+    log_flush_interval_s: float = Field(default=0.5, gt=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'servewatch.db').as_posix()}"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.models_home or self.home / "bentoml"
+
+    @property
+    def spill_dir(self) -> Path:
+        return self.home / "spill"
+
+    @cached_property
+    def config(self) -> AppConfig:
+        return load_app_config(self.config_file)
+
+
+def load_app_config(path: Path | None) -> AppConfig:
+    """Parse and validate the YAML config file (defaults when `path` is None)."""
+    if path is None:
+        return AppConfig()
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping")
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config file {path}: {_describe(exc)}") from exc
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus `overrides`), config file parsed eagerly."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"environment: {_describe(exc, prefix='SERVEWATCH_')}") from exc
+    settings.config  # noqa: B018 - fail at start-up, not at first use
+    return settings
+
+
+def use_bentoml_home(settings: Settings) -> Path:
+    """Point BentoML's model store at the settings' home; call before importing bentoml."""
+    home = settings.bentoml_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["BENTOML_HOME"] = str(home)
+    return home
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        field = f"{prefix}{loc.upper()}" if prefix else loc
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,91 @@
+"""SQLAlchemy schema. `predictions` follows DESIGN.md's public contract 1; extras are nullable."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("tenant", String(128), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("predicted_class", String(128), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("compute_ms", Float, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    # Extras beyond the contract: nullable, so outside writers need not know them.
+    Column("region", String(64), nullable=True),
+    Column("resource_class", String(8), nullable=True),
+    Column("probabilities", JSON, nullable=True),
+    Column("features", JSON, nullable=True),
+    Column("error_message", Text, nullable=True),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(32), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("status", String(24), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "monitor",
+        "metric",
+        "model_name",
+        "model_version",
+        "tenant",
+        "window_start",
+        "window_end",
+        name="uq_monitor_results_key",
+    ),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("snapshot_id", String(128), nullable=False),
+    Column("preprocessing_version", String(32), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    UniqueConstraint("model_name", "model_version", name="uq_model_versions_name_version"),
+)
