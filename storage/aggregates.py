@@ -1,0 +1,137 @@
+"""Windowed aggregates over `predictions`, computed in SQL: monitors read O(groups x bins) rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import (
+    ARRAY,
+    Engine,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from storage.engine import is_sqlite
+from storage.schema import predictions
+from storage.writer import to_utc
+
+GROUP_COLUMNS = ("model_name", "model_version", "tenant", "endpoint")
+_p = predictions.c
+
+
+def _window(start: datetime, end: datetime, model_name: str | None) -> ColumnElement[bool]:
+    if end <= start:
+        raise ValueError(f"empty or inverted window: start {start} is not before end {end}")
+    condition = and_(_p.ts >= to_utc(start), _p.ts < to_utc(end))
+    if model_name is not None:
+        condition = and_(condition, _p.model_name == model_name)
+    return condition
+
+
+def _grouped(extra: Sequence[ColumnElement], aggregates: Sequence, where) -> Select:
+    keys = [_p[c] for c in GROUP_COLUMNS] + list(extra)
+    return select(*keys, *aggregates).where(where).group_by(*keys)
+
+
+def _frame(engine: Engine, statement: Select, columns: Sequence[str]) -> pd.DataFrame:
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
+
+
+def class_counts(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """Successful predictions per predicted class."""
+    where = and_(_window(start, end, model_name), _p.status == "ok")
+    statement = _grouped([_p.predicted_class], [func.count().label("n")], where)
+    frame = _frame(engine, statement, [*GROUP_COLUMNS, "predicted_class", "n"])
+    return frame.astype({"n": "int64"})
+
+
+def confidence_histogram(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    edges: Sequence[float],
+    model_name: str | None = None,
+) -> pd.DataFrame:
+    """Successful predictions per bin [edges[i], edges[i+1]); the last bin is closed, ends clamp."""
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError("bin edges must be at least two strictly increasing values")
+    where = and_(_window(start, end, model_name), _p.status == "ok", _p.confidence.is_not(None))
+    bin_index = _bin_expression(engine, [float(e) for e in edges[1:-1]]).label("bin")
+    statement = _grouped([bin_index], [func.count().label("n")], where)
+    frame = _frame(engine, statement, [*GROUP_COLUMNS, "bin", "n"])
+    return frame.astype({"bin": "int64", "n": "int64"})
+
+
+def _bin_expression(engine: Engine, inner: list[float]) -> ColumnElement:
+    """Index of the bin holding `confidence`, given the interior edges."""
+    if not inner:
+        return literal(0)
+    if is_sqlite(engine):
+        return _binary_case(inner, 0, len(inner))
+    # width_bucket with an array of thresholds is a binary search in PostgreSQL.
+    return func.width_bucket(_p.confidence, cast(literal(inner, ARRAY(Float)), ARRAY(Float)))
+
+
+def _binary_case(inner: list[float], lo: int, hi: int) -> ColumnElement:
+    """Nested CASE that binary-searches the interior edges: depth log2(bins), not bins."""
+    if lo == hi:
+        return literal(lo)
+    mid = (lo + hi) // 2
+    return case(
+        (_p.confidence < inner[mid], _binary_case(inner, lo, mid)),
+        else_=_binary_case(inner, mid + 1, hi),
+    )
+
+
+def compute_totals(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """Requests and attributed compute milliseconds (all statuses)."""
+    resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
+    aggregates = [func.count().label("n"), func.coalesce(func.sum(_p.compute_ms), 0.0).label("c")]
+    statement = _grouped([resource], aggregates, _window(start, end, model_name))
+    frame = _frame(engine, statement, [*GROUP_COLUMNS, "resource_class", "n", "compute_ms"])
+    return frame.astype({"n": "int64", "compute_ms": "float64"})
+
+
+def status_counts(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """Requests per status (`ok` or the error class)."""
+    where = _window(start, end, model_name)
+    statement = _grouped([_p.status], [func.count().label("n")], where)
+    frame = _frame(engine, statement, [*GROUP_COLUMNS, "status", "n"])
+    return frame.astype({"n": "int64"})
+
+
+def daily_compute_totals(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """compute_totals per UTC day."""
+    day = _utc_day(engine).label("day")
+    resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
+    aggregates = [func.count().label("n"), func.coalesce(func.sum(_p.compute_ms), 0.0).label("c")]
+    statement = _grouped([day, resource], aggregates, _window(start, end, model_name))
+    columns = [*GROUP_COLUMNS, "day", "resource_class", "n", "compute_ms"]
+    frame = _frame(engine, statement, columns)
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    return frame.astype({"n": "int64", "compute_ms": "float64"})
+
+
+def _utc_day(engine: Engine) -> ColumnElement:
+    if is_sqlite(engine):
+        return func.date(_p.ts)
+    return func.date(func.timezone("UTC", _p.ts))

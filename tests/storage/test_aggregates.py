@@ -1,0 +1,71 @@
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from storage.aggregates import (
+    class_counts,
+    compute_totals,
+    confidence_histogram,
+    daily_compute_totals,
+    status_counts,
+)
+from storage.writer import write_predictions
+from tests.storage.records import T0, make_records
+
+START, END = T0, T0 + timedelta(seconds=600)
+
+
+@pytest.fixture
+def records(store_engine):
+    rows = make_records(1000, step_s=1.0)  # 1000 s of traffic; the window covers the first 600
+    write_predictions(store_engine, rows)
+    return [r for r in rows if START <= r["ts"] < END]
+
+
+def _key(r):
+    return (r["model_name"], r["model_version"], r["tenant"], r["endpoint"])
+
+
+def test_class_counts_match_python(store_engine, records):
+    frame = class_counts(store_engine, START, END)
+    expected = Counter((*_key(r), r["predicted_class"]) for r in records if r["status"] == "ok")
+    got = {tuple(row[:-1]): row[-1] for row in frame.itertuples(index=False)}
+    assert got == dict(expected)
+
+
+def test_confidence_histogram_matches_numpy(store_engine, records):
+    edges = [0.0, 0.3, 0.5, 0.55, 0.9, 1.0]
+    frame = confidence_histogram(store_engine, START, END, edges)
+    ok = [r["confidence"] for r in records if r["status"] == "ok"]
+    expected, _ = np.histogram(ok, bins=edges)
+    totals = frame.groupby("bin")["n"].sum().reindex(range(len(edges) - 1), fill_value=0)
+    assert totals.tolist() == expected.tolist()
+
+
+def test_confidence_histogram_clamps_values_outside_the_edges(store_engine, records):
+    frame = confidence_histogram(store_engine, START, END, [0.5, 0.6, 0.7])
+    ok = [r["confidence"] for r in records if r["status"] == "ok"]
+    totals = frame.groupby("bin")["n"].sum()
+    assert totals[0] == sum(c < 0.6 for c in ok) and totals[1] == sum(c >= 0.6 for c in ok)
+
+
+def test_compute_and_status_totals(store_engine, records):
+    totals = compute_totals(store_engine, START, END)
+    assert totals["n"].sum() == len(records)
+    assert totals["compute_ms"].sum() == pytest.approx(sum(r["compute_ms"] for r in records))
+    statuses = status_counts(store_engine, START, END).groupby("status")["n"].sum()
+    assert statuses.to_dict() == dict(Counter(r["status"] for r in records))
+
+
+def test_model_filter_and_daily_totals(store_engine, records):
+    assert class_counts(store_engine, START, END, model_name="risk_scorer").empty
+    daily = daily_compute_totals(store_engine, START, END)
+    assert set(daily["day"]) == {T0.date()}
+    assert daily["n"].sum() == len(records)
+
+
+def test_inverted_window_is_refused(store_engine):
+    with pytest.raises(ValueError, match="inverted"):
+        class_counts(store_engine, END, START)

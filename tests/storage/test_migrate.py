@@ -1,0 +1,53 @@
+from sqlalchemy import inspect
+
+from storage.engine import create_store_engine
+from storage.migrate import current_revision, head_revision, upgrade
+
+CONTRACT_COLUMNS = {
+    "request_id",
+    "ts",
+    "tenant",
+    "endpoint",
+    "model_name",
+    "model_version",
+    "predicted_class",
+    "confidence",
+    "latency_ms",
+    "compute_ms",
+    "batch_size",
+    "status",
+}
+
+
+def test_upgrade_reaches_head_and_is_idempotent(store_url):
+    upgrade(store_url)  # the fixture already migrated once: a second run is a no-op
+    engine = create_store_engine(store_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        tables = set(inspect(engine).get_table_names())
+        assert {"predictions", "monitor_results", "model_versions"} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_predictions_has_the_contract_columns_and_extras_are_nullable(store_engine):
+    columns = {c["name"]: c for c in inspect(store_engine).get_columns("predictions")}
+    assert CONTRACT_COLUMNS <= set(columns)
+    for name, column in columns.items():
+        if name not in CONTRACT_COLUMNS | {"id"}:
+            assert column["nullable"] or column.get("default") is not None, name
+    assert columns["predicted_class"]["nullable"] and columns["confidence"]["nullable"]
+
+
+def test_request_id_is_unique(store_engine):
+    uniques = inspect(store_engine).get_unique_constraints("predictions")
+    assert any(u["column_names"] == ["request_id"] for u in uniques)
+
+
+def test_sqlite_store_uses_wal(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nested' / 'store.db'}"
+    upgrade(url)
+    engine = create_store_engine(url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()

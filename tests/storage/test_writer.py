@@ -1,0 +1,88 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.schema import monitor_results, predictions
+from storage.writer import upsert_monitor_results, write_predictions
+from tests.storage.records import T0, make_records
+
+
+def _count(engine, table=predictions):
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_write_predictions_round_trips_every_column(store_engine):
+    records = make_records(50)
+    assert write_predictions(store_engine, records) == 50
+    with store_engine.connect() as connection:
+        row = connection.execute(
+            select(predictions).where(predictions.c.request_id == "req-7-0")
+        ).one()
+    expected = records[0]
+    assert row.tenant == expected["tenant"] and row.status == expected["status"]
+    assert row.confidence == pytest.approx(expected["confidence"])
+    assert row.features == {"text": "tab\there\nnewline \\ backslash"}
+    ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=UTC)
+    assert ts == T0
+
+
+def test_replayed_records_are_ignored_not_duplicated(store_engine):
+    records = make_records(30)
+    write_predictions(store_engine, records[:20])
+    assert write_predictions(store_engine, records) == 10
+    assert write_predictions(store_engine, records + records[:5]) == 0
+    assert _count(store_engine) == 30
+
+
+def test_timestamps_are_stored_in_utc(store_engine):
+    record = make_records(1)[0]
+    record["ts"] = datetime(2026, 11, 16, 3, 0, tzinfo=UTC).astimezone(
+        __import__("zoneinfo").ZoneInfo("Europe/Berlin")
+    )
+    write_predictions(store_engine, [record])
+    with store_engine.connect() as connection:
+        ts = connection.execute(select(predictions.c.ts)).scalar_one()
+    assert (ts if ts.tzinfo else ts.replace(tzinfo=UTC)) == datetime(2026, 11, 16, 3, tzinfo=UTC)
+
+
+def test_empty_batch_is_a_no_op(store_engine):
+    assert write_predictions(store_engine, []) == 0
+
+
+def _result(value, **overrides):
+    row = {
+        "monitor": "class_shift",
+        "metric": "psi",
+        "model_name": "ticket_classifier",
+        "model_version": "v1",
+        "tenant": "*",
+        "window_start": T0,
+        "window_end": T0 + timedelta(hours=1),
+        "value": value,
+        "threshold": 0.25,
+        "status": "ok",
+        "n": 100,
+    }
+    row.update(overrides)
+    return row
+
+
+def test_monitor_results_upsert_replaces_the_same_window(store_engine):
+    upsert_monitor_results(store_engine, [_result(0.1), _result(0.2, tenant="acme")])
+    upsert_monitor_results(store_engine, [_result(0.3)])
+    assert _count(store_engine, monitor_results) == 2
+    with store_engine.connect() as connection:
+        value = connection.execute(
+            select(monitor_results.c.value).where(monitor_results.c.tenant == "*")
+        ).scalar_one()
+    assert value == pytest.approx(0.3)
+
+
+def test_monitor_results_upsert_is_all_or_nothing(store_engine):
+    upsert_monitor_results(store_engine, [_result(0.1)])
+    with pytest.raises(Exception):
+        upsert_monitor_results(store_engine, [_result(0.5), _result(None, status=None)])
+    with store_engine.connect() as connection:
+        assert connection.execute(select(monitor_results.c.value)).scalar_one() == 0.1
