@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up the uv environment and run the main job on the embedded default (SQLite under var/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+sync_env
+uv run --frozen servewatch db upgrade
+uv run --frozen servewatch models build
+uv run --frozen servewatch models list
