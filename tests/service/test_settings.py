@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from service.settings import ConfigError, hash_api_key, load_app_config, load_settings
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "servewatch.yaml"
+
+
+def test_defaults_need_no_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("SERVEWATCH_DATABASE_URL", raising=False)
+    settings = load_settings(home=tmp_path)
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path.as_posix()}/servewatch.db"
+    assert settings.config.monitors.threshold("class_shift", "psi").alert == 0.25
+    assert settings.config.batching["classify_ticket"].max_latency_ms < (
+        settings.config.batching["classify_tickets"].max_latency_ms
+    )
+
+
+def test_example_config_resolves_tenants_by_key_hash():
+    config = load_app_config(EXAMPLE)
+    assert config.tenant_for_key("demo-acme-key") == "acme"
+    assert config.tenant_for_key("not-a-key") is None
+    assert not config.tenants["globex"].allows("predict_risk")
+    assert config.pricing.price_for("risk_scorer").per_request == 0.000001
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("SERVEWATCH_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("SERVEWATCH_LOG_BATCH_SIZE", "64")
+    settings = load_settings()
+    assert settings.resolved_database_url == "postgresql://u@h/db"
+    assert settings.log_batch_size == 64
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SERVEWATCH_LOG_BATCH_SIZE", "lots")
+    with pytest.raises(ConfigError, match="SERVEWATCH_LOG_BATCH_SIZE"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("monitors:\n  min_predictions: 0\n", "monitors.min_predictions"),
+        ("tenants:\n  a:\n    api_key_sha256: [plaintext-key]\n", "tenants.a.api_key_sha256"),
+        ("pricing:\n  default:\n    cpu_per_second: -1\n", "pricing.default.cpu_per_second"),
+        ("batching:\n  classify_ticket:\n    max_batch: 3\n", "batching.classify_ticket.max_batch"),
+        (
+            "monitors:\n  thresholds:\n    class_shift:\n      psi: {warn: 0.3, alert: 0.1}\n",
+            "monitors.thresholds.class_shift.psi.alert",
+        ),
+    ],
+)
+def test_bad_file_value_names_the_field_and_the_file(tmp_path, yaml_text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_app_config(path)
+    assert field in str(excinfo.value) and str(path) in str(excinfo.value)
+
+
+def test_unreadable_or_malformed_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_app_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tenants: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_app_config(bad)
+
+
+def test_hash_api_key_is_sha256_hex():
+    assert hash_api_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
