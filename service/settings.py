@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     prediction_log_enabled: bool = True
     log_queue_size: int = Field(default=100_000, ge=1)
-    log_batch_size: int = Field(default=500, ge=1)
+    log_batch_size: int = Field(default=1000, ge=1)
     log_flush_interval_s: float = Field(default=0.5, gt=0)
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,7 +14,9 @@ from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
-_JSON_COLUMNS = frozenset({"probabilities", "features"})
+_JSON_POSITIONS = tuple(
+    i for i, name in enumerate(PREDICTION_COLUMNS) if name in ("probabilities", "features")
+)
 MONITOR_RESULT_KEY = (
     "monitor",
     "metric",
@@ -72,32 +73,21 @@ def _write_postgres_copy(engine: Engine, rows: list[dict[str, Any]]) -> int:
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             with cursor.copy(f"COPY _incoming_predictions ({columns}) FROM STDIN") as copy:
-                copy.write(_copy_text(rows))
+                for row in rows:
+                    copy.write_row(_copy_values(row))
             cursor.execute(
-                f"INSERT INTO predictions ({columns}) SELECT DISTINCT ON (request_id) {columns} "
+                f"INSERT INTO predictions ({columns}) SELECT {columns} "
                 "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
             )
             return max(cursor.rowcount, 0)
 
 
-def _copy_text(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_field(name, row[name]) for name in PREDICTION_COLUMNS))
-        buffer.write("\n")
-    return buffer.getvalue()
-
-
-def _copy_field(name: str, value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if name in _JSON_COLUMNS:
-        value = json.dumps(value, separators=(",", ":"))
-    elif isinstance(value, datetime):
-        value = value.isoformat()
-    text = str(value)
-    # COPY text format: escape backslash first, then the delimiters.
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def _copy_values(row: dict[str, Any]) -> list[Any]:
+    values = [row[name] for name in PREDICTION_COLUMNS]
+    for position in _JSON_POSITIONS:
+        if values[position] is not None:
+            values[position] = json.dumps(values[position], separators=(",", ":"))
+    return values
 
 
 def upsert_monitor_results(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
