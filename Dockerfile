@@ -1,0 +1,23 @@
+# Image for the servewatch service, monitors and traffic generator (one image, several commands).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_LINK_MODE=copy \
+    PATH="/app/.venv/bin:$PATH" SERVEWATCH_HOME=/data
+RUN pip install --no-cache-dir uv
+WORKDIR /app
+
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY service ./service
+COPY storage ./storage
+COPY monitors ./monitors
+COPY dashboards ./dashboards
+COPY alerts ./alerts
+COPY examples ./examples
+RUN uv sync --frozen --no-dev
+
+RUN useradd --create-home --uid 10001 servewatch && mkdir -p /data && chown servewatch /data
+USER servewatch
+VOLUME ["/data"]
+EXPOSE 3000 9464
+CMD ["servewatch", "serve", "--host", "0.0.0.0", "--port", "3000"]

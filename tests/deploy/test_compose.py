@@ -1,0 +1,63 @@
+"""compose.yaml is checked as a file: no Docker engine runs here."""
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[2]
+SCHEMA = ROOT / "tests" / "schemas" / "compose" / "compose-spec.json"
+REQUIRED = {"postgres", "service", "monitors", "prometheus", "alertmanager", "grafana", "traffic"}
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def test_compose_validates_against_the_compose_specification(compose):
+    schema = json.loads(SCHEMA.read_text())
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(compose))
+    assert not errors, [e.message for e in errors]
+
+
+def test_has_the_stack_services_with_healthchecks(compose):
+    services = compose["services"]
+    assert REQUIRED <= set(services)
+    assert services["traffic"]["profiles"] == ["traffic"]
+    for name in REQUIRED - {"traffic"}:
+        assert "healthcheck" in services[name], name
+
+
+def test_depends_on_uses_conditions_on_declared_services(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services, (name, dependency)
+            assert condition["condition"].startswith("service_"), (name, dependency)
+
+
+def test_every_mounted_path_exists(compose):
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), (name, source)
+            else:
+                assert source in compose["volumes"], (name, source)
+
+
+def test_no_secrets_in_the_file():
+    text = (ROOT / "compose.yaml").read_text()
+    for match in re.finditer(r"(PASSWORD|SECRET|TOKEN)[A-Z_]*:\s*(\S+)", text):
+        assert match.group(2).startswith("${"), match.group(0)
+
+
+def test_prometheus_scrapes_both_and_loads_generated_rules():
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert jobs == {"servewatch-service", "servewatch-monitors"}
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.rules.yaml"]
