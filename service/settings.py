@@ -218,6 +218,8 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(default=1, ge=0)
     ort_inter_op_threads: int = Field(default=1, ge=0)
     metrics_enabled: bool = True
+    # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).
+    fault_injection: bool = False
     prediction_log_enabled: bool = True
     log_queue_size: int = Field(default=100_000, ge=1)
     log_batch_size: int = Field(default=1000, ge=1)
