@@ -1,0 +1,474 @@
+"""promtool unit-test cases for every alert: input series, and what must (not) fire when.
+
+Cases are derived from the same spec as the rules, at both sides of each threshold, and
+predict the firing alerts' labels and rendered annotations; promtool checks them against the
+real rule evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts import templating
+from alerts.promql import le
+from alerts.rules import AlertRule
+from alerts.slo import Objective, number
+from alerts.spec import (
+    AlertSpec,
+    AvailabilitySlo,
+    BurnAlert,
+    burn_alert_name,
+    duration_seconds,
+)
+from monitors.results import STATUS_CODES
+from service.catalog import OUTCOMES
+from service.settings import MonitorSchedule
+
+INTERVAL = "1m"
+REQUESTS_PER_MINUTE = 1000
+ENDPOINT = "classify_ticket"
+MODEL = {"model_name": "ticket_classifier", "model_version": "3"}
+SERVICE_TARGET = {"job": "servewatch-service", "instance": "service:3000"}
+MONITORS_TARGET = {"job": "servewatch-monitors", "instance": "monitors:9464"}
+
+
+@dataclass(frozen=True)
+class InputSeries:
+    series: str
+    values: str
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One alert expected to fire: the labels of its expression's result and its value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Check:
+    alert: AlertRule
+    at_minute: int
+    firing: tuple[Firing, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "eval_time": f"{self.at_minute}m",
+            "alertname": self.alert.name,
+            "exp_alerts": [self._expected(f) for f in self.firing],
+        }
+
+    def _expected(self, firing: Firing) -> dict[str, Any]:
+        annotations = {
+            key: templating.render(text, firing.labels, firing.value)
+            for key, text in self.alert.annotations.items()
+        }
+        return {
+            "exp_labels": {**firing.labels, **self.alert.all_labels},
+            "exp_annotations": annotations,
+        }
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    series: tuple[InputSeries, ...]
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "interval": INTERVAL,
+            "input_series": [{"series": s.series, "values": s.values} for s in self.series],
+            "alert_rule_test": [check.to_dict() for check in self.checks],
+        }
+
+
+def selector(name: str, labels: Mapping[str, str]) -> str:
+    inner = ", ".join(f'{key}="{value}"' for key, value in labels.items())
+    return f"{name}{{{inner}}}"
+
+
+def counter(*segments: tuple[float, int]) -> str:
+    """A counter sampled every minute from 0: each segment adds `per_minute` for `minutes`."""
+    parts, value = [], 0.0
+    for index, (per_minute, minutes) in enumerate(segments):
+        if index == 0:
+            parts.append(f"{number(value)}+{number(per_minute)}x{minutes}")
+        else:
+            parts.append(f"{number(value + per_minute)}+{number(per_minute)}x{minutes - 1}")
+        value += per_minute * minutes
+    return " ".join(parts)
+
+
+def gauge(*segments: tuple[float, int]) -> str:
+    """A gauge sampled every minute: each segment holds `value` for `minutes` more samples."""
+    parts = []
+    for index, (value, minutes) in enumerate(segments):
+        parts.append(f"{number(value)}+0x{minutes if index == 0 else minutes - 1}")
+    return " ".join(parts)
+
+
+# --- SLO burn alerts -------------------------------------------------------------------------
+
+
+def exact_ratio(share: float) -> float:
+    """The nearest error ratio a whole number of requests per minute can produce."""
+    return round(share * REQUESTS_PER_MINUTE) / REQUESTS_PER_MINUTE
+
+
+def slo_traffic(
+    objective: Objective, phases: Sequence[tuple[float, int]], user_share: float = 0
+) -> tuple[InputSeries, ...]:
+    """Requests at REQUESTS_PER_MINUTE with error ratio `ratio` per (ratio, minutes) phase."""
+    labels = {"endpoint": ENDPOINT, **MODEL, "tenant": "acme"}
+    total = REQUESTS_PER_MINUTE
+    if isinstance(objective, AvailabilitySlo):
+        user = round(total * user_share)
+        series = [
+            (objective.good_outcomes[0], [(total - user - round(total * r), m) for r, m in phases]),
+            (objective.bad_outcomes[0], [(round(total * r), m) for r, m in phases]),
+        ]
+        if user:
+            series.append((_user_mistake(objective), [(user, m) for _, m in phases]))
+        return tuple(
+            InputSeries(
+                selector("servewatch_requests_total", {**labels, "outcome": outcome}),
+                counter(*segments),
+            )
+            for outcome, segments in series
+        )
+    bucket = {**labels, "le": le(objective.threshold_seconds)}
+    return (
+        InputSeries(
+            selector("servewatch_request_duration_seconds_bucket", bucket),
+            counter(*[(total - round(total * r), m) for r, m in phases]),
+        ),
+        InputSeries(
+            selector("servewatch_request_duration_seconds_count", labels),
+            counter(*[(total, m) for _, m in phases]),
+        ),
+    )
+
+
+def _user_mistake(objective: AvailabilitySlo) -> str:
+    counted = set(objective.good_outcomes + objective.bad_outcomes)
+    return next(o for o in OUTCOMES if o not in counted)
+
+
+def burn_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    cases = []
+    for objective in spec.slo.objectives:
+        budget = 1 - objective.objective
+        alerts = []
+        for burn in spec.slo.burn_alerts:
+            alert = rules[burn_alert_name(spec.slo, objective, burn)]
+            alerts.append(alert)
+            cases += _burn_cases(objective, burn, alert, budget)
+        if isinstance(objective, AvailabilitySlo):
+            minutes = max(duration_seconds(b.for_) // 60 for b in spec.slo.burn_alerts) + 10
+            cases.append(
+                Case(
+                    f"{objective.name}: user mistakes do not burn the budget",
+                    slo_traffic(objective, [(0, minutes)], user_share=0.5),
+                    tuple(Check(alert, minutes) for alert in alerts),
+                )
+            )
+    return cases
+
+
+def _burn_cases(
+    objective: Objective, burn: BurnAlert, alert: AlertRule, budget: float
+) -> list[Case]:
+    lowest = min(pair.factor for pair in burn.windows)
+    highest = max(pair.factor for pair in burn.windows)
+    longest_short = max(duration_seconds(pair.short) // 60 for pair in burn.windows)
+    minutes = duration_seconds(burn.for_) // 60 + 10
+    above, below, burst = (
+        exact_ratio(f * budget) for f in (1.2 * lowest, 0.8 * lowest, 1.2 * highest)
+    )
+    if not below < lowest * budget < above:
+        raise ValueError(f"{REQUESTS_PER_MINUTE} requests a minute cannot straddle {alert.name}")
+    labels = {"endpoint": ENDPOINT}
+    return [
+        Case(
+            f"{alert.name} fires at 1.2x its lowest burn factor",
+            slo_traffic(objective, [(above, minutes)]),
+            (Check(alert, minutes, (Firing(labels, above),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet at 0.8x its lowest burn factor",
+            slo_traffic(objective, [(below, minutes)]),
+            (Check(alert, minutes),),
+        ),
+        Case(
+            f"{alert.name} resolves once the short windows are clean, the long ones still burnt",
+            slo_traffic(objective, [(burst, minutes), (0, longest_short + 5)]),
+            (
+                Check(alert, minutes, (Firing(labels, burst),)),
+                Check(alert, minutes + longest_short + 5),
+            ),
+        ),
+    ]
+
+
+# --- model quality ---------------------------------------------------------------------------
+
+
+def _monitor_series(
+    monitor: str, tenant: str, status: str, value: float, minutes: int
+) -> tuple[InputSeries, ...]:
+    labels = {"monitor": monitor, "metric": "psi", **MODEL, "tenant": tenant}
+    return (
+        InputSeries(selector("servewatch_monitor_status", labels), status),
+        InputSeries(selector("servewatch_monitor_value", labels), gauge((value, minutes))),
+    )
+
+
+def drift_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    cases = []
+    for entry in spec.drift:
+        alert = rules[entry.alert]
+        hold = duration_seconds(entry.for_) // 60
+        minutes = hold + 10
+        level = STATUS_CODES[entry.status]
+        sustained = _monitor_series(entry.monitor, "acme", gauge((level, minutes)), 0.3, minutes)
+        lower = _monitor_series(entry.monitor, "globex", gauge((level - 1, minutes)), 0.15, minutes)
+        brief = _monitor_series(
+            entry.monitor,
+            "initech",
+            gauge((level, hold - 5), (0, minutes - hold + 5)),
+            0.3,
+            minutes,
+        )
+        fired = {"metric": "psi", **MODEL, "tenant": "acme"}
+        cases += [
+            Case(
+                f"{alert.name} fires for the model and tenant judged at {entry.status} level",
+                sustained + lower,
+                (Check(alert, minutes, (Firing(fired, 0.3),)),),
+            ),
+            Case(
+                f"{alert.name} stays quiet for a lower status or a spell shorter than {entry.for_}",
+                lower + brief,
+                (Check(alert, minutes),),
+            ),
+        ]
+    return cases
+
+
+def schema_failure_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.output_schema
+    alert = rules[entry.alert]
+    minutes = duration_seconds(entry.window) // 60 + duration_seconds(entry.for_) // 60 + 5
+    broken = {"model_name": "risk_scorer", "model_version": "1"}
+
+    def outputs(model: Mapping[str, str], failures: float, good: float) -> list[InputSeries]:
+        series = [
+            InputSeries(
+                selector(
+                    "servewatch_output_schema_failures_total", {**model, "reason": "non_finite"}
+                ),
+                counter((failures, minutes)),
+            )
+        ]
+        if good:
+            series.append(
+                InputSeries(
+                    selector("servewatch_prediction_confidence_count", {**model, "tenant": "acme"}),
+                    counter((good, minutes)),
+                )
+            )
+        return series
+
+    above, below = 2 * entry.ratio, entry.ratio / 2
+    return [
+        Case(
+            f"{alert.name} fires above the ratio, and when every output broke",
+            (*outputs(MODEL, 100 * above, 100 * (1 - above)), *outputs(broken, 5, 0)),
+            (Check(alert, minutes, (Firing(MODEL, above), Firing(broken, 1.0))),),
+        ),
+        Case(
+            f"{alert.name} stays quiet below the ratio",
+            tuple(outputs(MODEL, 100 * below, 100 * (1 - below))),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+# --- data path -------------------------------------------------------------------------------
+
+
+def prediction_log_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    log = spec.prediction_log
+    dropped, spill, lag = (rules[a.alert] for a in (log.dropped, log.spill_backlog, log.replay_lag))
+    window = duration_seconds(log.dropped.window) // 60
+    records = {"dropped": selector("servewatch_prediction_log_records_total", {"event": "dropped"})}
+    backlog = "servewatch_prediction_log_spill_backlog"
+    hold = duration_seconds(log.spill_backlog.for_) // 60
+    spilled = log.spill_backlog.records + 500
+    lag_limit = duration_seconds(log.replay_lag.lag)
+    lag_minutes = lag_limit // 60 + duration_seconds(log.replay_lag.for_) // 60 + 5
+    return [
+        Case(
+            f"{dropped.name} fires on any dropped record and stays quiet without",
+            (InputSeries(records["dropped"], counter((0, window * 2), (2, window * 2))),),
+            (Check(dropped, window * 2), Check(dropped, window * 4, (Firing({}, 2 * window),))),
+        ),
+        Case(
+            f"{spill.name} fires on a backlog that does not drain",
+            (InputSeries(selector(backlog, SERVICE_TARGET), gauge((spilled, hold + 10))),),
+            (Check(spill, hold + 10, (Firing({}, spilled),)),),
+        ),
+        Case(
+            f"{spill.name} stays quiet when the backlog drains within {log.spill_backlog.for_}",
+            (
+                InputSeries(
+                    selector(backlog, SERVICE_TARGET),
+                    gauge((spilled, hold - 5), (log.spill_backlog.records, 15)),
+                ),
+            ),
+            (Check(spill, hold + 10),),
+        ),
+        Case(
+            f"{lag.name} fires when the oldest spilled record ages past {log.replay_lag.lag}",
+            (
+                InputSeries(
+                    selector("servewatch_prediction_log_replay_lag_seconds", SERVICE_TARGET),
+                    counter((60, lag_minutes)),
+                ),
+            ),
+            (
+                Check(lag, lag_limit // 60),
+                Check(lag, lag_minutes, (Firing({}, 60.0 * lag_minutes),)),
+            ),
+        ),
+    ]
+
+
+def staleness_cases(
+    spec: AlertSpec, rules: Mapping[str, AlertRule], schedules: Mapping[str, MonitorSchedule]
+) -> list[Case]:
+    alert = rules[spec.monitor_staleness.alert]
+    limits = {m: spec.monitor_staleness.missed_runs * s.every_seconds for m, s in schedules.items()}
+    quickest = min(limits, key=lambda m: (limits[m], m))
+    minutes = limits[quickest] // 60 + 10
+
+    def last_success(monitor: str, values: str) -> InputSeries:
+        labels = {"monitor": monitor, **MONITORS_TARGET}
+        return InputSeries(
+            selector("servewatch_monitor_last_success_timestamp_seconds", labels), values
+        )
+
+    # Monitors with a longer limit stay silent too: only their own limit may flag them.
+    others = [
+        last_success(m, gauge((0, minutes)) if limits[m] > 60 * minutes else counter((60, minutes)))
+        for m in sorted(limits)
+        if m != quickest
+    ]
+    return [
+        Case(
+            f"{alert.name} fires for a monitor silent for {spec.monitor_staleness.missed_runs} "
+            "of its intervals, not for one silent within its own limit",
+            (last_success(quickest, gauge((0, minutes))), *others),
+            (Check(alert, minutes, (Firing({"monitor": quickest}, 60.0 * minutes),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet while every monitor succeeds",
+            tuple(last_success(m, counter((60, minutes))) for m in sorted(limits)),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+def target_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    cases = []
+    targets = {"servewatch-service": SERVICE_TARGET, "servewatch-monitors": MONITORS_TARGET}
+    for entry in spec.targets:
+        alert = rules[entry.alert]
+        target = targets.get(entry.job, {"job": entry.job, "instance": f"{entry.job}:80"})
+        others = [
+            InputSeries(selector("up", t), gauge((1, 20)))
+            for j, t in targets.items()
+            if j != entry.job
+        ]
+        minutes = duration_seconds(entry.for_) // 60 + 5
+        up = selector("up", target)
+        cases += [
+            Case(
+                f"{alert.name} fires when the target is down",
+                (InputSeries(up, gauge((0, minutes))), *others),
+                (Check(alert, minutes, (Firing(target, 0),)),),
+            ),
+            Case(
+                f"{alert.name} fires when the job has no target",
+                tuple(others) or (InputSeries(selector("up", {"job": "other"}), gauge((1, 20))),),
+                (Check(alert, minutes, (Firing({"job": entry.job}, 1),)),),
+            ),
+            Case(
+                f"{alert.name} stays quiet while the target is up",
+                (InputSeries(up, gauge((1, minutes))), *others),
+                (Check(alert, minutes),),
+            ),
+        ]
+    return cases
+
+
+# --- FinOps ----------------------------------------------------------------------------------
+
+
+def budget_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    levels = sorted(spec.budget, key=lambda level: level.share)
+    budget = 10.0
+    spends = [0.5 * levels[0].share, *(level.share + 0.05 for level in levels)]
+
+    def week(tenant: str, spent: float) -> tuple[InputSeries, ...]:
+        labels = {"tenant": tenant, **MONITORS_TARGET}
+        return (
+            InputSeries(
+                selector("servewatch_tenant_week_cost_usd", labels), gauge((spent * budget, 10))
+            ),
+            InputSeries(
+                selector("servewatch_tenant_weekly_budget_usd", labels), gauge((budget, 10))
+            ),
+        )
+
+    tenants = [f"tenant{index}" for index in range(len(spends))]
+    series = tuple(
+        s for tenant, spent in zip(tenants, spends, strict=True) for s in week(tenant, spent)
+    )
+    checks = tuple(
+        Check(rules[level.alert], 5, (Firing({"tenant": tenants[i + 1]}, spends[i + 1]),))
+        for i, level in enumerate(levels)
+    )
+    return [
+        Case(
+            "each budget level fires for the tenant in its band only",
+            series,
+            checks,
+        ),
+        Case(
+            "no budget alert below the lowest level",
+            week(tenants[0], spends[0]),
+            tuple(Check(rules[level.alert], 5) for level in levels),
+        ),
+    ]
+
+
+def all_cases(
+    spec: AlertSpec, alerts: Sequence[AlertRule], schedules: Mapping[str, MonitorSchedule]
+) -> list[Case]:
+    """Every case, grouped by the part of the spec it exercises."""
+    rules = {alert.name: alert for alert in alerts}
+    return [
+        *burn_cases(spec, rules),
+        *drift_cases(spec, rules),
+        *schema_failure_cases(spec, rules),
+        *prediction_log_cases(spec, rules),
+        *staleness_cases(spec, rules, schedules),
+        *target_cases(spec, rules),
+        *budget_cases(spec, rules),
+    ]

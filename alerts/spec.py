@@ -1,0 +1,278 @@
+"""The alerting spec: SLO objectives, burn-rate windows, thresholds and receivers as data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.catalog import LATENCY_BUCKETS, MONITORS, OUTCOMES
+
+SPEC_FILE = Path(__file__).with_name("spec.yaml")
+
+Severity = Literal["critical", "warning", "info"]
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+
+
+class SpecError(Exception):
+    """The alerting spec is invalid; the message names the field."""
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a Prometheus duration made of d, h, m and s parts (`1d2h`, `30m`, `0m`)."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"{text!r} is not a duration like 5m, 1h or 1d12h")
+    return sum(
+        int(part or 0) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
+    )
+
+
+def _duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+def _alert_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*", name):
+        raise ValueError(f"{name!r} is not a CamelCase alert name")
+    return name
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+AlertName = Annotated[str, AfterValidator(_alert_name)]
+Share = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Alert(_Strict):
+    """What every alert carries: its name, severity and how long the condition must hold."""
+
+    alert: AlertName
+    severity: Severity
+    for_: Duration = Field(default="0m", alias="for")
+
+
+class BurnWindow(_Strict):
+    """Fire when the error ratio exceeds factor × budget over both windows."""
+
+    factor: float = Field(gt=0)
+    long: Duration
+    short: Duration
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnWindow:
+        if duration_seconds(self.short) >= duration_seconds(self.long):
+            raise ValueError(f"short window {self.short} must be shorter than {self.long}")
+        return self
+
+
+class BurnAlert(_Strict):
+    """One alert per SLO (`<Prefix><Slo><suffix>`) OR-ing its window pairs."""
+
+    suffix: AlertName
+    severity: Severity
+    for_: Duration = Field(default="0m", alias="for")
+    windows: tuple[BurnWindow, ...] = Field(min_length=1)
+
+
+class AvailabilitySlo(_Strict):
+    """Share of requests answered without a server-side error; user mistakes count for neither."""
+
+    kind: Literal["availability"]
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    objective: Share
+    good_outcomes: tuple[str, ...] = ("ok",)
+    bad_outcomes: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _outcomes(self) -> AvailabilitySlo:
+        unknown = set(self.good_outcomes + self.bad_outcomes) - set(OUTCOMES)
+        if unknown:
+            raise ValueError(f"unknown outcomes {sorted(unknown)}; the catalog has {OUTCOMES}")
+        if set(self.good_outcomes) & set(self.bad_outcomes):
+            raise ValueError("an outcome cannot be both good and bad")
+        return self
+
+
+class LatencySlo(_Strict):
+    """Share of requests served within a bucket boundary of the request-duration histogram."""
+
+    kind: Literal["latency"]
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    objective: Share
+    threshold_seconds: float
+
+    @model_validator(mode="after")
+    def _on_a_bucket(self) -> LatencySlo:
+        if self.threshold_seconds not in LATENCY_BUCKETS:
+            raise ValueError(
+                f"threshold_seconds {self.threshold_seconds} is not a bucket boundary of "
+                f"servewatch_request_duration_seconds {LATENCY_BUCKETS}"
+            )
+        return self
+
+
+Slo = Annotated[AvailabilitySlo | LatencySlo, Field(discriminator="kind")]
+
+
+class SloSpec(_Strict):
+    alert_prefix: AlertName = "Servewatch"
+    period: Duration = "30d"
+    objectives: tuple[Slo, ...] = Field(min_length=1)
+    burn_alerts: tuple[BurnAlert, ...] = Field(min_length=1)
+
+
+class MonitorAlert(Alert):
+    """A monitor's status at or above `status` for a sustained period, per model and tenant."""
+
+    monitor: str
+    status: Literal["warn", "alert"] = "alert"
+
+    @model_validator(mode="after")
+    def _known_monitor(self) -> MonitorAlert:
+        if self.monitor not in MONITORS:
+            raise ValueError(f"unknown monitor {self.monitor!r}; the catalog has {MONITORS}")
+        return self
+
+
+class SchemaFailureAlert(Alert):
+    ratio: Share
+    window: Duration
+
+
+class DroppedRecordsAlert(Alert):
+    window: Duration
+
+
+class SpillBacklogAlert(Alert):
+    records: int = Field(ge=0)
+
+
+class ReplayLagAlert(Alert):
+    lag: Duration
+
+
+class PredictionLogSpec(_Strict):
+    dropped: DroppedRecordsAlert
+    spill_backlog: SpillBacklogAlert
+    replay_lag: ReplayLagAlert
+
+
+class BudgetAlert(Alert):
+    """A tenant's week-to-date cost reached `share` of its weekly budget."""
+
+    share: float = Field(gt=0)
+
+
+class StalenessAlert(Alert):
+    """A monitor with no successful run for `missed_runs` of its scheduled intervals."""
+
+    missed_runs: int = Field(ge=1)
+
+
+class TargetAlert(Alert):
+    """A scrape target down or missing."""
+
+    job: str
+
+
+class AlertmanagerSpec(_Strict):
+    pager_url: str
+    ticket_url: str
+    group_by: tuple[str, ...] = ("alertname", "model_name", "tenant")
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+    # Alerts whose firing mutes the drift alerts (their cause is the outage, not the model).
+    mute_drift_while: tuple[AlertName, ...] = ()
+
+
+class AlertSpec(_Strict):
+    """Everything `servewatch alerts build` renders."""
+
+    runbook_url: str
+    # The app config (relative to the spec file) the rules are built for: its monitor schedules
+    # set the staleness limits. None: the built-in defaults.
+    app_config: str | None = None
+    slo: SloSpec
+    drift: tuple[MonitorAlert, ...]
+    output_schema: SchemaFailureAlert
+    prediction_log: PredictionLogSpec
+    budget: tuple[BudgetAlert, ...]
+    monitor_staleness: StalenessAlert
+    targets: tuple[TargetAlert, ...]
+    alertmanager: AlertmanagerSpec
+
+    @model_validator(mode="after")
+    def _references(self) -> AlertSpec:
+        names = [a.alert for a in self.named_alerts()] + self.slo_alert_names()
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"alert names must be unique: {duplicates}")
+        slo_names = [o.name for o in self.slo.objectives]
+        if len(slo_names) != len(set(slo_names)):
+            raise ValueError("SLO names must be unique")
+        unknown = set(self.alertmanager.mute_drift_while) - set(names)
+        if unknown:
+            raise ValueError(f"mute_drift_while names unknown alerts {sorted(unknown)}")
+        return self
+
+    def named_alerts(self) -> list[Alert]:
+        """Alerts whose name the spec gives (everything but the SLO burn alerts)."""
+        log = self.prediction_log
+        return [
+            *self.drift,
+            self.output_schema,
+            log.dropped,
+            log.spill_backlog,
+            log.replay_lag,
+            *self.budget,
+            self.monitor_staleness,
+            *self.targets,
+        ]
+
+    def slo_alert_names(self) -> list[str]:
+        return [
+            burn_alert_name(self.slo, objective, burn)
+            for objective in self.slo.objectives
+            for burn in self.slo.burn_alerts
+        ]
+
+
+def burn_alert_name(slo: SloSpec, objective: AvailabilitySlo | LatencySlo, burn: BurnAlert) -> str:
+    """`ServewatchAvailabilityFastBurn` from the prefix, the SLO name and the burn suffix."""
+    camel = "".join(part.capitalize() for part in objective.name.split("_"))
+    return f"{slo.alert_prefix}{camel}{burn.suffix}"
+
+
+def parse_spec(raw: object, source: str = "spec") -> AlertSpec:
+    """Validate a parsed spec document."""
+    try:
+        return AlertSpec.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SpecError(f"{source}: {details}") from exc
+
+
+def app_config_path(spec: AlertSpec, spec_file: Path = SPEC_FILE) -> Path | None:
+    """Where the app config the spec names lives, or None."""
+    return None if spec.app_config is None else spec_file.parent / spec.app_config
+
+
+def load_spec(path: Path = SPEC_FILE) -> AlertSpec:
+    """Read and validate the spec file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: {exc}") from exc
+    return parse_spec(raw, str(path))

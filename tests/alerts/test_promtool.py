@@ -1,0 +1,86 @@
+"""The generated rules against the real validator and evaluator: promtool check/test rules."""
+
+import subprocess
+from collections import defaultdict
+
+import pytest
+import yaml
+
+from alerts.render import RULES_FILE, TESTS_FILE, render_rules, rule_groups
+from alerts.spec import parse_spec
+from tests.alerts.conftest import tool
+
+
+@pytest.fixture
+def generated_dir(tmp_path, rendered):
+    for relative, text in rendered.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path / "generated"
+
+
+def _promtool(*args, cwd):
+    return subprocess.run(
+        [tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_promtool_check_rules_accepts_the_rules(generated_dir):
+    result = _promtool("check", "rules", RULES_FILE.split("/")[-1], cwd=generated_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 29 rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass(generated_dir):
+    result = _promtool("test", "rules", TESTS_FILE.split("/")[-1], cwd=generated_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
+    rules = yaml.safe_load(rendered[RULES_FILE])
+    tests = yaml.safe_load(rendered[TESTS_FILE])
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    outcomes = defaultdict(set)
+    for test in tests["tests"]:
+        for check in test["alert_rule_test"]:
+            outcomes[check["alertname"]].add(bool(check["exp_alerts"]))
+    for alert in alerts:
+        assert outcomes[alert] == {True, False}, alert
+    assert set(outcomes) == alerts
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "failing"),
+    [
+        (
+            ("output_schema", "ratio"),
+            0.05,
+            "ServewatchOutputSchemaFailures fires above the ratio, and when every output broke",
+        ),
+        (
+            ("slo", "burn_alerts", 0, "windows", 1, "factor"),
+            8,
+            "ServewatchAvailabilityFastBurn fires at 1.2x its lowest burn factor",
+        ),
+        (("budget", 1, "share"), 1.2, "each budget level fires for the tenant in its band only"),
+    ],
+)
+def test_the_unit_tests_catch_a_changed_threshold(
+    generated_dir, spec, schedules, path, value, failing
+):
+    raw = yaml.safe_load(spec.model_dump_json(by_alias=True))
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    mutated = render_rules(rule_groups(parse_spec(raw), schedules))
+    (generated_dir / RULES_FILE.split("/")[-1]).write_text(mutated)
+    # Only the case that must catch it: the full suite takes seconds per run.
+    tests = yaml.safe_load((generated_dir / TESTS_FILE.split("/")[-1]).read_text())
+    tests["tests"] = [t for t in tests["tests"] if t["name"] == failing]
+    assert tests["tests"], failing
+    (generated_dir / "one.tests.yaml").write_text(yaml.safe_dump(tests))
+    result = _promtool("test", "rules", "one.tests.yaml", cwd=generated_dir)
+    assert result.returncode != 0
+    assert failing in result.stdout + result.stderr
