@@ -275,6 +275,8 @@ def use_bentoml_home(settings: Settings) -> Path:
     home = settings.bentoml_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["BENTOML_HOME"] = str(home)
+    # BentoML reports usage over HTTP on model creation unless told not to.
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     return home
 
 

@@ -1,0 +1,1 @@
+"""Business models: seeded training data, ONNX export with parity checks, BentoML registration."""
