@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
 
+from alerts.cli import app as alerts_app
+from dashboards.cli import app as dashboards_app
+from monitors.cli import monitor_app, report_app
+from monitors.finops_report import finops
+from service.demo_cli import stack_app, traffic
+from service.models.cli import app as models_app
+from service.serve_cli import serve
 from storage.cli import app as db_app
 
 app = typer.Typer(
@@ -15,12 +23,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(monitor_app, name="monitor")
+report_app.command("finops")(finops)
+app.add_typer(report_app, name="report")
+app.add_typer(stack_app, name="stack")
+app.command("serve")(serve)
+app.command("traffic")(traffic)
 
 
 def main() -> None:
     """Run the CLI; configuration errors become one clear line and exit code 2."""
     from service.settings import ConfigError
 
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports from our commands
     try:
         app()
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""Settings: `SERVEWATCH_*` environment variables plus an optional YAML file for structured config."""
+"""Settings: `SERVEWATCH_*` environment variables plus an optional YAML file of structure."""
 
 from __future__ import annotations
 

@@ -22,6 +22,11 @@ RULES_DIR = REPO_ROOT / "alerts" / "generated"
 ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
 
 
+def alertmanager_binary() -> str | None:
+    """Alertmanager as upstream names it, or as Debian's package does."""
+    return shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -73,6 +78,7 @@ def render_prometheus_config(
 def plan_stack(
     workdir: Path,
     *,
+    home: Path | None = None,
     config_file: Path | None,
     database_url: str | None,
     traffic_rate: float,
@@ -81,11 +87,12 @@ def plan_stack(
     rules_dir: Path = RULES_DIR,
     scrape_interval: str = "5s",
     with_prometheus: bool | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> StackPlan:
     """Which processes to run, on which free loopback ports, with which generated configuration."""
     host = "127.0.0.1"
     ports = {name: free_port() for name in ("service", "monitors", "prometheus", "alertmanager")}
-    env = {"SERVEWATCH_HOME": str(workdir)}
+    env = {"SERVEWATCH_HOME": str(home or workdir), **(extra_env or {})}
     if config_file:
         env["SERVEWATCH_CONFIG_FILE"] = str(config_file)
     if database_url:
@@ -133,13 +140,14 @@ def _observability(
 ) -> list[Component]:
     components = []
     alertmanager_target = None
-    if shutil.which("alertmanager") is not None:
+    binary = alertmanager_binary()
+    if binary is not None:
         alertmanager_target = f"{host}:{ports['alertmanager']}"
         components.append(
             Component(
                 "alertmanager",
                 (
-                    "alertmanager",
+                    binary,
                     f"--config.file={ALERTMANAGER_CONFIG}",
                     f"--storage.path={workdir / 'alertmanager'}",
                     f"--web.listen-address={alertmanager_target}",

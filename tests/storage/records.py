@@ -10,7 +10,9 @@ T0 = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
 CLASSES = ("billing", "technical", "account", "shipping", "other")
 
 
-def make_records(n: int, seed: int = 7, start: datetime = T0, step_s: float = 1.0) -> list[dict[str, Any]]:
+def make_records(
+    n: int, seed: int = 7, start: datetime = T0, step_s: float = 1.0
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     records = []
     for i in range(n):

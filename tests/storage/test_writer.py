@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
 from storage.writer import upsert_monitor_results, write_predictions
@@ -82,7 +83,7 @@ def test_monitor_results_upsert_replaces_the_same_window(store_engine):
 
 def test_monitor_results_upsert_is_all_or_nothing(store_engine):
     upsert_monitor_results(store_engine, [_result(0.1)])
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         upsert_monitor_results(store_engine, [_result(0.5), _result(None, status=None)])
     with store_engine.connect() as connection:
         assert connection.execute(select(monitor_results.c.value)).scalar_one() == 0.1

@@ -1,0 +1,496 @@
+"""Cost of instrumentation: the service with metrics and prediction log vs. the same without.
+
+Both variants run side by side (two servers, same models, same config, one worker each) under
+the same closed-loop load (wrk, or an asyncio client in its own process when wrk is missing).
+By default both are loaded at the same time, each by its own generator, so that whatever else
+runs on a shared machine slows both alike; `--schedule alternate` loads them in turns instead
+(rounds A-B / B-A). Targets at 16 connections: throughput ratio >= 0.95 and p99 latency ratio
+<= 1.10 (instrumented / bare).
+
+    .venv/bin/python bench/bench_service.py --duration 10 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from service.settings import hash_api_key  # noqa: E402
+
+API_KEY = "bench-key"
+TICKETS = (
+    "I was charged twice for my subscription this month, please refund the duplicate payment.",
+    "The app crashes every time I open the settings page on Android 14.",
+    "I cannot log in to my account, the password reset link has expired.",
+    "My parcel was supposed to arrive on Monday but tracking shows no update since last week.",
+    "Hello, do you have a discount for students? Thanks!",
+    "Invoice #4411 lists the wrong VAT number for our company.",
+    "Two-factor codes never arrive by SMS, I am locked out.",
+    "The package arrived damaged and the box was open.",
+)
+TARGET_THROUGHPUT_RATIO = 0.95
+TARGET_P99_RATIO = 1.10
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    cpu_s: float = 0.0  # CPU time of the server's processes during the load
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.cpu_s / max(self.requests, 1)
+
+
+class Server:
+    """One `servewatch serve` variant in its own process group."""
+
+    def __init__(self, name: str, port: int, env: dict[str, str], config: Path, log: Path) -> None:
+        self.name, self.port, self.log = name, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        command = [
+            sys.executable, "-m", "service.serve_cli", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1", "--config", str(config),
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"{self.name} not ready:\n{self.log.read_text()[-3000:]}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its workers so far."""
+        import psutil
+
+        total = 0.0
+        root = psutil.Process(self.process.pid)
+        for process in (root, *root.children(recursive=True)):
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- load generators ------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+local bodies = %(bodies)s
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/%(endpoint)s", nil, bodies[(i %% #bodies) + 1])
+end
+"""
+
+
+def bodies_for(endpoint: str) -> list[str]:
+    if endpoint == "classify_tickets":
+        return [json.dumps({"tickets": list(TICKETS[i : i + 4])}) for i in range(0, 8, 4)]
+    return [json.dumps({"text": text}) for text in TICKETS]
+
+
+def run_wrk(
+    url: str, endpoint: str, duration: float, connections: int, workdir: Path
+) -> LoadResult:
+    lua = "{" + ", ".join(json.dumps(b) for b in bodies_for(endpoint)) + "}"
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT % {"key": API_KEY, "bodies": lua, "endpoint": endpoint})
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "5s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output, duration)
+
+
+def parse_wrk(output: str, duration: float) -> LoadResult:
+    """Requests, non-2xx answers and latency percentiles from `wrk --latency` output."""
+    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: .*?timeout (\d+)", output)
+    percentiles = {
+        int(p): _ms(value, unit)
+        for p, value, unit in re.findall(r"\s(\d+)%\s+([\d.]+)(us|ms|s)\b", output)
+    }
+    non_2xx = int(errors.group(1)) if errors else 0
+    timeouts = int(socket_errors.group(1)) if socket_errors else 0
+    return LoadResult(
+        requests=requests,
+        errors=non_2xx + timeouts,
+        seconds=duration,
+        p50_ms=percentiles[50],
+        p90_ms=percentiles[90],
+        p99_ms=percentiles[99],
+    )
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_python_load(url: str, endpoint: str, duration: float, connections: int) -> LoadResult:
+    """Closed-loop asyncio client in a separate process (fallback when wrk is missing)."""
+    queue: multiprocessing.Queue[Any] = multiprocessing.Queue()
+    process = multiprocessing.Process(
+        target=_python_load_main, args=(url, endpoint, duration, connections, queue)
+    )
+    process.start()
+    latencies, errors = queue.get(timeout=duration + 60)
+    process.join(timeout=10)
+    latencies.sort()
+    return LoadResult(
+        requests=len(latencies),
+        errors=errors,
+        seconds=duration,
+        p50_ms=_percentile(latencies, 0.50),
+        p90_ms=_percentile(latencies, 0.90),
+        p99_ms=_percentile(latencies, 0.99),
+    )
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return (
+        sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))] if sorted_ms else float("nan")
+    )
+
+
+def _python_load_main(
+    url: str, endpoint: str, duration: float, connections: int, queue: Any
+) -> None:
+    latencies: list[float] = []
+    errors = 0
+    bodies = bodies_for(endpoint)
+
+    async def worker(client: httpx.AsyncClient, offset: int, stop_at: float) -> None:
+        nonlocal errors
+        i = offset
+        while time.perf_counter() < stop_at:
+            start = time.perf_counter()
+            answer = await client.post(f"/{endpoint}", content=bodies[i % len(bodies)])
+            latencies.append((time.perf_counter() - start) * 1000)
+            errors += answer.status_code != 200
+            i += 1
+
+    async def main() -> None:
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        limits = httpx.Limits(max_connections=connections)
+        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+            stop_at = time.perf_counter() + duration
+            await asyncio.gather(*(worker(client, i, stop_at) for i in range(connections)))
+
+    asyncio.run(main())
+    queue.put((latencies, errors))
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def prepare_home(workdir: Path, models_home: Path | None) -> Path:
+    """A models home holding both models: the given one, or one built here."""
+    if models_home is not None:
+        return models_home.resolve()
+    from service.models.build import build_all
+
+    home = workdir / "bentoml"
+    print("building models into", home, flush=True)
+    build_all(home=home)
+    return home
+
+
+def write_config(path: Path) -> Path:
+    config = {"tenants": {"bench": {"api_key_sha256": [hash_api_key(API_KEY)]}}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--endpoint", default="classify_ticket")
+    parser.add_argument("--database-url", help="store of the instrumented variant (default SQLite)")
+    parser.add_argument("--models-home", type=Path, help="BentoML home with built models")
+    parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--schedule",
+        choices=("together", "alternate"),
+        default="together",
+        help="load both variants at once (robust on a shared machine) or in turns",
+    )
+    args = parser.parse_args()
+    use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
+
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+        workdir = Path(tmp)
+        models_home = prepare_home(workdir, args.models_home)
+        config = write_config(workdir / "servewatch.yaml")
+        database_url = args.database_url or f"sqlite:///{workdir / 'store.db'}"
+        with temporary_store(database_url) as store_url:
+            run(args, use_wrk, workdir, models_home, config, store_url)
+
+
+@contextlib.contextmanager
+def temporary_store(url: str) -> Iterator[str]:
+    """A migrated store for the run: PostgreSQL gets a schema of its own, dropped afterwards."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from storage.engine import create_store_engine, is_sqlite
+    from storage.migrate import upgrade
+
+    if is_sqlite(url):
+        upgrade(url)
+        yield url
+        return
+    schema = f"bench_{os.urandom(6).hex()}"
+    admin = create_store_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    scoped_url = scoped.render_as_string(hide_password=False)
+    try:
+        upgrade(scoped_url)
+        yield scoped_url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run(
+    args: argparse.Namespace,
+    use_wrk: bool,
+    workdir: Path,
+    models_home: Path,
+    config: Path,
+    database_url: str,
+) -> None:
+    """Start both variants, load them, report."""
+    base_env = {**os.environ, "SERVEWATCH_MODELS_HOME": str(models_home)}
+    base_env["SERVEWATCH_USE_CUDA"] = "false"
+    base_env.pop("BENTOML_HOME", None)
+    variants = {
+        "instrumented": {
+            "SERVEWATCH_METRICS_ENABLED": "true",
+            "SERVEWATCH_PREDICTION_LOG_ENABLED": "true",
+        },
+        "bare": {
+            "SERVEWATCH_METRICS_ENABLED": "false",
+            "SERVEWATCH_PREDICTION_LOG_ENABLED": "false",
+        },
+    }
+    servers = {}
+    for name, flags in variants.items():
+        home = workdir / name
+        home.mkdir()
+        env = {
+            **base_env,
+            **flags,
+            "SERVEWATCH_HOME": str(home),
+            "SERVEWATCH_DATABASE_URL": database_url,
+        }
+        servers[name] = Server(name, free_port(), env, config, home / "server.log")
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        results = measure(servers, args, use_wrk, workdir)
+        report(results, args, use_wrk, database_url, servers["instrumented"])
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def measure(
+    servers: dict[str, Server], args: argparse.Namespace, use_wrk: bool, workdir: Path
+) -> dict[str, list[LoadResult]]:
+    def load(server: Server, duration: float) -> LoadResult:
+        scripts = workdir / server.name
+        scripts.mkdir(exist_ok=True)
+        cpu_before = server.cpu_seconds()
+        if use_wrk:
+            result = run_wrk(server.url, args.endpoint, duration, args.connections, scripts)
+        else:
+            result = run_python_load(server.url, args.endpoint, duration, args.connections)
+        return dataclasses.replace(result, cpu_s=server.cpu_seconds() - cpu_before)
+
+    for server in servers.values():  # warm-up: sessions, batchers, connection pools
+        load(server, 2.0)
+    results: dict[str, list[LoadResult]] = {name: [] for name in servers}
+    order = list(servers)
+    for round_index in range(args.rounds):
+        if args.schedule == "together":
+            # Both under load at once: whatever else runs on the machine slows both alike.
+            with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+                futures = {n: pool.submit(load, s, args.duration) for n, s in servers.items()}
+                round_results = {n: f.result() for n, f in futures.items()}
+        else:
+            names = order if round_index % 2 == 0 else list(reversed(order))
+            round_results = {n: load(servers[n], args.duration) for n in names}
+        for name, result in round_results.items():
+            results[name].append(result)
+            print(
+                f"round {round_index + 1} {name:<13} {result.rps:8.1f} req/s  "
+                f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                f"CPU {result.cpu_us_per_request:6.0f} us/req  errors {result.errors}",
+                flush=True,
+            )
+    return results
+
+
+def report(
+    results: dict[str, list[LoadResult]],
+    args: argparse.Namespace,
+    use_wrk: bool,
+    database_url: str,
+    instrumented: Server,
+) -> None:
+    summary = {
+        name: {
+            "rps": statistics.median(r.rps for r in rounds),
+            "p50": statistics.median(r.p50_ms for r in rounds),
+            "p90": statistics.median(r.p90_ms for r in rounds),
+            "p99": statistics.median(r.p99_ms for r in rounds),
+            "cpu": statistics.median(r.cpu_us_per_request for r in rounds),
+            "errors": sum(r.errors for r in rounds),
+            "requests": sum(r.requests for r in rounds),
+        }
+        for name, rounds in results.items()
+    }
+    generator = "wrk -t1" if use_wrk else "asyncio/httpx client (own process)"
+    print()
+    print(
+        f"POST /{args.endpoint}, {args.connections} connections per variant, {args.rounds} rounds"
+        f" x {args.duration:g} s ({args.schedule}), 1 worker each, load: {generator}; medians"
+    )
+    print(
+        f"{'variant':<14}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
+        f"{'CPU us/req':>12}{'errors':>8}"
+    )
+    for name, s in summary.items():
+        print(
+            f"{name:<14}{s['rps']:>10.1f}{s['p50']:>10.2f}{s['p90']:>10.2f}{s['p99']:>10.2f}"
+            f"{s['cpu']:>12.0f}{s['errors']:>8}"
+        )
+    # Rounds are paired (same time, same machine state): the median of per-round ratios.
+    pairs = list(zip(results["instrumented"], results["bare"], strict=True))
+    throughput = statistics.median(i.rps / b.rps for i, b in pairs)
+    p99 = statistics.median(i.p99_ms / b.p99_ms for i, b in pairs)
+    print()
+    verdict = "PASS" if throughput >= TARGET_THROUGHPUT_RATIO else "FAIL"
+    print(
+        f"throughput ratio (instrumented / bare, median of rounds): {throughput:.3f}  "
+        f"target >= {TARGET_THROUGHPUT_RATIO}  {verdict}"
+    )
+    print(
+        f"p99 latency ratio (instrumented / bare, median of rounds): {p99:.3f}  "
+        f"target <= {TARGET_P99_RATIO}  "
+        f"{'PASS' if p99 <= TARGET_P99_RATIO else 'FAIL'}"
+    )
+    cpu = statistics.median(i.cpu_us_per_request / b.cpu_us_per_request for i, b in pairs)
+    print(f"server CPU per request ratio (instrumented / bare, median of rounds): {cpu:.3f}")
+    rows = stored_rows(database_url, instrumented)
+    print(
+        f"prediction rows stored by the instrumented variant: {rows} "
+        f"(answered requests incl. warm-up: see the server's servewatch_requests_total)"
+    )
+
+
+def stored_rows(database_url: str, instrumented: Server, timeout: float = 15) -> int:
+    """Rows in the store once the instrumented variant's log has caught up (or timeout)."""
+    from sqlalchemy import func, select
+
+    from storage.engine import create_store_engine
+    from storage.schema import predictions
+
+    metrics = httpx.get(f"{instrumented.url}/metrics", timeout=5).text
+    answered = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("servewatch_requests_total{")
+    )
+    engine = create_store_engine(database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    select(func.count()).select_from(predictions)
+                ).scalar_one()
+            if rows >= answered or time.monotonic() > deadline:
+                print(f"answered requests per /metrics: {answered:.0f}")
+                return int(rows)
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""What is observed about each request: the catalog's service metrics and the prediction records.
+
+Label values are bounded: tenants outside the config, unknown endpoints, models and classes all
+become `catalog.OTHER`, so probes, 404s and bad keys cannot create series.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from service.catalog import ENDPOINTS, OTHER, OUTCOMES, SERVICE_METRICS, create_metrics
+from service.errors import ServiceError
+from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
+
+BULK_ENDPOINT = "classify_tickets"
+
+
+class ModelLabels(Protocol):
+    """What the metrics need to know of a loaded model (runtime.LoadedModel has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def classes(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """One inferred item of a request (failed items have no class)."""
+
+    predicted_class: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    batch_size: int
+    compute_seconds: float
+    raw_input: Any = None
+
+
+@dataclass
+class RequestTrace:
+    """One business request as it goes through the service; filled in as facts become known."""
+
+    request_id: str
+    endpoint: str
+    received_at: datetime
+    started: float
+    tenant: str = OTHER
+    region: str | None = None
+    model_name: str = OTHER
+    model_version: str = OTHER
+    resource_class: str | None = None
+    items: list[ItemOutcome] = field(default_factory=list)
+    error: ServiceError | None = None
+    model: LoadedModel | None = field(default=None, repr=False)
+    fault: Any = None  # a service.faults.Fault when fault injection is on
+
+    def routed_to(self, model: LoadedModel) -> None:
+        self.model = model
+        self.model_name = model.name
+        self.model_version = model.version
+        self.resource_class = model.resource_class
+
+
+def prediction_records(
+    trace: RequestTrace,
+    status: str,
+    latency_s: float,
+    *,
+    store_raw_inputs: bool,
+    redact: Callable[[str], str],
+    error_message: str | None = None,
+) -> list[dict[str, Any]]:
+    """The `predictions` rows of a finished request.
+
+    A successful bulk request gives one row per item (`<request id>:<index>`); anything else
+    gives one row under the request id, errors with no class and the compute they did use.
+    """
+    base = {
+        "ts": trace.received_at,
+        "tenant": trace.tenant,
+        "endpoint": trace.endpoint,
+        "model_name": trace.model_name,
+        "model_version": trace.model_version,
+        "latency_ms": latency_s * 1000.0,
+        "status": status,
+        "region": trace.region,
+        "resource_class": trace.resource_class,
+    }
+    if status != "ok":
+        return [
+            {
+                **base,
+                "request_id": trace.request_id,
+                "predicted_class": None,
+                "confidence": None,
+                "compute_ms": sum(i.compute_seconds for i in trace.items) * 1000.0,
+                "batch_size": max((i.batch_size for i in trace.items), default=0),
+                "error_message": error_message,
+            }
+        ]
+    bulk = trace.endpoint == BULK_ENDPOINT
+    return [
+        {
+            **base,
+            "request_id": f"{trace.request_id}:{index}" if bulk else trace.request_id,
+            "predicted_class": item.predicted_class,
+            "confidence": item.confidence,
+            "probabilities": item.probabilities,
+            "compute_ms": item.compute_seconds * 1000.0,
+            "batch_size": item.batch_size,
+            "features": _stored_input(item.raw_input, redact) if store_raw_inputs else None,
+        }
+        for index, item in enumerate(trace.items)
+    ]
+
+
+def _stored_input(raw: Any, redact: Callable[[str], str]) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return {"text": redact(raw)}
+    return dict(raw)
+
+
+class _Children:
+    """A metric's children by label values, looked up once (label sets are bounded)."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
+
+
+class _BusyTime:
+    """Wall time with at least one request of an endpoint in flight (overlaps count once)."""
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._since = 0.0
+        self._unreported = 0.0
+
+    def start(self, now: float) -> None:
+        self._advance(now)
+        self._in_flight += 1
+
+    def finish(self, now: float) -> float:
+        """Busy seconds not reported yet (reported at each finish, so saturation shows too)."""
+        self._advance(now)
+        self._in_flight = max(0, self._in_flight - 1)
+        seconds, self._unreported = self._unreported, 0.0
+        return seconds
+
+    def _advance(self, now: float) -> None:
+        if self._in_flight:
+            self._unreported += now - self._since
+        self._since = now
+
+
+class Instrumentation:
+    """The catalog's service metrics, updated from requests and batches (no-op when disabled)."""
+
+    def __init__(
+        self,
+        metrics: Mapping[str, Any] | None,
+        *,
+        tenants: Iterable[str],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.metrics = metrics
+        self._m = {name: _Children(metric) for name, metric in (metrics or {}).items()}
+        self._tenants = frozenset(tenants)
+        self._versions: dict[str, set[str]] = {}
+        self._classes: dict[tuple[str, str], frozenset[str]] = {}
+        self._clock = clock
+        self._busy = {endpoint: _BusyTime() for endpoint in (*ENDPOINTS, OTHER)}
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        enabled: bool,
+        registry: CollectorRegistry | None,
+        tenants: Iterable[str],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> Instrumentation:
+        """Metrics registered in `registry` (None: multiprocess files only), or none at all."""
+        metrics = create_metrics(SERVICE_METRICS, registry) if enabled else None
+        return cls(metrics, tenants=tenants, clock=clock)
+
+    @property
+    def enabled(self) -> bool:
+        return self.metrics is not None
+
+    def model_loaded(self, model: ModelLabels) -> None:
+        """Remember the model's labels and export servewatch_model_info{provider}."""
+        self._versions.setdefault(model.name, set()).add(model.version)
+        self._classes[(model.name, model.version)] = frozenset(model.classes)
+        if self.enabled:
+            self._m["servewatch_model_info"](model.name, model.version, model.provider).set(1)
+
+    # BatchObserver
+    def queued(self, model: ModelLabels, delta: int) -> None:
+        if self.enabled:
+            self._m["servewatch_queue_depth"](model.name).inc(delta)
+
+    def batch_done(self, model: ModelLabels, result: BatchResult) -> None:
+        if not self.enabled:
+            return
+        m = self._m
+        m["servewatch_inference_duration_seconds"](
+            model.name, model.version, model.provider
+        ).observe(result.seconds)
+        m["servewatch_batch_size"](model.name, model.version).observe(result.size)
+        for item in result.items:
+            if item.failure is not None:
+                reason = item.failure if item.failure in SCHEMA_FAILURE_REASONS else OTHER
+                m["servewatch_output_schema_failures_total"](
+                    model.name, model.version, reason
+                ).inc()
+
+    def request_started(self, endpoint: str) -> None:
+        if self.enabled:
+            endpoint = self._endpoint(endpoint)
+            self._busy[endpoint].start(self._clock())
+            self._m["servewatch_in_flight_requests"](endpoint).inc()
+
+    def request_abandoned(self, endpoint: str) -> None:
+        """The client left before sending its request: no answer, nothing counted."""
+        if self.enabled:
+            endpoint = self._endpoint(endpoint)
+            self._m["servewatch_in_flight_requests"](endpoint).dec()
+            self._m["servewatch_worker_busy_seconds_total"](endpoint).inc(
+                self._busy[endpoint].finish(self._clock())
+            )
+
+    def request_finished(self, trace: RequestTrace, outcome: str, latency_s: float) -> None:
+        """Count the request and its predictions; pairs with `request_started`."""
+        if not self.enabled:
+            return
+        m = self._m
+        endpoint = self._endpoint(trace.endpoint)
+        name, version = self._model(trace.model_name, trace.model_version)
+        tenant = trace.tenant if trace.tenant in self._tenants else OTHER
+        m["servewatch_in_flight_requests"](endpoint).dec()
+        m["servewatch_worker_busy_seconds_total"](endpoint).inc(
+            self._busy[endpoint].finish(self._clock())
+        )
+        outcome = outcome if outcome in OUTCOMES else OTHER
+        m["servewatch_requests_total"](endpoint, name, version, tenant, outcome).inc()
+        m["servewatch_request_duration_seconds"](endpoint, name, version, tenant).observe(latency_s)
+        compute = sum(item.compute_seconds for item in trace.items)
+        if compute > 0:
+            resource_class = trace.resource_class or "cpu"
+            m["servewatch_compute_seconds_total"](
+                name, version, tenant, endpoint, resource_class
+            ).inc(compute)
+        if outcome != "ok":
+            return
+        classes = self._classes.get((name, version), frozenset())
+        confidence = m["servewatch_prediction_confidence"](name, version, tenant)
+        for item in trace.items:
+            if item.predicted_class is None or item.confidence is None:
+                continue
+            confidence.observe(item.confidence)
+            label = item.predicted_class if item.predicted_class in classes else OTHER
+            m["servewatch_predicted_class_total"](name, version, tenant, label).inc()
+
+    def _endpoint(self, endpoint: str) -> str:
+        return endpoint if endpoint in ENDPOINTS else OTHER
+
+    def _model(self, name: str, version: str) -> tuple[str, str]:
+        versions = self._versions.get(name)
+        if versions is None:
+            return OTHER, OTHER
+        return name, version if version in versions else OTHER

@@ -1,0 +1,475 @@
+"""The prediction log: request threads hand records to a bounded in-memory queue; one
+background thread writes them to the store in batches and spills them to local disk when the
+store cannot take them, replaying the spill files once it can.
+
+Accounting (the `event` label of servewatch_prediction_log_records_total): every submitted
+record is `queued`, then ends up `written` (store), `spilled` (fsynced to a spill file) or
+`dropped` (counted and logged: the spill write failed, or the store rejects the record as bad
+data). Spilled records are later `replayed` into the store, by this process or by whichever
+process adopts the file. queued - written - spilled - dropped is what sits in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from service.spill import SpillDirectory, append_rejected
+from storage.engine import create_store_engine, is_sqlite
+from storage.writer import write_predictions
+
+log = logging.getLogger(__name__)
+
+RECORDS_TOTAL = "servewatch_prediction_log_records_total"
+SPILL_BACKLOG = "servewatch_prediction_log_spill_backlog"
+REPLAY_LAG = "servewatch_prediction_log_replay_lag_seconds"
+EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
+# PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
+_POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
+
+
+def is_bad_data(exc: BaseException) -> bool:
+    """Whether the store refused the records themselves (retrying them cannot help)."""
+    if isinstance(exc, ValueError | TypeError | KeyError):
+        return True
+    # PEP 249 names these classes the same in every driver; SQLAlchemy wraps them alike.
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"IntegrityError", "DataError"})
+
+
+class _Buffer:
+    """Bounded FIFO between request threads and the writer thread; `put` never blocks."""
+
+    def __init__(self, capacity: int, batch_size: int) -> None:
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.enqueued = 0  # records ever accepted, in order
+        self.closed = False
+        self._items: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, record: dict[str, Any]) -> bool:
+        with self._lock:  # the bare lock: cheaper than entering the condition
+            size = len(self._items)
+            if size >= self.capacity or self.closed:
+                return False
+            self._items.append(record)
+            self.enqueued += 1
+            # Wake the writer only when its wait condition may change.
+            if size == 0 or size + 1 == self.batch_size:
+                self._ready.notify()
+            return True
+
+    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Any]:
+        """A batch once it is full, `linger_s` after records are seen, or when `urgent()`;
+        an empty list after `idle_s` without records."""
+        with self._ready:
+            now = time.monotonic()
+            idle_deadline = now + idle_s
+            linger_deadline: float | None = None
+            while len(self._items) < self.batch_size and not urgent():
+                if self._items and linger_deadline is None:
+                    linger_deadline = now + linger_s
+                deadline = linger_deadline if linger_deadline is not None else idle_deadline
+                remaining = deadline - now
+                if remaining <= 0:
+                    break
+                self._ready.wait(remaining)
+                now = time.monotonic()
+            count = min(len(self._items), self.batch_size)
+            return [self._items.popleft() for _ in range(count)]
+
+    def wake(self) -> None:
+        with self._ready:
+            self._ready.notify()
+
+    def close(self) -> list[Any]:
+        """Refuse further records; returns those still held."""
+        with self._ready:
+            self.closed = True
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+
+class _Metrics:
+    """The log's catalog series, or nothing when no metrics were given."""
+
+    def __init__(self, metrics: Mapping[str, Any] | None) -> None:
+        metrics = metrics or {}
+        counter = metrics.get(RECORDS_TOTAL)
+        self._events = {e: counter.labels(event=e) for e in EVENTS} if counter else {}
+        self._backlog = metrics.get(SPILL_BACKLOG)
+        self._lag = metrics.get(REPLAY_LAG)
+
+    def count(self, event: str, n: int = 1) -> None:
+        child = self._events.get(event)
+        if child is not None and n:
+            child.inc(n)
+
+    def spill_state(self, backlog: int, lag_s: float) -> None:
+        if self._backlog is not None:
+            self._backlog.set(backlog)
+        if self._lag is not None:
+            self._lag.set(lag_s)
+
+
+class PredictionLog:
+    """Bounded in-memory queue drained by a background writer thread; spills to disk when the
+    store is down."""
+
+    def __init__(
+        self,
+        database_url: str,
+        spill_dir: Path,
+        *,
+        queue_size: int = 100_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.5,
+        metrics: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        retry_interval_s: float = 1.0,
+        adopt_interval_s: float = 5.0,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be at least 1")
+        self.database_url = database_url
+        self.spill_dir = Path(spill_dir)
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.retry_interval_s = retry_interval_s
+        self.adopt_interval_s = adopt_interval_s
+        self._clock = clock
+        self._metrics = _Metrics(metrics)
+        self._buffer = _Buffer(queue_size, batch_size)
+        self._spill = SpillDirectory(self.spill_dir)
+        self._engine: Engine | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self._healthy = True
+        self._next_attempt = 0.0
+        self._next_adoption = 0.0
+        # Records the queue was full for: spilled by the caller once a batch gathers, or by
+        # the writer at its next turn, whichever comes first.
+        self._overflow: list[dict[str, Any]] = []
+        self._overflow_lock = threading.Lock()
+        self._overflow_accepted = 0
+        self._late = False  # the writer is gone: submissions go straight to disk
+        # `queued` is counted in plain ints on the request path and published in bulk.
+        self._queued_published = 0
+        self._publish_lock = threading.Lock()
+        self._overflow_settled = 0
+        self._queue_settled = 0
+        self._flush_target = 0
+        self._flush_overflow_target = 0
+        self._progress = threading.Condition(threading.Lock())
+
+    # -- public API ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent); it first replays spill files left behind."""
+        if self._thread is not None:
+            return
+        if self._closed:
+            raise RuntimeError("the prediction log is closed")
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: Mapping[str, Any]) -> None:
+        """Hand over one record; never blocks on the store, never raises for a full queue."""
+        item = dict(record)
+        if self._buffer.put(item):
+            return
+        with self._overflow_lock:
+            self._overflow.append(item)
+            self._overflow_accepted += 1
+            if len(self._overflow) >= self.batch_size or self._late:
+                self._spill_overflow_locked()
+            if self._late:
+                self._release_spill()
+                self._publish_queued()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is durable (in the store or a spill file)."""
+        queue_target = self._buffer.enqueued
+        with self._overflow_lock:
+            overflow_target = self._overflow_accepted
+        self._publish_queued()
+        if self._thread is None or not self._thread.is_alive():
+            return self._queue_settled >= queue_target and self._overflow_settled >= overflow_target
+        with self._progress:
+            self._flush_target = max(self._flush_target, queue_target)
+            self._flush_overflow_target = max(self._flush_overflow_target, overflow_target)
+        self._buffer.wake()
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: (
+                    self._queue_settled >= queue_target
+                    and self._overflow_settled >= overflow_target
+                ),
+                timeout,
+            )
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush and stop; what cannot reach the store stays in spill files for a later replay."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        thread = self._thread
+        if thread is not None:
+            self.flush(timeout)
+            self._stopping = True
+            self._buffer.wake()
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            if thread.is_alive():
+                log.error(
+                    "prediction log: the writer did not stop within %.1fs (store hanging?); "
+                    "parking the queue on disk, the batch in flight is lost if the process "
+                    "exits before the store answers",
+                    timeout,
+                )
+        self._park_leftovers()
+        if self._engine is not None and not (thread is not None and thread.is_alive()):
+            self._engine.dispose()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the store was reachable at the last attempt."""
+        return self._healthy
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                stopping = self._stopping
+                linger, idle = self._waits()
+                batch = self._buffer.take(linger, idle, self._urgent)
+                if batch:
+                    self._deliver(batch)
+                self._settle(len(batch))
+                with self._overflow_lock:
+                    self._spill_overflow_locked()
+                self._publish_queued()
+                self._maintain(stopping)
+                if stopping and not len(self._buffer):
+                    break
+        except Exception:  # pragma: no cover - a bug; records must not die silently with it
+            log.exception("prediction log: the writer thread failed")
+            raise
+        finally:
+            self._release_spill()
+
+    def _waits(self) -> tuple[float, float]:
+        """How long take() may linger for a fuller batch, and wait idle for a first record."""
+        now = time.monotonic()
+        if self._replay_ready(now):
+            return 0.0, 0.0
+        wake_at = self._next_adoption
+        if self._spill.backlog:
+            wake_at = min(wake_at, self._next_attempt)
+        return self.flush_interval_s, min(max(wake_at - now, 0.0), 1.0)
+
+    def _urgent(self) -> bool:
+        return (
+            self._stopping
+            or self._flush_target > self._queue_settled
+            or self._flush_overflow_target > self._overflow_settled
+        )
+
+    def _settle(self, queued: int) -> None:
+        with self._progress:
+            self._queue_settled += queued
+            self._progress.notify_all()
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Write a batch to the store, or spill it when the store is (known to be) down."""
+        if not self._store_due():
+            self._spill_records(batch)
+            return
+        try:
+            stored = self._store(batch)
+        except Exception as exc:
+            self._store_failed(exc)
+            self._spill_records(batch)
+            return
+        self._store_answered()
+        self._metrics.count("written", stored)
+
+    def _store(self, records: Sequence[dict[str, Any]]) -> int:
+        """Insert records, returning how many the store took; on bad data, split the batch
+        to set the culprits aside."""
+        try:
+            write_predictions(self._store_engine(), records)
+        except Exception as exc:
+            if not is_bad_data(exc):
+                raise
+            if len(records) == 1:
+                self._reject(records, exc)
+                return 0
+            middle = len(records) // 2
+            return self._store(records[:middle]) + self._store(records[middle:])
+        return len(records)
+
+    def _reject(self, records: Sequence[dict[str, Any]], exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        try:
+            path = append_rejected(self.spill_dir, records, reason)
+            where = f"kept in {path}"
+        except OSError as write_error:
+            where = f"not kept ({write_error})"
+        self._metrics.count("dropped", len(records))
+        log.error(
+            "prediction log: the store rejected %d record(s), %s: %s", len(records), where, reason
+        )
+
+    def _replay_ready(self, now: float) -> bool:
+        return (
+            not self._stopping
+            and self._spill.backlog > 0
+            and (self._healthy or now >= self._next_attempt)
+            and len(self._buffer) < self.batch_size
+        )
+
+    def _maintain(self, stopping: bool) -> None:
+        """Adopt orphaned spill files now and then, replay one chunk when the store is up."""
+        now = time.monotonic()
+        if now >= self._next_adoption and not stopping:
+            self._next_adoption = now + self.adopt_interval_s
+            adopted = self._spill.adopt_orphans()
+            if adopted:
+                log.info("prediction log: adopted %d spilled records to replay", adopted)
+        if self._replay_ready(now):
+            self._replay_chunk()
+        self._publish_spill_state()
+
+    def _replay_chunk(self) -> None:
+        try:
+            found = self._spill.next_chunk(self.batch_size)
+        except OSError as exc:
+            log.error("prediction log: cannot read a spill file: %s", exc)
+            return
+        if found is None:
+            return
+        spill, chunk = found
+        stored = 0
+        if chunk.records:
+            try:
+                stored = self._store(chunk.records)
+            except Exception as exc:
+                self._store_failed(exc)
+                return
+            self._store_answered()
+        try:
+            self._spill.commit(spill, chunk)
+        except OSError as exc:  # stored already; a later replay of it is a no-op
+            log.error("prediction log: cannot advance in %s: %s", spill.path.name, exc)
+            self._spill.forget(spill)
+        self._metrics.count("replayed", stored)
+        if chunk.bad_lines:
+            self._metrics.count("dropped", chunk.bad_lines)
+            log.error(
+                "prediction log: dropped %d unreadable line(s) of %s (torn by a crash?)",
+                chunk.bad_lines,
+                spill.path.name,
+            )
+
+    def _store_engine(self) -> Engine:
+        if self._engine is None:
+            extra: dict[str, Any] = {}
+            if not is_sqlite(self.database_url):
+                given = make_url(self.database_url).query
+                defaults = {k: v for k, v in _POSTGRES_CONNECT_ARGS.items() if k not in given}
+                extra["connect_args"] = defaults
+            self._engine = create_store_engine(self.database_url, **extra)
+        return self._engine
+
+    def _store_due(self) -> bool:
+        return self._healthy or time.monotonic() >= self._next_attempt
+
+    def _store_failed(self, exc: BaseException) -> None:
+        self._next_attempt = time.monotonic() + self.retry_interval_s
+        if self._healthy:
+            self._healthy = False
+            log.warning("prediction log: store unreachable, spilling to disk: %s", _first_line(exc))
+
+    def _store_answered(self) -> None:
+        if not self._healthy:
+            self._healthy = True
+            log.info("prediction log: store reachable again; replaying spill files")
+
+    # -- spilling --------------------------------------------------------------------------
+
+    def _spill_records(self, records: Sequence[dict[str, Any]]) -> bool:
+        """Append records to a spill file; count them dropped if even that fails."""
+        try:
+            self._spill.append(records)
+        except Exception as exc:  # OSError mostly (disk full); anything else must not kill us
+            self._metrics.count("dropped", len(records))
+            log.error(
+                "prediction log: dropped %d records, spill to %s failed: %s",
+                len(records),
+                self.spill_dir,
+                exc,
+            )
+            return False
+        self._metrics.count("spilled", len(records))
+        self._publish_spill_state()
+        return True
+
+    def _spill_overflow_locked(self) -> None:
+        """Spill the overflow list (caller holds the overflow lock, which keeps FIFO order)."""
+        if not self._overflow:
+            return
+        records, self._overflow = self._overflow, []
+        self._spill_records(records)
+        with self._progress:
+            self._overflow_settled += len(records)
+            self._progress.notify_all()
+
+    def _park_leftovers(self) -> None:
+        """After the writer is gone (or never ran): put what is still in memory on disk."""
+        records = self._buffer.close()
+        if records:
+            self._spill_records(records)
+        self._settle(len(records))
+        with self._overflow_lock:
+            self._late = True
+            self._spill_overflow_locked()
+        self._release_spill()
+        self._publish_queued()
+
+    def _release_spill(self) -> None:
+        """Let go of every spill file: from now on other processes own (and count) them."""
+        self._spill.release_all()
+        self._metrics.spill_state(0, 0.0)
+
+    def _publish_queued(self) -> None:
+        with self._publish_lock:
+            total = self._buffer.enqueued + self._overflow_accepted
+            self._metrics.count("queued", total - self._queued_published)
+            self._queued_published = total
+
+    def _publish_spill_state(self) -> None:
+        oldest = self._spill.oldest
+        lag = max(self._clock() - oldest, 0.0) if oldest is not None else 0.0
+        self._metrics.spill_state(self._spill.backlog, lag)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

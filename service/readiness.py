@@ -1,0 +1,113 @@
+"""Start-up checks behind /readyz: each names what fails until all have passed once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from storage.engine import create_store_engine, is_sqlite
+
+logger = logging.getLogger("servewatch.readiness")
+
+# A check returns None when it passes, else a short reason; raising counts as failing.
+Check = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness:
+    """Runs the start-up checks; failing ones are retried at most every `retry_interval_s`.
+
+    Once every check has passed the service stays ready: later store outages are absorbed by
+    the prediction log's spill files, not by pulling the instance out of rotation.
+    """
+
+    def __init__(
+        self,
+        checks: Mapping[str, Check],
+        *,
+        retry_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checks = dict(checks)
+        self._retry_interval_s = retry_interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._results: dict[str, CheckResult] = {}
+        self._last_run: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return len(self._results) == len(self._checks) and all(r.ok for r in self._results.values())
+
+    def results(self) -> list[CheckResult]:
+        return [self._results[name] for name in self._checks if name in self._results]
+
+    def evaluate(self) -> list[CheckResult]:
+        """Re-run the failing checks if they are due; the results in check order."""
+        with self._lock:
+            now = self._clock()
+            due = self._last_run is None or now - self._last_run >= self._retry_interval_s
+            if not self.ready and due:
+                self._last_run = now
+                for name, check in self._checks.items():
+                    if name not in self._results or not self._results[name].ok:
+                        self._results[name] = _run(name, check)
+            return self.results()
+
+    def failing(self) -> list[CheckResult]:
+        return [r for r in self.results() if not r.ok]
+
+
+def _run(name: str, check: Check) -> CheckResult:
+    try:
+        problem = check()
+    except Exception as exc:  # a check that cannot run is a failing check, with its reason
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        logger.warning("readiness check %s fails: %s", name, problem)
+        return CheckResult(name, False, problem)
+    return CheckResult(name, True, "ok")
+
+
+class StoreCheck:
+    """The store answers and holds the predictions table (migrated)."""
+
+    def __init__(self, database_url: str, *, timeout_s: float = 2.0) -> None:
+        self._url = database_url
+        self._timeout_s = timeout_s
+        self._engine: Engine | None = None
+
+    def __call__(self) -> str | None:
+        if self._engine is None:
+            if is_sqlite(self._url):
+                self._engine = create_store_engine(self._url)
+            else:
+                self._engine = create_store_engine(
+                    self._url,
+                    pool_size=1,
+                    max_overflow=0,
+                    connect_args={"connect_timeout": max(1, round(self._timeout_s))},
+                )
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1 FROM predictions WHERE 1 = 0"))
+        except Exception as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            return f"store does not answer: {reason}"
+        return None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

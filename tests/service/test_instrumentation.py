@@ -1,0 +1,214 @@
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from service.catalog import OTHER
+from service.errors import ServiceError
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_records
+from service.runtime import BatchResult, ItemResult
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Labels:
+    name: str = "ticket_classifier"
+    version: str = "v7"
+    provider: str = "CPUExecutionProvider"
+    classes: tuple[str, ...] = ("billing", "technical")
+    resource_class: str = "cpu"
+
+
+def _instrumentation() -> tuple[Instrumentation, CollectorRegistry]:
+    registry = CollectorRegistry()
+    instrumentation = Instrumentation.create(enabled=True, registry=registry, tenants=["acme"])
+    instrumentation.model_loaded(Labels())
+    return instrumentation, registry
+
+
+def _trace(**fields) -> RequestTrace:
+    trace = RequestTrace(request_id="r1", endpoint="classify_ticket", received_at=T0, started=0.0)
+    trace.model_name, trace.model_version, trace.resource_class = "ticket_classifier", "v7", "cpu"
+    for name, value in fields.items():
+        setattr(trace, name, value)
+    return trace
+
+
+def _item(cls: str = "billing", confidence: float = 0.9, batch: int = 4) -> ItemOutcome:
+    return ItemOutcome(cls, confidence, {cls: confidence}, batch, 0.002, raw_input="mail a@b.io")
+
+
+def test_finished_request_counts_outcome_latency_compute_and_prediction():
+    instrumentation, registry = _instrumentation()
+    instrumentation.request_started("classify_ticket")
+    trace = _trace(tenant="acme", items=[_item()])
+    instrumentation.request_finished(trace, "ok", 0.05)
+    labels = {"model_name": "ticket_classifier", "model_version": "v7", "tenant": "acme"}
+    value = registry.get_sample_value
+    assert (
+        value(
+            "servewatch_requests_total", {**labels, "endpoint": "classify_ticket", "outcome": "ok"}
+        )
+        == 1
+    )
+    assert (
+        value("servewatch_request_duration_seconds_sum", {**labels, "endpoint": "classify_ticket"})
+        == 0.05
+    )
+    assert value("servewatch_in_flight_requests", {"endpoint": "classify_ticket"}) == 0
+    assert (
+        value(
+            "servewatch_compute_seconds_total",
+            {**labels, "endpoint": "classify_ticket", "resource_class": "cpu"},
+        )
+        == 0.002
+    )
+    assert value("servewatch_predicted_class_total", {**labels, "predicted_class": "billing"}) == 1
+    assert value("servewatch_prediction_confidence_count", labels) == 1
+
+
+def test_busy_seconds_count_overlapping_requests_once():
+    now = [0.0]
+    registry = CollectorRegistry()
+    instrumentation = Instrumentation.create(
+        enabled=True, registry=registry, tenants=["acme"], clock=lambda: now[0]
+    )
+    busy = {"endpoint": "classify_ticket"}
+
+    def at(t: float, event: str) -> float | None:
+        now[0] = t
+        if event == "start":
+            instrumentation.request_started("classify_ticket")
+        else:
+            instrumentation.request_finished(_trace(tenant="acme"), "ok", 0.0)
+        return registry.get_sample_value("servewatch_worker_busy_seconds_total", busy)
+
+    at(0, "start")
+    at(5, "start")
+    assert at(10, "finish") == 10  # reported while still busy: saturation shows
+    assert at(12, "finish") == 12  # [0, 10] and [5, 12] overlap: 12 s, not 17
+    at(20, "start")
+    assert at(21, "finish") == 13  # idle time between is not busy
+
+
+def test_unknown_tenants_models_and_classes_cannot_create_series():
+    instrumentation, registry = _instrumentation()
+    for n in range(20):
+        trace = _trace(
+            tenant=f"intruder-{n}", model_version=f"unknown-{n}", items=[_item(f"class-{n}")]
+        )
+        trace.endpoint = f"/probe-{n}"
+        instrumentation.request_started(trace.endpoint)
+        instrumentation.request_finished(trace, "weird", 0.01)
+    instrumentation.request_finished(_trace(tenant="acme", items=[_item("nonsense")]), "ok", 0.01)
+    requests = [
+        s
+        for m in registry.collect()
+        if m.name == "servewatch_requests"
+        for s in m.samples
+        if s.name == "servewatch_requests_total"
+    ]
+    assert {
+        (s.labels["tenant"], s.labels["endpoint"], s.labels["model_version"], s.labels["outcome"])
+        for s in requests
+    } == {(OTHER, OTHER, OTHER, OTHER), ("acme", "classify_ticket", "v7", "ok")}
+    classes = registry.get_sample_value(
+        "servewatch_predicted_class_total",
+        {
+            "model_name": "ticket_classifier",
+            "model_version": "v7",
+            "tenant": "acme",
+            "predicted_class": OTHER,
+        },
+    )
+    assert classes == 1
+
+
+def test_batches_report_duration_size_and_schema_failures():
+    instrumentation, registry = _instrumentation()
+    good = ItemResult("billing", 0.8, {"billing": 0.8, "technical": 0.2})
+    result = BatchResult(
+        (
+            good,
+            ItemResult(None, None, None, "not_normalized"),
+            ItemResult(None, None, None, "made-up"),
+        ),
+        0.003,
+    )
+    instrumentation.batch_done(Labels(), result)
+    instrumentation.queued(Labels(), 5)
+    instrumentation.queued(Labels(), -2)
+    model = {"model_name": "ticket_classifier", "model_version": "v7"}
+    value = registry.get_sample_value
+    assert value("servewatch_batch_size_sum", model) == 3
+    assert (
+        value(
+            "servewatch_inference_duration_seconds_count",
+            {**model, "provider": "CPUExecutionProvider"},
+        )
+        == 1
+    )
+    assert (
+        value("servewatch_output_schema_failures_total", {**model, "reason": "not_normalized"}) == 1
+    )
+    assert value("servewatch_output_schema_failures_total", {**model, "reason": OTHER}) == 1
+    assert value("servewatch_queue_depth", {"model_name": "ticket_classifier"}) == 3
+    assert value("servewatch_model_info", {**model, "provider": "CPUExecutionProvider"}) == 1
+
+
+def test_disabled_instrumentation_registers_nothing():
+    registry = CollectorRegistry()
+    instrumentation = Instrumentation.create(enabled=False, registry=registry, tenants=["acme"])
+    instrumentation.model_loaded(Labels())
+    instrumentation.request_started("classify_ticket")
+    instrumentation.request_finished(_trace(items=[_item()]), "ok", 0.1)
+    assert not instrumentation.enabled
+    assert [m for m in registry.collect() if m.name.startswith("servewatch")] == []
+
+
+def test_ok_single_request_is_one_record_with_its_decision():
+    (record,) = prediction_records(
+        _trace(tenant="acme", region="eu", items=[_item()]),
+        "ok",
+        0.012,
+        store_raw_inputs=False,
+        redact=str.upper,
+    )
+    assert record["request_id"] == "r1" and record["ts"] == T0
+    assert (record["predicted_class"], record["confidence"], record["status"]) == (
+        "billing",
+        0.9,
+        "ok",
+    )
+    assert (
+        record["latency_ms"] == 12.0 and record["compute_ms"] == 2.0 and record["batch_size"] == 4
+    )
+    assert record["region"] == "eu" and record["features"] is None
+
+
+def test_ok_bulk_request_is_one_record_per_item_with_indexed_ids():
+    trace = _trace(
+        endpoint="classify_tickets", items=[_item("billing"), _item("technical", 0.6, 2)]
+    )
+    records = prediction_records(
+        trace, "ok", 0.02, store_raw_inputs=True, redact=lambda t: "[REDACTED]"
+    )
+    assert [r["request_id"] for r in records] == ["r1:0", "r1:1"]
+    assert [r["predicted_class"] for r in records] == ["billing", "technical"]
+    assert [r["batch_size"] for r in records] == [4, 2]
+    assert records[0]["features"] == {"text": "[REDACTED]"}
+
+
+def test_error_request_is_one_record_without_a_decision():
+    trace = _trace(error=ServiceError("model_error"), items=[_item(batch=8), _item(batch=16)])
+    (record,) = prediction_records(
+        trace, "model_error", 0.03, store_raw_inputs=True, redact=str, error_message="broken"
+    )
+    assert record["predicted_class"] is None and record["confidence"] is None
+    assert record["status"] == "model_error" and record["error_message"] == "broken"
+    assert record["batch_size"] == 16 and record["compute_ms"] == 4.0
+    (unauthorized,) = prediction_records(
+        _trace(), "unauthorized", 0.001, store_raw_inputs=False, redact=str
+    )
+    assert unauthorized["tenant"] == OTHER and unauthorized["batch_size"] == 0

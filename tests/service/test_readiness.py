@@ -1,0 +1,85 @@
+import socket
+import time
+
+from service.readiness import Readiness, StoreCheck
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failing_checks_are_named_and_retried_only_when_due():
+    clock, calls = Clock(), {"store": 0}
+    answers = iter(["connection refused", "connection refused", None])
+
+    def store() -> str | None:
+        calls["store"] += 1
+        return next(answers)
+
+    readiness = Readiness({"models": lambda: None, "store": store}, retry_interval_s=5, clock=clock)
+    results = readiness.evaluate()
+    assert [(r.name, r.ok) for r in results] == [("models", True), ("store", False)]
+    assert readiness.failing()[0].detail == "connection refused" and not readiness.ready
+    clock.now += 1
+    readiness.evaluate()
+    assert calls["store"] == 1  # not due yet
+    clock.now += 5
+    readiness.evaluate()
+    clock.now += 5
+    readiness.evaluate()
+    assert calls["store"] == 3 and readiness.ready
+
+
+def test_passed_checks_are_not_rerun_and_readiness_latches():
+    clock, runs = Clock(), []
+
+    def models() -> None:
+        runs.append("models")
+
+    readiness = Readiness({"models": models}, retry_interval_s=0, clock=clock)
+    for _ in range(3):
+        clock.now += 1
+        readiness.evaluate()
+    assert runs == ["models"] and readiness.ready
+
+
+def test_a_check_that_raises_fails_with_its_reason():
+    def sample() -> None:
+        raise KeyError("sample")
+
+    readiness = Readiness({"sample": sample})
+    (result,) = readiness.evaluate()
+    assert not result.ok and result.detail == "KeyError: 'sample'"
+
+
+def test_store_check_passes_on_a_migrated_store(store_url):
+    check = StoreCheck(store_url)
+    try:
+        assert check() is None
+    finally:
+        check.close()
+
+
+def test_store_check_names_an_unmigrated_store(tmp_path):
+    check = StoreCheck(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        problem = check()
+    finally:
+        check.close()
+    assert problem is not None and "predictions" in problem
+
+
+def test_store_check_fails_fast_when_the_store_is_unreachable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    check = StoreCheck(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test", timeout_s=1)
+    start = time.monotonic()
+    problem = check()
+    check.close()
+    assert problem is not None and problem.startswith("store does not answer")
+    assert time.monotonic() - start < 5

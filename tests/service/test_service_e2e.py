@@ -1,0 +1,209 @@
+"""End to end: traffic through the real service (2 workers) into PostgreSQL and /metrics."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from service.catalog import ENDPOINTS, OTHER
+from storage.engine import create_store_engine
+from storage.schema import predictions
+from tests.conftest import require
+from tests.service.conftest import ServiceServer, auth
+from tests.service.test_service_http import risk_features
+
+TICKETS = [
+    "I was charged twice for my subscription, please refund",
+    "The mobile app crashes when I open settings",
+    "Write to me at jane.doe@example.com about my parcel",
+    "I cannot reset my password",
+]
+
+
+def samples(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Sample values of one series name, keyed by their sorted labels."""
+    values: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name:
+                values[tuple(sorted(sample.labels.items()))] = sample.value
+    return values
+
+
+def outcome_counts(metrics_text: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for labels, value in samples(metrics_text, "servewatch_requests_total").items():
+        counts[dict(labels)["outcome"]] += int(value)
+    return counts
+
+
+def wait_for_rows(url: str, request_ids: set[str], timeout: float = 30) -> dict[str, Any]:
+    engine = create_store_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    select(predictions).where(predictions.c.request_id.in_(request_ids))
+                ).mappings()
+                found = {row["request_id"]: dict(row) for row in rows}
+            if len(found) >= len(request_ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def send_mixed_traffic(server: ServiceServer) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Every kind of request once or more; returns request id -> (status, body)."""
+    prefix = uuid.uuid4().hex[:10]
+    features = risk_features(server)
+    plan: list[tuple[str, str, dict[str, Any], dict[str, str]]] = []
+    for i, text in enumerate(TICKETS):
+        tenant = "acme" if i % 2 else "globex"
+        plan.append(("ok-ticket", "/classify_ticket", {"text": text}, auth(tenant)))
+    plan.append(("ok-bulk", "/classify_tickets", {"tickets": TICKETS}, auth("globex")))
+    plan.append(
+        ("ok-risk-eu", "/predict_risk", {"features": features}, {**auth(), "X-Region": "eu"})
+    )
+    plan.append(("unauthorized", "/classify_ticket", {"text": "x"}, {}))
+    plan.append(("forbidden", "/predict_risk", {"features": features}, auth("globex")))
+    plan.append(("invalid", "/classify_ticket", {"text": "x", "extra": 1}, auth()))
+    plan.append(("too-large", "/classify_ticket", {"text": "y" * 9000}, auth()))
+    plan.append(
+        (
+            "model-error",
+            "/classify_ticket",
+            {"text": "x"},
+            {**auth(), "X-Servewatch-Fault": "model_error"},
+        )
+    )
+    results = {}
+    with server.client() as client:
+        for index, (kind, path, body, headers) in enumerate(plan):
+            request_id = f"{prefix}-{index:02d}-{kind}"
+            answer = client.post(path, json=body, headers={**headers, "X-Request-ID": request_id})
+            assert answer.headers["x-request-id"] == request_id
+            results[request_id] = (answer.status_code, answer.json())
+    return results
+
+
+@pytest.fixture(scope="module")
+def traffic(service_server: ServiceServer, service_database_url: str) -> dict[str, Any]:
+    before = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    results = send_mixed_traffic(service_server)
+    expected_ids = set()
+    for request_id, (_status, body) in results.items():
+        if request_id.endswith("ok-bulk"):
+            expected_ids |= {item["request_id"] for item in body["predictions"]}
+        else:
+            expected_ids.add(request_id)
+    rows = wait_for_rows(service_database_url, expected_ids)
+    after = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    return {
+        "results": results,
+        "rows": rows,
+        "expected": expected_ids,
+        "before": before,
+        "after": after,
+    }
+
+
+def test_every_answered_request_is_one_row(traffic):
+    assert set(traffic["rows"]) == traffic["expected"]
+
+
+def test_rows_hold_the_answers(traffic):
+    rows, now = traffic["rows"], datetime.now(UTC)
+    for request_id, (status, body) in traffic["results"].items():
+        kind = request_id.split("-", 2)[2]
+        if kind == "ok-bulk":
+            for item in body["predictions"]:
+                row = rows[item["request_id"]]
+                assert (row["status"], row["predicted_class"]) == ("ok", item["predicted_class"])
+                assert row["confidence"] == pytest.approx(item["confidence"])
+                assert row["endpoint"] == "classify_tickets" and row["tenant"] == "globex"
+                assert row["model_version"] == body["model_version"] and row["batch_size"] >= 1
+            continue
+        row = rows[request_id]
+        assert now - timedelta(minutes=5) < row["ts"] <= now
+        assert row["latency_ms"] > 0 and row["compute_ms"] >= 0
+        if status == 200:
+            assert row["status"] == "ok"
+            assert row["predicted_class"] == body["predicted_class"]
+            assert row["confidence"] == pytest.approx(body["confidence"])
+            assert row["model_name"] == body["model_name"]
+            assert row["model_version"] == body["model_version"]
+            assert row["batch_size"] >= 1 and row["compute_ms"] > 0
+            assert row["probabilities"] == pytest.approx(body["probabilities"])
+        else:
+            assert row["status"] == body["error"]["code"]
+            assert row["predicted_class"] is None and row["confidence"] is None
+
+
+def test_rows_carry_tenant_region_and_redacted_inputs(traffic):
+    by_kind = {
+        rid.split("-", 2)[2]: row for rid, row in traffic["rows"].items() if "ok-bulk" not in rid
+    }
+    assert by_kind["unauthorized"]["tenant"] == OTHER
+    assert by_kind["forbidden"]["tenant"] == "globex"
+    assert by_kind["ok-risk-eu"]["region"] == "eu"
+    assert by_kind["ok-risk-eu"]["endpoint"] == "predict_risk"
+    stored_texts = [
+        row["features"]["text"]
+        for row in traffic["rows"].values()
+        if row["features"] and "text" in row["features"]
+    ]
+    assert len(stored_texts) == 2 * len(TICKETS)  # store_raw_inputs is on in the test config
+    assert not any("jane.doe@example.com" in text for text in stored_texts)
+    assert by_kind["model-error"]["status"] == "model_error"
+    assert by_kind["too-large"]["status"] == "payload_too_large"
+
+
+def test_metrics_count_every_request_across_workers(traffic):
+    delta = outcome_counts(traffic["after"]) - outcome_counts(traffic["before"])
+    statuses = Counter(
+        "ok" if status == 200 else body["error"]["code"]
+        for status, body in traffic["results"].values()
+    )
+    assert delta == statuses
+
+
+def test_metric_labels_stay_bounded(service_server):
+    with service_server.client() as client:
+        for i in range(10):
+            client.get(f"/probe-{i}")
+            client.post(
+                "/classify_ticket", json={"text": "x"}, headers={"Authorization": f"Bearer k{i}"}
+            )
+    text = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    tenants, endpoints = set(), set()
+    for name in ("servewatch_requests_total", "servewatch_request_duration_seconds_count"):
+        for labels in samples(text, name):
+            label_map = dict(labels)
+            tenants.add(label_map["tenant"])
+            endpoints.add(label_map["endpoint"])
+    assert tenants <= {"acme", "globex", OTHER}
+    assert endpoints <= {*ENDPOINTS, OTHER}
+    info = samples(text, "servewatch_model_info")
+    assert {dict(labels)["provider"] for labels in info} == {"CPUExecutionProvider"}
+
+
+def test_promtool_finds_nothing_to_report(service_server):
+    require(shutil.which("promtool") is not None, "promtool is not installed")
+    text = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    assert "servewatch_requests_total" in text
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
