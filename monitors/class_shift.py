@@ -1,0 +1,66 @@
+"""Shift of predicted-class shares between a reference and a window (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from monitors.distances import (
+    PSI_EPSILON,
+    chi_square,
+    chi_square_pvalue,
+    js_distance,
+    psi,
+    shares,
+)
+from monitors.results import Measurement
+
+MONITOR = "class_shift"
+METRICS: tuple[str, ...] = ("psi", "js_distance", "chi_square")
+TOP_MOVERS = 3
+
+
+def class_shift(
+    reference: Mapping[str, float],
+    current: Mapping[str, float],
+    classes: Iterable[str] = (),
+    epsilon: float = PSI_EPSILON,
+    top: int = TOP_MOVERS,
+) -> dict[str, Measurement]:
+    """PSI, Jensen-Shannon distance and chi-square of class shares, with the classes that moved."""
+    names = sorted(set(classes) | set(reference) | set(current))
+    ref = np.array([float(reference.get(c, 0.0)) for c in names])
+    cur = np.array([float(current.get(c, 0.0)) for c in names])
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("class shift needs predictions in both the reference and the window")
+    statistic = chi_square(ref, cur, epsilon)
+    sizes = {"reference_n": round(float(ref.sum()), 6), "current_n": round(float(cur.sum()), 6)}
+    movers = {**sizes, "moved_most": movers_table(names, ref, cur, top)}
+    return {
+        "psi": Measurement(psi(ref, cur, epsilon), movers),
+        "js_distance": Measurement(js_distance(ref, cur), movers),
+        "chi_square": Measurement(
+            statistic,
+            {**sizes, "p_value": chi_square_pvalue(statistic, len(names)), "dof": len(names) - 1},
+        ),
+    }
+
+
+def movers_table(
+    names: list[str], reference: np.ndarray, current: np.ndarray, top: int
+) -> list[dict[str, float | str]]:
+    """The `top` classes whose share changed most, largest absolute change first."""
+    ref_shares, cur_shares = shares(reference), shares(current)
+    change = cur_shares - ref_shares
+    order = sorted(range(len(names)), key=lambda i: (-abs(change[i]), names[i]))
+    return [
+        {
+            "class": names[i],
+            "reference_share": round(float(ref_shares[i]), 6),
+            "current_share": round(float(cur_shares[i]), 6),
+            "change": round(float(change[i]), 6),
+        }
+        for i in order[:top]
+        if change[i] != 0
+    ]

@@ -1,0 +1,361 @@
+"""`servewatch monitor run|schedule` and `servewatch report drift`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitors.baselines import BaselineStore
+    from monitors.runner import RunOutcome
+    from service.settings import Settings
+
+monitor_app = typer.Typer(
+    help="Drift, class-shift, output-schema and cost monitors over the prediction store.",
+    no_args_is_help=True,
+)
+report_app = typer.Typer(help="Reports built from the prediction store.", no_args_is_help=True)
+
+
+@report_app.callback()
+def _reports() -> None:
+    """Reports built from the prediction store."""  # keeps `report` a group of subcommands
+
+
+err = Console(stderr=True, soft_wrap=True)  # one message, one line: greppable in logs
+REQUIRED_TABLES = ("predictions", "monitor_results", "model_versions")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL; default SERVEWATCH_DATABASE_URL or var/"),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config file; default SERVEWATCH_CONFIG_FILE"),
+]
+Start = Annotated[str, typer.Option("--start", help="Window start, ISO 8601 (UTC if no offset)")]
+End = Annotated[str, typer.Option("--end", help="Window end (exclusive), ISO 8601")]
+ReferenceStart = Annotated[
+    str | None,
+    typer.Option("--reference-start", help="Reference window start; default: the baseline"),
+]
+ReferenceEnd = Annotated[str | None, typer.Option("--reference-end", help="Reference window end")]
+
+
+class CliError(Exception):
+    """A failure explained in one line; `code` 2 for bad input, 1 for an unusable store."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn expected failures into one red line on stderr and a non-zero exit."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitors.drift_report import ReportInputError
+    from monitors.runner import UnknownModelError
+    from monitors.windows import InvalidWindowError
+    from service.settings import ConfigError
+
+    try:
+        yield
+    except CliError as exc:
+        _fail(str(exc), exc.code)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", 2)
+    except (InvalidWindowError, UnknownModelError, ReportInputError) as exc:
+        _fail(str(exc), 2)
+    except SQLAlchemyError as exc:
+        _fail(f"store error: {getattr(exc, 'orig', None) or exc}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    from service.settings import load_settings
+
+    return load_settings(config_file=config) if config is not None else load_settings()
+
+
+def _open_store(url: str) -> Engine:
+    """An engine on a reachable, migrated store, or a CliError saying what is wrong."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.engine import create_store_engine
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    sqlite_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if sqlite_file and not Path(database).exists():  # connecting would create an empty file
+        raise CliError(f"no store at {shown}: run `servewatch db upgrade` first")
+    try:
+        engine = create_store_engine(url)
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        raise CliError(f"cannot reach the store at {shown}: {getattr(exc, 'orig', exc)}") from exc
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        engine.dispose()
+        raise CliError(
+            f"the store at {shown} lacks table(s) {', '.join(missing)}: "
+            "run `servewatch db upgrade` first"
+        )
+    return engine
+
+
+def _baselines(engine: Engine, settings: Settings) -> BaselineStore:
+    """Baselines from the store's registry mirror, else from the BentoML store of `settings`."""
+    from monitors.baselines import BaselineStore, registry_metadata
+
+    def lookup(model_name: str, model_version: str) -> Any:
+        from service.settings import use_bentoml_home
+
+        use_bentoml_home(settings)  # before bentoml is first imported
+        return registry_metadata(model_name, model_version)
+
+    return BaselineStore(engine, registry=lookup)
+
+
+def _reference_window(start: str | None, end: str | None) -> Any:
+    from monitors.windows import Window
+
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise CliError("--reference-start and --reference-end go together", code=2)
+    return Window.parse(start, end)
+
+
+@monitor_app.command()
+def run(
+    start: Start,
+    end: End,
+    reference_start: ReferenceStart = None,
+    reference_end: ReferenceEnd = None,
+    database_url: DatabaseUrl = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the rows as a JSON array on stdout")
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model")] = None,
+    monitor: Annotated[
+        list[str] | None,
+        typer.Option("--monitor", help="Only these monitors (repeatable); default all"),
+    ] = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run the monitors over one window, store the rows (replacing a re-run) and print them."""
+    with _clear_errors():
+        from monitors.results import MONITOR_NAMES
+        from monitors.runner import run_monitors, store_results
+        from monitors.windows import Window
+
+        window = Window.parse(start, end)
+        reference = _reference_window(reference_start, reference_end)
+        monitors = tuple(monitor or MONITOR_NAMES)
+        unknown = [m for m in monitors if m not in MONITOR_NAMES]
+        if unknown:
+            known = ", ".join(MONITOR_NAMES)
+            raise CliError(f"unknown monitor(s) {', '.join(unknown)}; known: {known}", code=2)
+        settings = _settings(config)
+        engine = _open_store(database_url or settings.resolved_database_url)
+        try:
+            with _progress(len(monitors)) as advance:
+                outcome = run_monitors(
+                    engine,
+                    window,
+                    settings.config,
+                    reference_window=reference,
+                    model_name=model,
+                    monitors=monitors,
+                    baselines=_baselines(engine, settings),
+                    progress=advance,
+                )
+                advance("storing results")
+                store_results(engine, outcome)
+        finally:
+            engine.dispose()
+        _print_outcome(outcome, json_output)
+
+
+@contextmanager
+def _progress(steps: int) -> Iterator[Any]:
+    """A transient progress bar on stderr; yields a callback that starts the next step."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("starting", total=steps + 1)
+        started = False
+
+        def advance(description: str) -> None:
+            nonlocal started
+            progress.update(task, description=description, advance=1 if started else 0)
+            started = True
+
+        yield advance
+        progress.update(task, completed=steps + 1)
+
+
+def _print_outcome(outcome: RunOutcome, json_output: bool) -> None:
+    if json_output:
+        rows = [result.to_json() for result in outcome.results]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        _print_table(outcome)
+    if not outcome.results:
+        err.print("no predictions in the window: nothing to report")
+
+
+def _print_table(outcome: RunOutcome) -> None:
+    from rich.table import Table
+
+    table = Table("monitor", "model", "version", "tenant", "metric", "value", "status", "n")
+    styles = {"alert": "red", "warn": "yellow", "insufficient_data": "dim"}
+    for r in outcome.results:
+        value = "" if r.value is None else f"{r.value:.4g}"
+        status = f"[{styles[r.status]}]{r.status}[/]" if r.status in styles else r.status
+        table.add_row(
+            r.monitor, r.model_name, r.model_version, r.tenant, r.metric, value, status, str(r.n)
+        )
+    console = Console()
+    if not console.is_terminal:  # piped: no terminal width to fit, so do not squeeze columns
+        console = Console(width=200)
+    console.print(table)
+
+
+@monitor_app.command()
+def schedule(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option(help="Address of the /metrics endpoint")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of /metrics (0: any free one)")] = 9464,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the due windows once and exit (for cron)")
+    ] = False,
+    max_catchup: Annotated[
+        int, typer.Option(help="At most this many missed windows per monitor are caught up")
+    ] = 288,
+    finops_out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Weekly FinOps report folder; default <SERVEWATCH_HOME>/reports"),
+    ] = None,
+    finops: Annotated[
+        bool, typer.Option("--finops/--no-finops", help="Write the weekly FinOps report")
+    ] = True,
+    config: ConfigFile = None,
+) -> None:
+    """Run every monitor on its cadence from the config and serve the results on /metrics.
+
+    The weekly FinOps report is written too, on config.monitors.finops_weekday.
+    """
+    with _clear_errors():
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from monitors.exporter import MonitorExporter
+        from monitors.scheduler import Scheduler
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        settings = _settings(config)
+        engine = _open_store(database_url or settings.resolved_database_url)
+        registry = CollectorRegistry()
+        exporter = MonitorExporter(registry, settings.config)
+        scheduler = Scheduler(
+            engine,
+            settings.config,
+            exporter,
+            max_catchup=max_catchup,
+            baselines=_baselines(engine, settings),
+            finops_out_dir=(finops_out_dir or settings.home / "reports") if finops else None,
+        )
+        if once:
+            runs = scheduler.tick()
+            failed = [r for r in runs if r.outcome != "success"]
+            err.print(f"{len(runs) - len(failed)} run(s) succeeded, {len(failed)} failed")
+            raise typer.Exit(1 if failed else 0)
+        try:
+            server, _ = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            raise CliError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
+        err.print(f"serving /metrics on http://{host}:{server.server_port}/metrics")
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            scheduler.serve(stop)
+        finally:
+            server.shutdown()
+            engine.dispose()
+
+
+@report_app.command()
+def drift(
+    model: Annotated[str, typer.Option("--model", help="Registered model name")],
+    start: Start,
+    end: End,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file; default var/reports/drift-...html")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Model version; default the busiest")
+    ] = None,
+    reference_start: ReferenceStart = None,
+    reference_end: ReferenceEnd = None,
+    max_rows: Annotated[
+        int, typer.Option(help="Sample at most this many rows per side (evenly, by id)")
+    ] = 200_000,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Write an Evidently drift report of confidence and predicted class, per tenant."""
+    with _clear_errors():
+        from monitors.drift_report import build_drift_report
+        from monitors.windows import Window
+
+        window = Window.parse(start, end)
+        reference = _reference_window(reference_start, reference_end)
+        settings = _settings(config)
+        engine = _open_store(database_url or settings.resolved_database_url)
+        stamp = window.start.strftime("%Y%m%dT%H%M%SZ")
+        path = out or settings.home / "reports" / f"drift-{model}-{stamp}.html"
+        try:
+            with err.status("building the drift report with Evidently"):
+                summary = build_drift_report(
+                    engine,
+                    settings.config,
+                    model,
+                    window,
+                    path,
+                    model_version=version,
+                    reference_window=reference,
+                    baselines=_baselines(engine, settings),
+                    max_rows=max_rows,
+                )
+        finally:
+            engine.dispose()
+        err.print(
+            f"{summary.model_name} {summary.model_version}: {summary.current_rows} rows vs "
+            f"{summary.reference_rows} {summary.reference} rows, tenants "
+            f"{', '.join(summary.tenants)}"
+        )
+        typer.echo(str(summary.path))

@@ -1,0 +1,90 @@
+"""Confidence drift between a reference and a current confidence histogram (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from monitors.distances import (
+    PSI_EPSILON,
+    js_distance,
+    ks_pvalue,
+    ks_statistic,
+    psi,
+    shares,
+    wasserstein,
+    weighted_mean_std,
+)
+from monitors.histograms import ConfidenceHistogram, normalize_edges
+from monitors.results import Measurement
+
+MONITOR = "confidence_drift"
+METRICS: tuple[str, ...] = (
+    "psi",
+    "js_distance",
+    "ks_statistic",
+    "wasserstein_normalized",
+    "mean_confidence_drop",
+    "low_confidence_share",
+)
+# Evidently's floor for the reference spread, so a constant reference does not divide by zero.
+MIN_REFERENCE_STD = 0.001
+
+
+def confidence_drift(
+    reference: ConfidenceHistogram,
+    current: ConfidenceHistogram,
+    quantile_edges: Iterable[float],
+    low_confidence_cutoff: float,
+    epsilon: float = PSI_EPSILON,
+) -> dict[str, Measurement]:
+    """PSI and JS on the reference-quantile bins; KS, Wasserstein and means on the fine grid."""
+    if reference.n <= 0 or current.n <= 0:
+        raise ValueError("confidence drift needs predictions in both the reference and the window")
+    bins = normalize_edges(quantile_edges)
+    grid = normalize_edges(current.edges, bins, [low_confidence_cutoff])
+    ref, cur = reference.on(grid), current.on(grid)
+    ref_bins, cur_bins = ref.on(bins).counts, cur.on(bins).counts
+
+    points = ref.midpoints
+    ref_mean, ref_std = weighted_mean_std(points, ref.counts)
+    cur_mean, cur_std = weighted_mean_std(points, cur.counts)
+    distance = wasserstein(points, ref.counts, cur.counts)
+    ks = ks_statistic(ref.counts, cur.counts)
+    low_share = float(cur.cumulative_at([low_confidence_cutoff])[0] / cur.n)
+    ref_low_share = float(ref.cumulative_at([low_confidence_cutoff])[0] / ref.n)
+    table = _bin_table(bins, ref_bins, cur_bins)
+    sizes = {"reference_n": round(ref.n, 6), "current_n": round(cur.n, 6)}
+    return {
+        "psi": Measurement(psi(ref_bins, cur_bins, epsilon), {**sizes, "bins": table}),
+        "js_distance": Measurement(js_distance(ref_bins, cur_bins), sizes),
+        "ks_statistic": Measurement(ks, {**sizes, "p_value": ks_pvalue(ks, ref.n, cur.n)}),
+        "wasserstein_normalized": Measurement(
+            distance / max(ref_std, MIN_REFERENCE_STD),
+            {**sizes, "wasserstein": distance, "reference_std": ref_std, "current_std": cur_std},
+        ),
+        "mean_confidence_drop": Measurement(
+            ref_mean - cur_mean,
+            {**sizes, "reference_mean": ref_mean, "current_mean": cur_mean},
+        ),
+        "low_confidence_share": Measurement(
+            low_share,
+            {**sizes, "cutoff": low_confidence_cutoff, "reference_share": ref_low_share},
+        ),
+    }
+
+
+def _bin_table(
+    edges: np.ndarray, reference: np.ndarray, current: np.ndarray
+) -> list[dict[str, float]]:
+    ref_shares, cur_shares = shares(reference), shares(current)
+    return [
+        {
+            "low": float(edges[i]),
+            "high": float(edges[i + 1]),
+            "reference_share": round(float(ref_shares[i]), 6),
+            "current_share": round(float(cur_shares[i]), 6),
+        }
+        for i in range(len(edges) - 1)
+    ]

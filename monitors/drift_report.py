@@ -1,0 +1,203 @@
+"""Evidently HTML drift report of one model's confidence and predicted class, per tenant.
+
+The window's raw rows (sampled evenly when there are many) are compared with the reference:
+the rows of a reference window (tenant by tenant), or rows rebuilt from the version's baseline
+(each fine confidence bin's midpoint repeated by its count, classes in their baseline shares),
+which every tenant is compared with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from monitors.baselines import Baseline, BaselineStore
+from monitors.windows import Window
+from service.settings import AppConfig
+from storage.schema import predictions
+
+COLUMNS = ("tenant", "confidence", "predicted_class")
+VALUE_COLUMNS = ("confidence", "predicted_class")
+DEFAULT_MAX_ROWS = 200_000
+
+
+class ReportInputError(LookupError):
+    """The report cannot be built from what the store holds (no rows, no reference)."""
+
+
+@dataclass(frozen=True)
+class DriftReportSummary:
+    path: Path
+    model_name: str
+    model_version: str
+    current_rows: int
+    reference_rows: int
+    reference: str
+    tenants: tuple[str, ...]
+    values: dict[str, Any]
+
+
+def _ok_rows(model_name: str, model_version: str | None, window: Window) -> ColumnElement[bool]:
+    p = predictions.c
+    condition = and_(
+        p.model_name == model_name,
+        p.ts >= window.start,
+        p.ts < window.end,
+        p.status == "ok",
+        p.confidence.is_not(None),
+    )
+    return condition if model_version is None else and_(condition, p.model_version == model_version)
+
+
+def busiest_version(engine: Engine, model_name: str, window: Window) -> str | None:
+    """The version of `model_name` with the most successful predictions in the window."""
+    p = predictions.c
+    statement = (
+        select(p.model_version, func.count().label("n"))
+        .where(_ok_rows(model_name, None, window))
+        .group_by(p.model_version)
+        .order_by(func.count().desc(), p.model_version)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return None if row is None else str(row[0])
+
+
+def window_frame(
+    engine: Engine, model_name: str, model_version: str, window: Window, max_rows: int
+) -> pd.DataFrame:
+    """Raw rows of the window, every k-th one (by id) when there are more than `max_rows`."""
+    p = predictions.c
+    condition = _ok_rows(model_name, model_version, window)
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).where(condition)).scalar_one()
+        step = max(math.ceil(total / max_rows), 1)
+        if step > 1:
+            condition = and_(condition, p.id % step == 0)
+        rows = connection.execute(
+            select(p.tenant, p.confidence, p.predicted_class).where(condition).order_by(p.id)
+        ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS))
+
+
+def allocate(shares: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to `total` in proportion to `shares` (largest remainder)."""
+    exact = shares / shares.sum() * total
+    counts = np.floor(exact).astype(int)
+    remainder = total - counts.sum()
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[:remainder]] += 1
+    return counts
+
+
+def baseline_frame(baseline: Baseline, max_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Rows rebuilt from a baseline's confidence histogram and class counts."""
+    histogram = baseline.confidence
+    size = int(min(round(histogram.n), max_rows))
+    confidence = np.repeat(histogram.midpoints, allocate(histogram.counts, size))
+    names = sorted(baseline.class_counts)
+    weights = np.array([baseline.class_counts[c] for c in names], dtype=float)
+    classes = np.repeat(np.array(names, dtype=object), allocate(weights, size))
+    np.random.default_rng(seed).shuffle(classes)
+    return pd.DataFrame({"tenant": "*", "confidence": confidence, "predicted_class": classes})
+
+
+def tenant_columns(frame: pd.DataFrame, tenants: tuple[str, ...], shared: bool) -> pd.DataFrame:
+    """Confidence and class, overall and per tenant (`shared`: every tenant sees all rows).
+
+    Evidently drops missing values column by column, so a tenant's column holds its rows and
+    NaN elsewhere; the report then has one drift row per tenant and column.
+    """
+    columns: dict[str, pd.Series] = {c: frame[c] for c in VALUE_COLUMNS}
+    for tenant in tenants:
+        mask = pd.Series(True, index=frame.index) if shared else frame["tenant"] == tenant
+        for column in VALUE_COLUMNS:
+            columns[f"{column} · {tenant}"] = frame[column].where(mask)
+    return pd.DataFrame(columns)
+
+
+def build_drift_report(
+    engine: Engine,
+    config: AppConfig,
+    model_name: str,
+    window: Window,
+    out: Path,
+    *,
+    model_version: str | None = None,
+    reference_window: Window | None = None,
+    baselines: BaselineStore | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> DriftReportSummary:
+    """Write the Evidently HTML report to `out` and summarize what it compared."""
+    version = model_version or busiest_version(engine, model_name, window)
+    if version is None:
+        raise ReportInputError(
+            f"no successful predictions of {model_name!r} between "
+            f"{window.start.isoformat()} and {window.end.isoformat()}"
+        )
+    current = window_frame(engine, model_name, version, window, max_rows)
+    if current.empty:
+        raise ReportInputError(f"no successful predictions of {model_name} {version} in the window")
+    if reference_window is not None:
+        reference = window_frame(engine, model_name, version, reference_window, max_rows)
+        source, shared = "window", False
+    else:
+        store = baselines or BaselineStore(engine)
+        baseline = store.get(model_name, version)
+        if baseline is None:
+            reason = store.problems.get((model_name, version), "unavailable")
+            raise ReportInputError(f"no baseline for {model_name} {version}: {reason}")
+        reference, source, shared = baseline_frame(baseline, max_rows), "baseline", True
+    if reference.empty:
+        raise ReportInputError(f"no reference predictions of {model_name} {version}")
+    tenants = tuple(sorted(set(current["tenant"])))
+    if not shared:  # a tenant absent from the reference window has nothing to compare with
+        tenants = tuple(t for t in tenants if t in set(reference["tenant"]))
+    values = _run_evidently(
+        tenant_columns(current, tenants, shared=False),
+        tenant_columns(reference, tenants, shared=shared),
+        config,
+        out,
+    )
+    return DriftReportSummary(
+        out, model_name, version, len(current), len(reference), source, tenants, values
+    )
+
+
+def _run_evidently(
+    current: pd.DataFrame, reference: pd.DataFrame, config: AppConfig, out: Path
+) -> dict[str, Any]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    numerical = [c for c in current.columns if c.startswith("confidence")]
+    categorical = [c for c in current.columns if c.startswith("predicted_class")]
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    # The same distances and warn levels as the monitors' Wasserstein and JS metrics.
+    wasserstein = config.monitors.threshold("confidence_drift", "wasserstein_normalized")
+    js = config.monitors.threshold("class_shift", "js_distance")
+    preset = DataDriftPreset(
+        columns=[*numerical, *categorical],
+        num_method="wasserstein",
+        cat_method="jensenshannon",
+        num_threshold=wasserstein.warn if wasserstein else None,
+        cat_threshold=js.warn if js else None,
+    )
+    snapshot = Report([preset]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    snapshot.save_html(str(partial))
+    os.replace(partial, out)  # readers never see a half-written report
+    return {m["metric_name"]: m["value"] for m in snapshot.dict()["metrics"]}

@@ -1,0 +1,125 @@
+"""Monitor results: one row of DESIGN.md's contract 3, its JSON form and its stored form."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Status = Literal["ok", "warn", "alert", "insufficient_data"]
+MONITOR_NAMES: tuple[str, ...] = ("confidence_drift", "class_shift", "schema_failures", "cost")
+ALL = "*"  # tenant or model_version of a row that covers all of them
+STATUS_CODES: Mapping[str, int] = {"ok": 0, "warn": 1, "alert": 2, "insufficient_data": -1}
+CONTRACT_KEYS: tuple[str, ...] = (
+    "monitor",
+    "model_name",
+    "model_version",
+    "tenant",
+    "window_start",
+    "window_end",
+    "metric",
+    "value",
+    "threshold",
+    "status",
+    "n",
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A computed metric value and what explains it (the pure computations' output)."""
+
+    value: float | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """One monitor metric for one model, version and tenant over one window."""
+
+    monitor: str
+    model_name: str
+    model_version: str
+    tenant: str
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: Status
+    n: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.monitor, self.metric, self.model_name, self.model_version, self.tenant)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's JSON object (plus `details`)."""
+        return {
+            "monitor": self.monitor,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "tenant": self.tenant,
+            "window_start": iso_utc(self.window_start),
+            "window_end": iso_utc(self.window_end),
+            "metric": self.metric,
+            "value": finite_or_none(self.value),
+            "threshold": finite_or_none(self.threshold),
+            "status": self.status,
+            "n": int(self.n),
+            "details": json_safe(self.details),
+        }
+
+    def to_row(self, computed_at: datetime) -> dict[str, Any]:
+        """The `monitor_results` row."""
+        return {
+            "monitor": self.monitor,
+            "metric": self.metric,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "tenant": self.tenant,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "value": finite_or_none(self.value),
+            "threshold": finite_or_none(self.threshold),
+            "status": self.status,
+            "n": int(self.n),
+            "details": json_safe(self.details) or None,
+            "computed_at": computed_at,
+        }
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` suffix."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types: numpy scalars become Python numbers, non-finite floats become null."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return finite_or_none(value)
+    return str(value)

@@ -1,0 +1,215 @@
+"""Runs each monitor on its cadence, catching up missed windows, one process at a time per monitor.
+
+Windows end on multiples of the monitor's `every_seconds` (since the epoch). The last completed
+window is remembered in memory and, across restarts, read back from `monitor_results`. A failed
+run is logged and counted, and its window is due again at the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from monitors.baselines import BaselineStore
+from monitors.cost import MONITOR as COST
+from monitors.exporter import MonitorExporter
+from monitors.locks import monitor_lock
+from monitors.results import MONITOR_NAMES
+from monitors.runner import run_monitors, store_results, tenant_week_costs
+from monitors.windows import Window, aligned_end, due_windows
+from service.settings import AppConfig, MonitorSchedule
+from storage.schema import monitor_results
+
+log = logging.getLogger("servewatch.monitors.scheduler")
+Clock = Callable[[], float]
+FINOPS = "finops"  # the weekly report's name in logs, locks and servewatch_monitor_runs_total
+# At most this many missed windows per monitor are caught up after downtime (a day at 5 min).
+DEFAULT_MAX_CATCHUP = 288
+
+
+@dataclass(frozen=True)
+class WindowRun:
+    """What happened to one due window at a tick."""
+
+    monitor: str
+    window: Window | None  # None for the FinOps report, or a failure before any window
+    outcome: str  # "success" or "failure"
+    rows: int = 0  # rows stored (files written, for the FinOps report)
+    error: str | None = None
+    week: str | None = None  # the FinOps report's ISO week
+
+
+@dataclass
+class Scheduler:
+    """Ticks due monitor windows; `clock` is injectable so that tests need no sleeping."""
+
+    engine: Engine
+    config: AppConfig
+    exporter: MonitorExporter
+    clock: Clock = time.time
+    max_catchup: int = DEFAULT_MAX_CATCHUP
+    baselines: BaselineStore | None = None
+    monitors: tuple[str, ...] = MONITOR_NAMES
+    # Where the weekly FinOps report goes (None: not written by this scheduler).
+    finops_out_dir: Path | None = None
+    _last_end: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.baselines is None:
+            self.baselines = BaselineStore(self.engine)
+
+    def schedule(self, monitor: str) -> MonitorSchedule:
+        return self.config.monitors.schedules.get(monitor) or MonitorSchedule()
+
+    def due(self, monitor: str, now: float) -> list[Window]:
+        """Windows of `monitor` that have ended and have not been run yet."""
+        plan = self.schedule(monitor)
+        last = self._last_completed(monitor, plan, now)
+        return due_windows(now, plan.every_seconds, plan.window_seconds, last, self.max_catchup)
+
+    def _last_completed(self, monitor: str, plan: MonitorSchedule, now: float) -> float | None:
+        remembered = self._last_end.get(monitor)
+        stored = self._stored_last_end(monitor, plan, now)
+        known = [t for t in (remembered, stored) if t is not None]
+        return max(known) if known else None
+
+    def _stored_last_end(self, monitor: str, plan: MonitorSchedule, now: float) -> float | None:
+        """The newest scheduled window of `monitor` that left rows in `monitor_results`."""
+        horizon = datetime.fromtimestamp(
+            now - (self.max_catchup + 1) * plan.every_seconds - plan.window_seconds, UTC
+        )
+        c = monitor_results.c
+        statement = (
+            select(c.window_start, c.window_end)
+            .where(c.monitor == monitor, c.window_end > horizon)
+            .distinct()
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        ends = [
+            _epoch(end)
+            for start, end in rows
+            if _epoch(end) - _epoch(start) == plan.window_seconds
+            and _epoch(end) % plan.every_seconds == 0  # windows of manual runs do not count
+        ]
+        return max(ends) if ends else None
+
+    def tick(self) -> list[WindowRun]:
+        """Run every due window of every monitor, oldest first; a failure stops that monitor."""
+        runs: list[WindowRun] = []
+        for monitor in self.monitors:
+            try:
+                runs.extend(self._tick_monitor(monitor))
+            except Exception as exc:  # e.g. the store is unreachable: retried at the next tick
+                log.exception("monitor %s: cannot plan its windows", monitor)
+                self.exporter.record_run(monitor, False, 0.0, self.clock())
+                runs.append(WindowRun(monitor, None, "failure", error=_describe(exc)))
+        runs.extend(self._tick_finops())
+        return runs
+
+    def _tick_monitor(self, monitor: str) -> list[WindowRun]:
+        runs: list[WindowRun] = []
+        with monitor_lock(self.engine, monitor) as acquired:
+            if not acquired:
+                log.info("monitor %s is running in another process; skipping this tick", monitor)
+                return runs
+            # Read the due windows under the lock: another process may just have run them.
+            for window in self.due(monitor, self.clock()):
+                run = self._run_window(monitor, window)
+                runs.append(run)
+                if run.outcome != "success":
+                    break
+        return runs
+
+    def _tick_finops(self) -> list[WindowRun]:
+        """Write the weekly FinOps report once it is due (config.monitors.finops_weekday)."""
+        if self.finops_out_dir is None:
+            return []
+        from monitors.finops_report import due_week, write_weekly_report
+
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        started = self.clock()
+        try:
+            with monitor_lock(self.engine, FINOPS) as acquired:
+                week = due_week(now, self.config.monitors.finops_weekday, self.finops_out_dir)
+                if not acquired or week is None:
+                    return []
+                paths = write_weekly_report(
+                    self.engine, self.config, week, self.finops_out_dir, now=now
+                )
+        except Exception as exc:
+            log.exception("the weekly FinOps report failed")
+            self.exporter.record_run(FINOPS, False, self.clock() - started, self.clock())
+            return [WindowRun(FINOPS, None, "failure", error=_describe(exc))]
+        self.exporter.record_run(FINOPS, True, self.clock() - started, self.clock())
+        log.info("weekly FinOps report %s written to %s", week, self.finops_out_dir)
+        return [WindowRun(FINOPS, None, "success", rows=len(paths), week=week)]
+
+    def _run_window(self, monitor: str, window: Window) -> WindowRun:
+        started = self.clock()
+        try:
+            outcome = run_monitors(
+                self.engine, window, self.config, monitors=[monitor], baselines=self.baselines
+            )
+            store_results(self.engine, outcome, datetime.fromtimestamp(self.clock(), UTC))
+        except Exception as exc:
+            log.exception(
+                "monitor %s failed for window %s .. %s", monitor, window.start, window.end
+            )
+            self.exporter.record_run(monitor, False, self.clock() - started, self.clock())
+            return WindowRun(monitor, window, "failure", error=_describe(exc))
+        self._last_end[monitor] = window.end.timestamp()
+        self.exporter.publish(monitor, outcome.results)
+        latest = aligned_end(self.clock(), self.schedule(monitor).every_seconds)
+        if monitor == COST and outcome.costs is not None and window.end.timestamp() >= latest:
+            self._publish_costs(outcome.costs, window)
+        self.exporter.record_run(monitor, True, self.clock() - started, self.clock())
+        log.info(
+            "monitor %s: %d rows for %s .. %s",
+            monitor,
+            len(outcome.results),
+            window.start.isoformat(),
+            window.end.isoformat(),
+        )
+        return WindowRun(monitor, window, "success", rows=len(outcome.results))
+
+    def _publish_costs(self, costs: pd.DataFrame, window: Window) -> None:
+        self.exporter.publish_costs(costs)
+        self.exporter.publish_week_costs(
+            tenant_week_costs(self.engine, window.end, self.config.pricing)
+        )
+
+    def next_tick_at(self, now: float) -> float:
+        """When the next window of any monitor ends."""
+        return min(
+            aligned_end(now, self.schedule(m).every_seconds) + self.schedule(m).every_seconds
+            for m in self.monitors
+        )
+
+    def serve(self, stop: threading.Event, max_wait_s: float = 60.0) -> None:
+        """Tick until `stop` is set, sleeping until the next window ends (bounded by max_wait_s)."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the store may be down: keep serving /metrics and retry
+                log.exception("scheduler tick failed")
+            wait = min(max(self.next_tick_at(self.clock()) - self.clock(), 0.05), max_wait_s)
+            stop.wait(wait)
+
+
+def _epoch(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,97 @@
+"""Confidence drift from binned counts against scipy on the raw samples."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from monitors.drift import METRICS, confidence_drift
+from monitors.histograms import FINE_EDGES, ConfidenceHistogram, baseline_anchors
+from tests.monitors.samples import confidences, deciles, grid_for, histogram
+
+CUTOFF = 0.5
+REFERENCE = confidences(20_000, 8, 2, seed=1)
+SHIFTED = confidences(15_000, 5, 2.5, seed=2)
+SAME = confidences(15_000, 8, 2, seed=3)
+# Binning moves each value at most half a fine bin; the largest fine-bin mass of these samples
+# bounds the KS error.
+BIN_WIDTH = 1 / 200
+
+
+def _drift(reference: np.ndarray, current: np.ndarray):
+    quantiles = deciles(reference)
+    grid = grid_for(quantiles, cutoff=CUTOFF)
+    return quantiles, confidence_drift(
+        histogram(reference, grid), histogram(current, grid), quantiles, CUTOFF
+    )
+
+
+def test_reports_every_metric_with_sample_sizes():
+    _, drift = _drift(REFERENCE, SHIFTED)
+    assert set(drift) == set(METRICS)
+    assert drift["psi"].details["current_n"] == len(SHIFTED)
+    assert len(drift["psi"].details["bins"]) == 10
+
+
+def test_psi_and_js_on_reference_deciles_match_the_raw_samples():
+    quantiles, drift = _drift(REFERENCE, SHIFTED)
+    ref, _ = np.histogram(REFERENCE, quantiles)
+    cur, _ = np.histogram(SHIFTED, quantiles)
+    p, q = ref / ref.sum(), cur / cur.sum()
+    assert drift["psi"].value == pytest.approx(np.sum((p - q) * np.log(p / q)), rel=1e-9)
+    assert drift["js_distance"].value == pytest.approx(jensenshannon(p, q), rel=1e-9)
+
+
+def test_ks_and_wasserstein_are_within_bin_resolution_of_scipy_on_raw_samples():
+    _, drift = _drift(REFERENCE, SHIFTED)
+    largest_bin_mass = max(
+        np.histogram(sample, FINE_EDGES)[0].max() / len(sample) for sample in (REFERENCE, SHIFTED)
+    )
+    raw_ks = stats.ks_2samp(REFERENCE, SHIFTED).statistic
+    assert abs(drift["ks_statistic"].value - raw_ks) <= largest_bin_mass
+    raw_w = stats.wasserstein_distance(REFERENCE, SHIFTED) / REFERENCE.std()
+    assert drift["wasserstein_normalized"].value == pytest.approx(
+        raw_w, abs=BIN_WIDTH / REFERENCE.std()
+    )
+
+
+def test_mean_drop_and_low_confidence_share():
+    _, drift = _drift(REFERENCE, SHIFTED)
+    expected_drop = REFERENCE.mean() - SHIFTED.mean()
+    assert drift["mean_confidence_drop"].value == pytest.approx(expected_drop, abs=BIN_WIDTH / 2)
+    assert drift["low_confidence_share"].value == pytest.approx(np.mean(SHIFTED < CUTOFF))
+
+
+def test_a_shift_crosses_the_default_alert_levels_and_a_resample_does_not():
+    _, shifted = _drift(REFERENCE, SHIFTED)
+    _, same = _drift(REFERENCE, SAME)
+    assert shifted["psi"].value > 0.25 and shifted["wasserstein_normalized"].value > 0.25
+    assert same["psi"].value < 0.01 and same["ks_statistic"].value < 0.03
+    assert abs(same["mean_confidence_drop"].value) < 0.005
+
+
+def test_a_baseline_from_fine_counts_and_deciles_agrees_with_the_raw_reference():
+    quantiles, exact = _drift(REFERENCE, SHIFTED)
+    baseline = ConfidenceHistogram.from_counts(
+        FINE_EDGES, np.histogram(REFERENCE, FINE_EDGES)[0], baseline_anchors(quantiles)
+    )
+    current = histogram(SHIFTED, grid_for(quantiles, cutoff=CUTOFF))
+    approx = confidence_drift(baseline, current, quantiles, CUTOFF)
+    assert approx["psi"].value == pytest.approx(exact["psi"].value, rel=0.01)
+    assert approx["js_distance"].value == pytest.approx(exact["js_distance"].value, rel=0.01)
+    for metric in ("ks_statistic", "wasserstein_normalized", "mean_confidence_drop"):
+        assert approx[metric].value == pytest.approx(exact[metric].value, abs=2e-3)
+
+
+def test_point_masses_at_one_do_not_drift_against_themselves():
+    ones = np.ones(500)
+    _, drift = _drift(ones, np.ones(300))
+    assert drift["psi"].value == pytest.approx(0.0, abs=1e-12)
+    assert drift["ks_statistic"].value == 0.0
+    assert drift["wasserstein_normalized"].value == 0.0
+
+
+def test_needs_data_on_both_sides():
+    empty = ConfidenceHistogram.from_counts(FINE_EDGES, np.zeros(200))
+    with pytest.raises(ValueError, match="both"):
+        confidence_drift(empty, histogram(SAME, FINE_EDGES), [0.0, 1.0], CUTOFF)

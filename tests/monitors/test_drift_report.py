@@ -1,0 +1,114 @@
+"""`servewatch report drift`: an Evidently HTML report per tenant against the reference."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from monitors.baselines import Baseline
+from monitors.cli import report_app
+from monitors.drift_report import allocate, baseline_frame, build_drift_report, window_frame
+from monitors.windows import Window
+from service.settings import AppConfig
+from tests.monitors import traffic
+
+START, END = (t.isoformat() for t in traffic.WINDOW)
+runner = CliRunner()
+
+
+@pytest.fixture
+def loaded_url(store_engine, store_url, isolated_settings):
+    traffic.register_baseline(store_engine)
+    traffic.load(store_engine, traffic.window_traffic(), traffic.previous_traffic())
+    return store_url
+
+
+def test_allocate_keeps_proportions_and_the_total():
+    counts = allocate(np.array([1.0, 2.0, 7.0]), 11)
+    assert counts.sum() == 11 and counts.tolist() == [1, 2, 8]
+
+
+def test_baseline_rows_follow_the_baseline_shares():
+    baseline = Baseline.from_reference("m", "v1", traffic.baseline_reference(n=4000))
+    frame = baseline_frame(baseline, max_rows=1000)
+    assert len(frame) == 1000
+    shares = frame["predicted_class"].value_counts(normalize=True)
+    expected = {k: v / 4000 for k, v in baseline.class_counts.items()}
+    assert shares.to_dict() == pytest.approx(expected, abs=1e-3)
+    assert frame["confidence"].mean() == pytest.approx(
+        np.average(baseline.confidence.midpoints, weights=baseline.confidence.counts), abs=0.005
+    )
+
+
+def test_window_rows_are_sampled_evenly_when_there_are_too_many(store_engine):
+    traffic.load(store_engine, traffic.window_traffic())
+    window = Window(*traffic.WINDOW)
+    everything = window_frame(store_engine, traffic.MODEL, "v1", window, max_rows=10_000)
+    sampled = window_frame(store_engine, traffic.MODEL, "v1", window, max_rows=500)
+    assert len(everything) == sum(
+        1 for r in traffic.window_traffic() if r["status"] == "ok" and r["model_version"] == "v1"
+    )
+    assert 0 < len(sampled) <= 500
+    assert set(sampled["tenant"]) == {"acme", "globex", "initech"}
+
+
+# Evidently takes seconds per report: the SQL it needs is dialect-tested above, so run it once.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
+def test_report_drift_writes_an_html_report_per_tenant(loaded_url, tmp_path):
+    out = tmp_path / "reports" / "drift.html"
+    result = runner.invoke(
+        report_app,
+        ["drift", "--model", traffic.MODEL, "--start", START, "--end", END,
+         "--database-url", loaded_url, "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    html = out.read_text()
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+    # Evidently embeds the widgets as JSON, with "·" escaped.
+    assert "confidence \\u00b7 globex" in html and "predicted_class \\u00b7 initech" in html
+    assert "baseline rows" in result.stderr
+    assert not list(out.parent.glob(".*.partial"))
+
+
+def test_report_drift_refuses_a_window_without_predictions(loaded_url, tmp_path):
+    result = runner.invoke(
+        report_app,
+        ["drift", "--model", traffic.MODEL, "--start", "2020-01-01T00:00:00Z",
+         "--end", "2020-01-02T00:00:00Z", "--database-url", loaded_url,
+         "--out", str(tmp_path / "x.html")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "no successful predictions of 'ticket_classifier'" in result.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+@SQLITE_ONLY
+def test_per_tenant_drift_in_the_report_matches_scipy_on_the_same_rows(store_engine, tmp_path):
+    traffic.load(store_engine, traffic.window_traffic(), traffic.previous_traffic())
+    summary = build_drift_report(
+        store_engine,
+        AppConfig(),
+        traffic.MODEL,
+        Window(*traffic.WINDOW),
+        tmp_path / "r.html",
+        reference_window=Window(*traffic.PREVIOUS),
+    )
+    assert summary.reference == "window" and summary.tenants == ("acme", "globex", "initech")
+
+    def ok(rows, tenant):
+        return np.array(
+            [r["confidence"] for r in rows if r["tenant"] == tenant and r["confidence"]]
+        )
+
+    for tenant in summary.tenants:
+        current, reference = (
+            ok(traffic.window_traffic(), tenant),
+            ok(traffic.previous_traffic(), tenant),
+        )
+        expected = stats.wasserstein_distance(reference, current) / max(reference.std(), 0.001)
+        key = f"ValueDrift(column=confidence · {tenant},method=wasserstein,threshold=0.1)"
+        assert summary.values[key] == pytest.approx(expected, rel=1e-9)

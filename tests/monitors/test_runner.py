@@ -1,0 +1,185 @@
+"""The runner on the real store (SQLite and PostgreSQL): rows, statuses, references, storage."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from monitors.baselines import Baseline, BaselineStore
+from monitors.drift import confidence_drift
+from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
+from monitors.runner import UnknownModelError, run_monitors, store_results
+from monitors.windows import Window
+from service.settings import AppConfig
+from storage.engine import create_store_engine
+from storage.migrate import upgrade
+from storage.schema import monitor_results
+from tests.monitors import traffic
+
+CONFIG = AppConfig()
+WINDOW = Window(*traffic.WINDOW)
+PREVIOUS = Window(*traffic.PREVIOUS)
+
+
+def _no_registry(model_name, version):
+    return None
+
+
+@pytest.fixture
+def loaded(store_engine):
+    traffic.register_baseline(store_engine)
+    traffic.load(store_engine, traffic.window_traffic(), traffic.previous_traffic())
+    return store_engine
+
+
+def _run(engine, **kwargs):
+    baselines = BaselineStore(engine, registry=_no_registry)
+    return run_monitors(engine, WINDOW, CONFIG, baselines=baselines, **kwargs)
+
+
+def _rows(outcome, monitor, metric=None):
+    return {
+        (r.model_version, r.tenant, r.metric): r
+        for r in outcome.results
+        if r.monitor == monitor and (metric is None or r.metric == metric)
+    }
+
+
+def test_confidence_drift_matches_the_pure_computation_on_raw_rows(loaded):
+    outcome = _run(loaded, monitors=["confidence_drift"])
+    baseline = Baseline.from_reference("ticket_classifier", "v1", traffic.baseline_reference())
+    cutoff = CONFIG.monitors.low_confidence_cutoff
+    grid = normalize_edges(FINE_EDGES, baseline.quantile_edges, [cutoff])
+    acme = [r["confidence"] for r in traffic.window_traffic() if r["tenant"] == "acme"]
+    acme = np.array([c for c in acme if c is not None])
+    current = ConfidenceHistogram.from_counts(grid, np.histogram(acme, grid)[0])
+    expected = confidence_drift(baseline.confidence, current, baseline.quantile_edges, cutoff)
+    rows = _rows(outcome, "confidence_drift")
+    for metric, measurement in expected.items():
+        row = rows[("v1", "acme", metric)]
+        assert row.value == pytest.approx(measurement.value, rel=1e-9, abs=1e-12), metric
+        assert row.n == len(acme)
+
+
+def test_statuses_separate_drift_from_noise_and_small_samples(loaded):
+    outcome = _run(loaded)
+    psi = _rows(outcome, "confidence_drift", "psi")
+    assert psi[("v1", "acme", "psi")].status == "ok"
+    assert psi[("v1", "globex", "psi")].status == "alert"
+    small = psi[("v1", "initech", "psi")]
+    assert small.status == "insufficient_data" and small.value is None and small.n == 30
+    assert "fewer than 100" in small.details["reason"]
+    everyone = psi[("v1", "*", "psi")]
+    assert everyone.n == sum(r.n for k, r in psi.items() if k[1] != "*")
+    shift = _rows(outcome, "class_shift", "psi")
+    assert shift[("v1", "acme", "psi")].status == "ok"
+    assert shift[("v1", "globex", "psi")].status == "alert"
+    moved = shift[("v1", "globex", "psi")].details["moved_most"]
+    assert moved[0]["class"] == "billing"
+
+
+def test_metrics_without_thresholds_are_ok_with_a_null_threshold(loaded):
+    outcome = _run(loaded, monitors=["class_shift"])
+    chi = _rows(outcome, "class_shift", "chi_square")[("v1", "globex", "chi_square")]
+    assert chi.status == "ok" and chi.threshold is None and chi.value > 100
+
+
+def test_schema_failure_rate_counts_model_errors_among_inference_outputs(loaded):
+    outcome = _run(loaded, monitors=["schema_failures"])
+    rows = _rows(outcome, "schema_failures")
+    window = traffic.window_traffic()
+    for tenant in ("acme", "globex"):
+        statuses = Counter(r["status"] for r in window if r["tenant"] == tenant)
+        row = rows[("v1", tenant, "failure_rate")]
+        assert row.value == pytest.approx(statuses["model_error"] / sum(statuses.values()))
+        assert row.n == sum(statuses.values())
+    assert rows[("v1", "globex", "failure_rate")].status == "alert"
+    assert rows[("v1", "initech", "failure_rate")].status == "insufficient_data"
+
+
+def test_cost_rows_add_up_to_the_capacity_of_the_window(loaded):
+    outcome = _run(loaded, monitors=["cost"])
+    rows = _rows(outcome, "cost")
+    total = rows[("*", "*", "total_cost_usd")]
+    capacity = CONFIG.pricing.capacity
+    assert total.value == pytest.approx(capacity.replicas * capacity.hourly_rate_usd)
+    assert total.n == len(traffic.window_traffic())
+    tenants = [
+        r.value
+        for k, r in rows.items()
+        if k[0] == "v1" and k[1] != "*" and k[2] == "total_cost_usd"
+    ]
+    assert sum(tenants) == pytest.approx(rows[("v1", "*", "total_cost_usd")].value)
+    per_1k = rows[("v1", "*", "cost_per_1k_predictions_usd")]
+    attributed = rows[("v1", "*", "attributed_cost_usd")].value
+    assert per_1k.value == pytest.approx(attributed / per_1k.n * 1000)
+    assert outcome.costs is not None and set(outcome.costs["tenant"]) == {
+        "acme",
+        "globex",
+        "initech",
+    }
+
+
+def test_a_reference_window_compares_tenant_by_tenant(loaded):
+    outcome = _run(loaded, reference_window=PREVIOUS, monitors=["confidence_drift", "class_shift"])
+    psi = _rows(outcome, "confidence_drift", "psi")
+    assert psi[("v1", "acme", "psi")].status == "ok"
+    assert psi[("v1", "globex", "psi")].status == "alert"
+    assert psi[("v1", "acme", "psi")].details["reference"] == "window"
+    assert psi[("v1", "initech", "psi")].status == "insufficient_data"
+
+
+def test_a_version_without_baseline_is_insufficient_data_with_the_reason(store_engine):
+    traffic.load(store_engine, traffic.records("acme", 300, traffic.T0, version="v9", seed=5))
+    outcome = _run(store_engine, monitors=["confidence_drift"])
+    row = _rows(outcome, "confidence_drift", "psi")[("v9", "acme", "psi")]
+    assert row.status == "insufficient_data"
+    assert "no baseline for ticket_classifier v9" in row.details["reason"]
+
+
+def test_an_unknown_model_is_refused(loaded):
+    with pytest.raises(UnknownModelError, match="fraud_model"):
+        _run(loaded, model_name="fraud_model")
+
+
+def test_a_window_without_predictions_gives_no_rows(loaded):
+    empty = Window(traffic.T0.replace(year=2020), traffic.T0.replace(year=2021))
+    baselines = BaselineStore(loaded, registry=_no_registry)
+    assert run_monitors(loaded, empty, CONFIG, baselines=baselines).results == []
+
+
+def test_storing_twice_replaces_rows_instead_of_duplicating_them(loaded):
+    outcome = _run(loaded)
+    store_results(loaded, outcome)
+    store_results(loaded, _run(loaded))
+    with loaded.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(monitor_results)).scalar()
+    assert stored == len(outcome.results)
+    assert len({r.key for r in outcome.results}) == len(outcome.results)
+
+
+def test_every_row_is_the_same_as_on_a_fresh_sqlite_store(loaded, tmp_path):
+    """On PostgreSQL this compares the two dialects; every value, n and status must agree."""
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    upgrade(url)
+    twin = create_store_engine(url)
+    try:
+        traffic.register_baseline(twin)
+        traffic.load(twin, traffic.window_traffic(), traffic.previous_traffic())
+        expected = {r.key: r for r in _run(twin).results}
+        expected_window = {r.key: r for r in _run(twin, reference_window=PREVIOUS).results}
+    finally:
+        twin.dispose()
+    for got, want in (
+        (_run(loaded).results, expected),
+        (_run(loaded, reference_window=PREVIOUS).results, expected_window),
+    ):
+        assert {r.key for r in got} == set(want)
+        for row in got:
+            other = want[row.key]
+            assert (row.status, row.n, row.threshold) == (other.status, other.n, other.threshold)
+            if row.value is None:
+                assert other.value is None
+            else:
+                assert row.value == pytest.approx(other.value, rel=1e-9, abs=1e-12), row.key
