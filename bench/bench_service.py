@@ -300,29 +300,17 @@ def main() -> None:
 @contextlib.contextmanager
 def temporary_store(url: str) -> Iterator[str]:
     """A migrated store for the run: PostgreSQL gets a schema of its own, dropped afterwards."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
-    from storage.engine import create_store_engine, is_sqlite
+    from storage.engine import is_sqlite
     from storage.migrate import upgrade
+    from storage.scratch import scratch_schema
 
     if is_sqlite(url):
         upgrade(url)
         yield url
         return
-    schema = f"bench_{os.urandom(6).hex()}"
-    admin = create_store_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    scoped_url = scoped.render_as_string(hide_password=False)
-    try:
-        upgrade(scoped_url)
+    with scratch_schema(url, prefix="bench") as scoped_url:
         yield scoped_url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def run(

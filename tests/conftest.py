@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
+from storage.scratch import scratch_schema
 
 POSTGRES_URL = os.environ.get(
     "SERVEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,14 +44,6 @@ def postgres_available() -> bool:
     return _postgres_available()
 
 
-def _fresh_postgres_url(schema: str) -> str:
-    """The test database URL with `schema` as the only search_path entry."""
-    url = make_url(POSTGRES_URL)
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a fresh database migrated to head (PostgreSQL: a schema of its own per test)."""
@@ -62,18 +53,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     require(request.getfixturevalue("postgres_available"), "PostgreSQL is not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_store_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _fresh_postgres_url(schema)
-    try:
-        upgrade(url)
+    with scratch_schema(POSTGRES_URL, prefix="t") as url:
         yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

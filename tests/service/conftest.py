@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import text
 
 from service.settings import hash_api_key
-from storage.engine import create_store_engine
-from storage.migrate import upgrade
+from storage.scratch import scratch_schema
 from tests.conftest import POSTGRES_URL, require
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -154,24 +151,8 @@ def built_models_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fresh_postgres_url() -> Iterator[str]:
     """A migrated PostgreSQL schema of its own (dropped afterwards)."""
-    from sqlalchemy.engine import make_url
-
-    schema = f"svc_{uuid.uuid4().hex[:12]}"
-    admin = create_store_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = (
-        make_url(POSTGRES_URL)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
-    try:
-        upgrade(url)
+    with scratch_schema(POSTGRES_URL, prefix="svc") as url:
         yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
