@@ -150,8 +150,9 @@ class MonitorsConfig(_Strict):
 def _default_redaction() -> dict[str, str]:
     return {
         "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-        "card": r"\b(?:\d[ -]?){13,19}\b",
-        "phone": r"\+?\d[\d ()-]{7,}\d",
+        "card": r"\b\d(?:[ -]?\d){12,18}\b",
+        # International prefix, area code (optionally in parentheses), two groups of digits.
+        "phone": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\b\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}\b",
     }
 
 

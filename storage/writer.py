@@ -7,16 +7,25 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Engine, and_, delete, insert, tuple_
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
+_TS = PREDICTION_COLUMNS.index("ts")
 _JSON_POSITIONS = tuple(
     i for i, name in enumerate(PREDICTION_COLUMNS) if name in ("probabilities", "features")
 )
+_COLUMN_LIST = ", ".join(PREDICTION_COLUMNS)
+_SQLITE_INSERT = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) "
+    f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
+)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 MONITOR_RESULT_KEY = (
     "monitor",
     "metric",
@@ -35,35 +44,71 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _utc(value: Any, request_id: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise ValueError(f"prediction record {request_id!r} has no valid ts")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for record in records:
+        row = [record.get(column) for column in PREDICTION_COLUMNS]
+        row[_TS] = _utc(row[_TS], row[0])
+        for position in _JSON_POSITIONS:
+            if row[position] is not None:
+                row[position] = _dumps(row[position])
+        rows.append(row)
+    return rows
+
+
 def write_predictions(engine: Engine, records: Sequence[Mapping[str, Any]]) -> int:
     """Insert records in one round trip, ignoring replayed request_ids; returns rows added."""
     if not records:
         return 0
-    rows = [_prediction_row(record) for record in records]
+    rows = _rows(records)
     if is_sqlite(engine):
         return _write_sqlite(engine, rows)
     return _write_postgres_copy(engine, rows)
 
 
-def _prediction_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    row = {column: record.get(column) for column in PREDICTION_COLUMNS}
-    ts = row["ts"]
-    if ts is None:
-        raise ValueError(f"prediction record {row['request_id']!r} has no ts")
-    row["ts"] = to_utc(datetime.fromisoformat(ts) if isinstance(ts, str) else ts)
-    return row
-
-
-def _write_sqlite(engine: Engine, rows: list[dict[str, Any]]) -> int:
-    statement = sqlite_insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
+def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
+    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
+    for row in rows:
+        row[_TS] = row[_TS].replace(tzinfo=None).isoformat(" ", "microseconds")
     with engine.begin() as connection:
-        result = connection.execute(statement, rows)
-    return max(result.rowcount, 0)
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(_SQLITE_INSERT, rows)
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
 
 
-def _write_postgres_copy(engine: Engine, rows: list[dict[str, Any]]) -> int:
-    """COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
-    columns = ", ".join(PREDICTION_COLUMNS)
+def _write_postgres_copy(engine: Engine, rows: list[list[Any]]) -> int:
+    """COPY straight into predictions; a batch holding known request ids (a replay) fails on
+    the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
+    try:
+        with engine.begin() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            copy_sql = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return len(rows)
+    except UniqueViolation:
+        pass
+    return _write_postgres_ignoring_duplicates(engine, rows)
+
+
+def _write_postgres_ignoring_duplicates(engine: Engine, rows: list[list[Any]]) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
@@ -72,22 +117,14 @@ def _write_postgres_copy(engine: Engine, rows: list[dict[str, Any]]) -> int:
                 "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            with cursor.copy(f"COPY _incoming_predictions ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY _incoming_predictions ({_COLUMN_LIST}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(_copy_values(row))
+                    copy.write_row(row)
             cursor.execute(
-                f"INSERT INTO predictions ({columns}) SELECT {columns} "
+                f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
                 "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
             )
             return max(cursor.rowcount, 0)
-
-
-def _copy_values(row: dict[str, Any]) -> list[Any]:
-    values = [row[name] for name in PREDICTION_COLUMNS]
-    for position in _JSON_POSITIONS:
-        if values[position] is not None:
-            values[position] = json.dumps(values[position], separators=(",", ":"))
-    return values
 
 
 def upsert_monitor_results(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:

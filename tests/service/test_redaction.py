@@ -72,3 +72,18 @@ def test_patterns_apply_in_configured_order():
 def test_invalid_or_empty_matching_patterns_are_refused_by_name(pattern):
     with pytest.raises(ValueError, match="'broken'"):
         Redactor({"broken": pattern})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call me at (555) 123-4567 today", "call me at [PHONE] today"),
+        ("card 4111 1111 1111 1111, thanks", "card [CARD], thanks"),
+        ("order #48213 on 2024-01-15", "order #48213 on 2024-01-15"),
+        ("mail jane.doe@example.com or +44 20 7946 0958", "mail [EMAIL] or [PHONE]"),
+    ],
+)
+def test_default_patterns_mask_contacts_and_cards_but_not_dates_or_orders(text, expected):
+    from service.settings import RedactionConfig
+
+    assert Redactor(RedactionConfig().patterns).redact(text) == expected

@@ -18,6 +18,7 @@ from service.spill import (
     SpillFile,
     append_rejected,
     decode_line,
+    decode_lines,
     encode_records,
     record_time,
 )
@@ -47,12 +48,20 @@ def test_records_round_trip_as_json_lines_with_iso_timestamps():
     data = encode_records(records)
     lines = data.split(b"\n")
     assert lines[-1] == b"" and len(lines) == 4
-    decoded = [decode_line(line) for line in lines[:-1]]
+    decoded = [decode_line(line) or {} for line in lines[:-1]]
     assert decoded[0]["ts"] == records[0]["ts"].isoformat()
     assert decoded[0]["probabilities"] == records[0]["probabilities"]
     assert [d["request_id"] for d in decoded] == [r["request_id"] for r in records]
     assert decode_line(b'{"request_id": "x", "ts') is None
     assert decode_line(b"[1, 2]") is None
+
+
+def test_lines_are_decoded_together_but_never_merged_or_misread():
+    assert decode_lines([b'{"a":1}', b'{"b":2}']) == ([{"a": 1}, {"b": 2}], 0)
+    assert decode_lines([b'{"a":1}', b"7", b"[]"]) == ([{"a": 1}], 2)
+    # Two broken halves that would parse as one value when joined: read line by line.
+    assert decode_lines([b'{"a":1}', b"[1", b"2]", b'{"b":2}']) == ([{"a": 1}, {"b": 2}], 2)
+    assert decode_lines([]) == ([], 0)
 
 
 def test_record_time_reads_aware_naive_and_string_timestamps():

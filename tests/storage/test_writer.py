@@ -87,3 +87,13 @@ def test_monitor_results_upsert_is_all_or_nothing(store_engine):
         upsert_monitor_results(store_engine, [_result(0.5), _result(None, status=None)])
     with store_engine.connect() as connection:
         assert connection.execute(select(monitor_results.c.value)).scalar_one() == 0.1
+
+
+def test_missing_json_extras_are_sql_null_on_both_stores(store_engine):
+    records = make_records(20)
+    write_predictions(store_engine, records)
+    with store_engine.connect() as connection:
+        nulls = connection.execute(
+            select(func.count()).where(predictions.c.features.is_(None))
+        ).scalar_one()
+    assert nulls == sum(r["features"] is None for r in records)
