@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import typer
@@ -36,6 +36,7 @@ from monitors.finops import (
     usd,
     weekly_figures,
 )
+from monitors.finops_cli import DEFAULT_OUT_DIR, DatabaseUrlOption, OutDirOption, WeekOption
 from service.settings import AppConfig, Settings
 from storage.aggregates import daily_compute_totals
 from storage.schema import predictions
@@ -44,7 +45,6 @@ from storage.writer import to_utc
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DEFAULT_OUT_DIR = Path("var/reports")
 Progress = Callable[[str], None]
 
 
@@ -773,18 +773,6 @@ def _markdown_table(table: Table) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- CLI
-
-WeekOption = Annotated[
-    str | None,
-    typer.Option("--week", help="ISO week, e.g. 2026-W47; default: the last full week."),
-]
-OutDirOption = Annotated[
-    Path, typer.Option("--out-dir", help="Folder for the HTML, Markdown and CSV files.")
-]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL; default SERVEWATCH_DATABASE_URL or var/"),
-]
 
 
 def finops(

@@ -11,7 +11,7 @@ from rich.console import Console
 from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
 from monitors.cli import monitor_app, report_app
-from monitors.finops_report import finops
+from monitors.finops_cli import finops
 from service.demo_cli import stack_app, traffic
 from service.models.cli import app as models_app
 from service.serve_cli import serve
