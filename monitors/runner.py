@@ -21,6 +21,7 @@ from monitors.thresholds import judge
 from monitors.windows import Window, week_start
 from service.settings import AppConfig, PricingConfig
 from storage import aggregates
+from storage.writer import to_utc
 
 Key = tuple[str, str, str]  # model_name, model_version, tenant ("*" = all tenants)
 ModelVersion = tuple[str, str]
@@ -511,12 +512,24 @@ def store_results(engine: Engine, outcome: RunOutcome, computed_at: datetime | N
 
 
 def tenant_week_costs(engine: Engine, now: datetime, pricing: PricingConfig) -> dict[str, float]:
-    """Cost of the ISO week so far per tenant (attributed plus idle share)."""
+    """Cost of the ISO week so far per tenant (attributed plus idle share).
+
+    Each UTC day is its own capacity period, as in the weekly FinOps report, so the budget gauge
+    and the report agree; today counts only the seconds that have passed.
+    """
     start = week_start(now)
     if now <= start:
         return {}
-    totals = aggregates.compute_totals(engine, start, now)
-    costs = cost.compute_costs(totals, pricing, (now - start).total_seconds())
-    if costs.empty:
+    today = to_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    frames = []
+    if today > start:
+        days = aggregates.daily_compute_totals(engine, start, today)
+        frames.append(cost.compute_costs(days, pricing, 86_400, by=["day"]))
+    if now > today:
+        partial = aggregates.compute_totals(engine, today, now)
+        frames.append(cost.compute_costs(partial, pricing, (now - today).total_seconds()))
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
         return {}
+    costs = pd.concat(frames)
     return {str(t): float(v) for t, v in costs.groupby("tenant")["total_cost_usd"].sum().items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from datetime import UTC, date, datetime
+from datetime import timedelta, UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -249,3 +249,13 @@ def test_a_week_across_two_months_forecasts_from_the_new_month():
     assert acme["remaining_days"] == 29
     assert acme["forecast_usd"] == money(DAY + 29 * 2 * DAY / 3)
     assert figures.spend.current == money(3 * DAY)
+
+
+def test_budget_gauge_at_week_end_matches_the_report_per_tenant(store_engine, figures):
+    from monitors.runner import tenant_week_costs
+
+    last_moment = midnight(WEEK.start) + timedelta(days=7, microseconds=-1)
+    gauge = tenant_week_costs(store_engine, last_moment, HAND_CONFIG.pricing)
+    report = rows(figures.by_tenant, "tenant")
+    assert gauge == {t: money(r["total_cost_usd"]) for t, r in report.items()}
+    assert gauge["acme"] == money(1.2) and gauge["initech"] == money(2.002 + 1.2)
