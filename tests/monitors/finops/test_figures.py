@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from datetime import timedelta, UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
