@@ -302,7 +302,7 @@ class PredictionLog:
             self._spill_records(batch)
             return
         try:
-            stored = self._store(batch)
+            stored = self._store(batch, live=True)
         except Exception as exc:
             self._store_failed(exc)
             self._spill_records(batch)
@@ -310,11 +310,11 @@ class PredictionLog:
         self._store_answered()
         self._metrics.count("written", stored)
 
-    def _store(self, records: Sequence[dict[str, Any]]) -> int:
+    def _store(self, records: Sequence[dict[str, Any]], live: bool = False) -> int:
         """Insert records, returning how many the store took; on bad data, split the batch
         to set the culprits aside."""
         try:
-            write_predictions(self._store_engine(), records)
+            added = write_predictions(self._store_engine(), records)
         except Exception as exc:
             if not is_bad_data(exc):
                 raise
@@ -322,8 +322,23 @@ class PredictionLog:
                 self._reject(records, exc)
                 return 0
             middle = len(records) // 2
-            return self._store(records[:middle]) + self._store(records[middle:])
+            return self._store(records[:middle], live) + self._store(records[middle:], live)
+        if live and added < len(records):
+            self._report_duplicates(records, len(records) - added)
+            return added
         return len(records)
+
+    def _report_duplicates(self, records: Sequence[dict[str, Any]], missing: int) -> None:
+        """A live record whose request_id is already stored (a client reusing X-Request-ID)
+        leaves no row of its own: count it as dropped and say so."""
+        self._metrics.count("dropped", missing)
+        ids = sorted({str(r.get("request_id")) for r in records})[:5]
+        log.error(
+            "prediction log: %d record(s) reused a stored request_id and were not stored "
+            "(request ids among %s)",
+            missing,
+            ids,
+        )
 
     def _reject(self, records: Sequence[dict[str, Any]], exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]

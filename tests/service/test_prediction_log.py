@@ -383,3 +383,22 @@ def test_an_unstarted_log_spills_on_close(make_log, store_engine, tmp_path):
     [path] = spill_files(tmp_path / "spill")
     assert len(path.read_bytes().splitlines()) == 7
     assert row_count(store_engine) == 0
+
+
+def test_a_reused_request_id_is_counted_as_dropped_not_written(
+    make_log, store_engine, observed, caplog
+):
+    log = make_log()
+    log.start()
+    records = make_records(10)
+    reused = {**records[3], "tenant": "someone-else"}
+    for record in records:
+        log.submit(record)
+    assert log.flush(timeout=10)
+    log.submit(reused)
+    assert log.flush(timeout=10)
+
+    assert row_count(store_engine) == 10
+    assert observed.events()["written"] == 10
+    assert observed.events()["dropped"] == 1
+    assert "reused a stored request_id" in caplog.text
