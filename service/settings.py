@@ -136,12 +136,63 @@ def _default_schedules() -> dict[str, MonitorSchedule]:
     return {name: MonitorSchedule() for name in names}
 
 
+# The metrics each monitor computes: a threshold may be set on any of them.
+MONITOR_METRIC_NAMES: dict[str, tuple[str, ...]] = {
+    "confidence_drift": (
+        "psi",
+        "js_distance",
+        "ks_statistic",
+        "wasserstein_normalized",
+        "mean_confidence_drop",
+        "low_confidence_share",
+    ),
+    "class_shift": ("psi", "js_distance", "chi_square"),
+    "schema_failures": ("failure_rate",),
+    "cost": (
+        "attributed_cost_usd",
+        "idle_cost_usd",
+        "total_cost_usd",
+        "cost_per_1k_predictions_usd",
+    ),
+}
+
+
+def _merged_over_defaults(value: object, defaults: dict, what: str, known: dict) -> object:
+    """A partial mapping from the file, laid over the defaults; unknown names are refused."""
+    if not isinstance(value, dict):
+        return value
+    merged = dict(defaults)
+    for name, entry in value.items():
+        if name not in known:
+            raise ValueError(f"unknown {what} {name!r}; known: {', '.join(known)}")
+        if isinstance(entry, dict) and isinstance(known[name], tuple):
+            unknown = [m for m in entry if m not in known[name]]
+            if unknown:
+                raise ValueError(
+                    f"unknown metric {unknown[0]!r} of {name}; known: {', '.join(known[name])}"
+                )
+            entry = {**merged.get(name, {}), **entry}
+        merged[name] = entry
+    return merged
+
+
 class MonitorsConfig(_Strict):
     min_predictions: int = Field(default=100, ge=1)
     low_confidence_cutoff: float = Field(default=0.5, gt=0, lt=1)
     thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=_default_thresholds)
     schedules: dict[str, MonitorSchedule] = Field(default_factory=_default_schedules)
     finops_weekday: int = Field(default=1, ge=1, le=7, description="ISO weekday of the report")
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _thresholds_over_defaults(cls, value: object) -> object:
+        return _merged_over_defaults(value, _default_thresholds(), "monitor", MONITOR_METRIC_NAMES)
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_over_defaults(cls, value: object) -> object:
+        known = {name: None for name in MONITOR_METRIC_NAMES}
+        return _merged_over_defaults(value, _default_schedules(), "monitor", known)
 
     def threshold(self, monitor: str, metric: str) -> Threshold | None:
         return self.thresholds.get(monitor, {}).get(metric)
@@ -168,6 +219,9 @@ class LimitsConfig(_Strict):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
+ENDPOINT_NAMES = ("classify_ticket", "classify_tickets", "predict_risk")
+
+
 def _default_routing() -> dict[str, RouteConfig]:
     ticket = RouteConfig(default=ModelRef(model="ticket_classifier"))
     risk = RouteConfig(default=ModelRef(model="risk_scorer"))
@@ -192,6 +246,18 @@ class AppConfig(_Strict):
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _routing_over_defaults(cls, value: object) -> object:
+        known = {name: None for name in ENDPOINT_NAMES}
+        return _merged_over_defaults(value, _default_routing(), "endpoint", known)
+
+    @field_validator("batching", mode="before")
+    @classmethod
+    def _batching_over_defaults(cls, value: object) -> object:
+        known = {name: None for name in ENDPOINT_NAMES}
+        return _merged_over_defaults(value, _default_batching(), "endpoint", known)
 
     def tenant_for_key(self, api_key: str) -> str | None:
         """The tenant owning `api_key`, or None."""

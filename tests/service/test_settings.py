@@ -71,3 +71,47 @@ def test_unreadable_or_malformed_file(tmp_path):
 
 def test_hash_api_key_is_sha256_hex():
     assert hash_api_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_partial_threshold_file_keeps_the_other_defaults(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text(
+        "monitors:\n  thresholds:\n    confidence_drift:\n      psi: {warn: 0.2, alert: 0.3}\n"
+        "batching:\n  classify_ticket: {max_batch_size: 4}\n"
+    )
+    config = load_app_config(path)
+    assert config.monitors.threshold("confidence_drift", "psi").alert == 0.3
+    assert config.monitors.threshold("confidence_drift", "js_distance").alert == 0.2
+    assert config.monitors.threshold("schema_failures", "failure_rate").alert == 0.01
+    assert (
+        set(config.batching)
+        == set(config.routing)
+        == {
+            "classify_ticket",
+            "classify_tickets",
+            "predict_risk",
+        }
+    )
+    assert config.batching["classify_ticket"].max_batch_size == 4
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "monitors:\n  thresholds:\n    confidence_drfit: {}\n",
+            "unknown monitor 'confidence_drfit'",
+        ),
+        (
+            "monitors:\n  thresholds:\n    class_shift:\n      pis: {warn: 1, alert: 2}\n",
+            "unknown metric 'pis' of class_shift",
+        ),
+        ("routing:\n  classify:\n    default: {model: x}\n", "unknown endpoint 'classify'"),
+        ("monitors:\n  schedules:\n    costs: {every_seconds: 5}\n", "unknown monitor 'costs'"),
+    ],
+)
+def test_unknown_monitor_metric_or_endpoint_names_are_refused(tmp_path, yaml_text, message):
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_app_config(path)
