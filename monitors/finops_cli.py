@@ -26,8 +26,12 @@ def finops(
     week: WeekOption = None,
     out_dir: OutDirOption = DEFAULT_OUT_DIR,
     database_url: DatabaseUrlOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="YAML config (prices, budgets)."),
+    ] = None,
 ) -> None:
     """Write the weekly FinOps report (HTML with charts, Markdown, CSV) for an ISO week."""
     from monitors import finops_report
 
-    finops_report.finops(week=week, out_dir=out_dir, database_url=database_url)
+    finops_report.finops(week=week, out_dir=out_dir, database_url=database_url, config=config)

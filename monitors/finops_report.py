@@ -779,6 +779,7 @@ def finops(
     week: WeekOption = None,
     out_dir: OutDirOption = DEFAULT_OUT_DIR,
     database_url: DatabaseUrlOption = None,
+    config: Path | None = None,
 ) -> None:
     """Write the weekly FinOps report (HTML with charts, Markdown, CSV) for an ISO week."""
     from rich.console import Console
@@ -799,7 +800,10 @@ def finops(
     except (MalformedWeekError, WeekNotOverError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
+    if config is not None:
+        overrides["config_file"] = config
+    settings = load_settings(**overrides)
     url = settings.resolved_database_url
     try:
         shown = make_url(url).render_as_string(hide_password=True)

@@ -136,3 +136,14 @@ def test_cli_refuses_an_invalid_database_url(cli, tmp_path):
     result = cli("--week", "2026-W47", "--out-dir", str(tmp_path / "r"), "--database-url", "nope")
     assert result.exit_code == 2
     assert "invalid database URL" in result.stderr
+
+
+def test_the_cli_reads_the_config_it_is_given(tmp_path):
+    from monitors.finops_cli import finops as finops_command
+    from service.settings import ConfigError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tenants:\n  acme:\n    weekly_budget_usd: -5\n")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with pytest.raises(ConfigError, match="weekly_budget_usd"):
+        finops_command(week="2026-W47", out_dir=tmp_path, database_url=url, config=bad)
