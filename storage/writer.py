@@ -26,17 +26,6 @@ _SQLITE_INSERT = (
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-MONITOR_RESULT_KEY = (
-    "monitor",
-    "metric",
-    "model_name",
-    "model_version",
-    "tenant",
-    "window_start",
-    "window_end",
-)
-
-
 def to_utc(value: datetime) -> datetime:
     """Aware UTC datetime; naive values are taken to be UTC already."""
     if value.tzinfo is None:
@@ -127,13 +116,17 @@ def _write_postgres_ignoring_duplicates(engine: Engine, rows: list[list[Any]]) -
             return max(cursor.rowcount, 0)
 
 
+# A re-run replaces a monitor's whole window for a model, so groups gone from the data go too.
+RUN_SCOPE = ("monitor", "model_name", "window_start", "window_end")
+
+
 def upsert_monitor_results(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Replace rows with the same key (one transaction: all or nothing)."""
+    """Replace what earlier runs wrote for the same monitor, model and window (all or nothing)."""
     if not rows:
         return
     normalized = [_monitor_row(row) for row in rows]
-    keys = [tuple(row[k] for k in MONITOR_RESULT_KEY) for row in normalized]
-    key_columns = [monitor_results.c[k] for k in MONITOR_RESULT_KEY]
+    keys = sorted({tuple(row[k] for k in RUN_SCOPE) for row in normalized})
+    key_columns = [monitor_results.c[k] for k in RUN_SCOPE]
     with engine.begin() as connection:
         for chunk_start in range(0, len(keys), 200):
             chunk = keys[chunk_start : chunk_start + 200]

@@ -72,7 +72,7 @@ def _result(value, **overrides):
 
 def test_monitor_results_upsert_replaces_the_same_window(store_engine):
     upsert_monitor_results(store_engine, [_result(0.1), _result(0.2, tenant="acme")])
-    upsert_monitor_results(store_engine, [_result(0.3)])
+    upsert_monitor_results(store_engine, [_result(0.3), _result(0.2, tenant="acme")])
     assert _count(store_engine, monitor_results) == 2
     with store_engine.connect() as connection:
         value = connection.execute(
@@ -97,3 +97,19 @@ def test_missing_json_extras_are_sql_null_on_both_stores(store_engine):
             select(func.count()).where(predictions.c.features.is_(None))
         ).scalar_one()
     assert nulls == sum(r["features"] is None for r in records)
+
+
+def test_a_rerun_drops_groups_that_are_gone_from_the_window(store_engine):
+    upsert_monitor_results(store_engine, [_result(0.1), _result(0.2, tenant="acme")])
+    upsert_monitor_results(store_engine, [_result(0.3)])  # acme's rows were deleted since
+    other_window = _result(
+        0.4, window_start=T0 + timedelta(hours=1), window_end=T0 + timedelta(hours=2)
+    )
+    upsert_monitor_results(store_engine, [other_window])
+    with store_engine.connect() as connection:
+        rows = connection.execute(
+            select(monitor_results.c.tenant, monitor_results.c.value).order_by(
+                monitor_results.c.value
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("*", 0.3), ("*", 0.4)]
