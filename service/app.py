@@ -91,8 +91,12 @@ class ServiceRuntime:
         self.settings = settings
         self.router = Router(config.routing)
         self.instrumentation = Instrumentation.create(
-            enabled=settings.metrics_enabled, registry=registry, tenants=config.tenants
+            enabled=settings.metrics_enabled,
+            registry=registry,
+            tenants=config.tenants,
+            flush_interval_s=settings.metrics_flush_interval_s,
         )
+        self._metrics_flusher: asyncio.TimerHandle | None = None
         self.models: dict[tuple[str, str], LoadedModel] = {}
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
@@ -115,10 +119,25 @@ class ServiceRuntime:
             self.log.start()
         self.readiness.evaluate()
 
+    def keep_metrics_flushed(self) -> None:
+        """Write buffered metric updates every flush interval, on the running event loop."""
+        if self._metrics_flusher is None and self.instrumentation.buffered:
+            loop = asyncio.get_running_loop()
+            interval = self.instrumentation.flush_interval_s
+            self._metrics_flusher = loop.call_later(interval, self._flush_metrics, loop, interval)
+
+    def _flush_metrics(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.instrumentation.flush()
+        self._metrics_flusher = loop.call_later(interval, self._flush_metrics, loop, interval)
+
     async def close(self) -> None:
-        """Stop batching and flush the prediction log (what can't be written stays spilled)."""
+        """Stop batching and flush the metrics and the prediction log (what can't be written
+        stays spilled)."""
         for batcher in self._batchers.values():
             await batcher.close()
+        if self._metrics_flusher is not None:
+            self._metrics_flusher.cancel()
+        self.instrumentation.flush()
         loop = asyncio.get_running_loop()
         if self.log is not None:
             await loop.run_in_executor(None, self.log.close)
@@ -377,6 +396,8 @@ class Gateway:
         runtime = self.slot.runtime
         if endpoint is not None and scope["method"] == "POST" and runtime is not None:
             return await self._business(runtime, endpoint, scope, receive, send)
+        if path == "/metrics" and runtime is not None:
+            runtime.instrumentation.flush()  # this worker is current; others within their interval
         request_id = request_id_from(Headers(scope=scope))
         own = path in ("/livez", "/healthz", "/readyz") or (
             path == "/docs.json" and self._openapi is not None
@@ -425,6 +446,7 @@ class Gateway:
             received_at=datetime.now(UTC),
             started=time.perf_counter(),
         )
+        runtime.keep_metrics_flushed()
         runtime.instrumentation.request_started(endpoint)
         answered = True
         try:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from service.catalog import ENDPOINTS, OTHER, OUTCOMES, SERVICE_METRICS, create_metrics
 from service.errors import ServiceError
+from service.metric_buffer import MetricBuffer
 from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
 
 BULK_ENDPOINT = "classify_tickets"
@@ -136,16 +137,24 @@ def _stored_input(raw: Any, redact: Callable[[str], str]) -> dict[str, Any] | No
 
 
 class _Children:
-    """A metric's children by label values, looked up once (label sets are bounded)."""
+    """A metric's children by label values, looked up once (label sets are bounded); with a
+    buffer, their stand-ins that write on `MetricBuffer.flush`."""
 
-    def __init__(self, metric: Any) -> None:
+    def __init__(self, metric: Any, buffer: MetricBuffer | None) -> None:
         self._metric = metric
         self._children: dict[tuple[str, ...], Any] = {}
+        self._wrap: Callable[[Any], Any] | None = None
+        if buffer is not None:
+            histogram = isinstance(metric, Histogram)
+            self._wrap = buffer.histogram if histogram else buffer.counter
 
     def __call__(self, *labels: str) -> Any:
         child = self._children.get(labels)
         if child is None:
-            child = self._children[labels] = self._metric.labels(*labels)
+            child = self._metric.labels(*labels)
+            if self._wrap is not None:
+                child = self._wrap(child)
+            self._children[labels] = child
         return child
 
 
@@ -175,7 +184,11 @@ class _BusyTime:
 
 
 class Instrumentation:
-    """The catalog's service metrics, updated from requests and batches (no-op when disabled)."""
+    """The catalog's service metrics, updated from requests and batches (no-op when disabled).
+
+    With `flush_interval_s` > 0 updates are summed in memory and written at most that long
+    after they happen (see `service.metric_buffer`): the owner calls `flush` that often.
+    """
 
     def __init__(
         self,
@@ -183,9 +196,12 @@ class Instrumentation:
         *,
         tenants: Iterable[str],
         clock: Callable[[], float] = time.perf_counter,
+        flush_interval_s: float = 0.0,
     ) -> None:
         self.metrics = metrics
-        self._m = {name: _Children(metric) for name, metric in (metrics or {}).items()}
+        self.flush_interval_s = flush_interval_s
+        self._buffer = MetricBuffer() if flush_interval_s > 0 else None
+        self._m = {name: _Children(m, self._buffer) for name, m in (metrics or {}).items()}
         self._tenants = frozenset(tenants)
         self._versions: dict[str, set[str]] = {}
         self._classes: dict[tuple[str, str], frozenset[str]] = {}
@@ -200,21 +216,33 @@ class Instrumentation:
         registry: CollectorRegistry | None,
         tenants: Iterable[str],
         clock: Callable[[], float] = time.perf_counter,
+        flush_interval_s: float = 0.0,
     ) -> Instrumentation:
         """Metrics registered in `registry` (None: multiprocess files only), or none at all."""
         metrics = create_metrics(SERVICE_METRICS, registry) if enabled else None
-        return cls(metrics, tenants=tenants, clock=clock)
+        return cls(metrics, tenants=tenants, clock=clock, flush_interval_s=flush_interval_s)
 
     @property
     def enabled(self) -> bool:
         return self.metrics is not None
 
+    @property
+    def buffered(self) -> bool:
+        """Whether updates wait for `flush` (else they are written as they happen)."""
+        return self._buffer is not None
+
+    def flush(self) -> None:
+        """Write the updates held in memory (nothing to do when unbuffered)."""
+        if self._buffer is not None:
+            self._buffer.flush()
+
     def model_loaded(self, model: ModelLabels) -> None:
         """Remember the model's labels and export servewatch_model_info{provider}."""
         self._versions.setdefault(model.name, set()).add(model.version)
         self._classes[(model.name, model.version)] = frozenset(model.classes)
-        if self.enabled:
-            self._m["servewatch_model_info"](model.name, model.version, model.provider).set(1)
+        if self.metrics is not None:
+            info = self.metrics["servewatch_model_info"]
+            info.labels(model.name, model.version, model.provider).set(1)
 
     # BatchObserver
     def queued(self, model: ModelLabels, delta: int) -> None:

@@ -285,6 +285,8 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(default=1, ge=0)
     ort_inter_op_threads: int = Field(default=1, ge=0)
     metrics_enabled: bool = True
+    # Metric updates are summed in memory and written this often (0: as they happen).
+    metrics_flush_interval_s: float = Field(default=1.0, ge=0)
     # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).
     fault_injection: bool = False
     prediction_log_enabled: bool = True

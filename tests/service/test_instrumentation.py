@@ -212,3 +212,52 @@ def test_error_request_is_one_record_without_a_decision():
         _trace(), "unauthorized", 0.001, store_raw_inputs=False, redact=str
     )
     assert unauthorized["tenant"] == OTHER and unauthorized["batch_size"] == 0
+
+
+def _requests(instrumentation: Instrumentation) -> None:
+    instrumentation.model_loaded(Labels())
+    for n in range(30):
+        instrumentation.request_started("classify_ticket")
+        instrumentation.queued(Labels(), 1)
+        good = ItemResult("billing", 0.8, {"billing": 0.8, "technical": 0.2})
+        instrumentation.batch_done(Labels(), BatchResult((good,), 0.001 * n))
+        instrumentation.queued(Labels(), -1)
+        trace = _trace(tenant="acme", items=[_item("technical" if n % 3 else "billing", n / 30)])
+        instrumentation.request_finished(trace, "ok" if n % 7 else "timeout", 0.002 * n)
+
+
+def _sample_values(registry: CollectorRegistry) -> dict:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_buffered_metrics_equal_direct_ones_once_flushed():
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001
+        return now[0]
+
+    direct, buffered = CollectorRegistry(), CollectorRegistry()
+    _requests(Instrumentation.create(enabled=True, registry=direct, tenants=["acme"], clock=clock))
+    now[0] = 0.0
+    instrumentation = Instrumentation.create(
+        enabled=True, registry=buffered, tenants=["acme"], clock=clock, flush_interval_s=1.0
+    )
+    _requests(instrumentation)
+    assert instrumentation.buffered
+    requests = {
+        "endpoint": "classify_ticket",
+        "model_name": "ticket_classifier",
+        "model_version": "v7",
+        "tenant": "acme",
+        "outcome": "ok",
+    }
+    assert buffered.get_sample_value("servewatch_requests_total", requests) == 0
+    instrumentation.flush()
+    assert buffered.get_sample_value("servewatch_requests_total", requests) == 25
+    assert _sample_values(buffered) == _sample_values(direct)

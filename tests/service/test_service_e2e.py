@@ -109,7 +109,7 @@ def traffic(service_server: ServiceServer, service_database_url: str) -> dict[st
         else:
             expected_ids.add(request_id)
     rows = wait_for_rows(service_database_url, expected_ids)
-    after = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    after = wait_for_metrics(service_server, before, _statuses(results))
     return {
         "results": results,
         "rows": rows,
@@ -170,13 +170,27 @@ def test_rows_carry_tenant_region_and_redacted_inputs(traffic):
     assert by_kind["too-large"]["status"] == "payload_too_large"
 
 
+def _statuses(results: dict[str, tuple[int, Any]]) -> Counter[str]:
+    return Counter(
+        "ok" if status == 200 else body["error"]["code"] for status, body in results.values()
+    )
+
+
+def wait_for_metrics(server: ServiceServer, before: str, expected: Counter[str]) -> str:
+    """/metrics once every worker has written its counts (each flushes within 1 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        if outcome_counts(text) - outcome_counts(before) == expected:
+            return text
+        if time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 def test_metrics_count_every_request_across_workers(traffic):
     delta = outcome_counts(traffic["after"]) - outcome_counts(traffic["before"])
-    statuses = Counter(
-        "ok" if status == 200 else body["error"]["code"]
-        for status, body in traffic["results"].values()
-    )
-    assert delta == statuses
+    assert delta == _statuses(traffic["results"])
 
 
 def test_metric_labels_stay_bounded(service_server):
