@@ -56,7 +56,10 @@ import bentoml  # noqa: E402 - BENTOML_HOME must be set first
 from starlette.datastructures import Headers  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 
+from service import bentoml_timeout  # noqa: E402
+
 logger = logging.getLogger("servewatch.service")
+bentoml_timeout.install()
 
 BUSINESS_ROUTES: Mapping[str, str] = {
     "/classify_ticket": "classify_ticket",
