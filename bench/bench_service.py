@@ -118,6 +118,16 @@ class Server:
             total += times.user + times.system
         return total
 
+    def pin(self, cpu: int) -> None:
+        """Move every thread of the server and its workers onto one CPU."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        for process in (root, *root.children(recursive=True)):
+            for thread in process.threads():  # affinity is per thread on Linux
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(thread.id, {cpu})
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -157,7 +167,12 @@ def bodies_for(endpoint: str) -> list[str]:
 
 
 def run_wrk(
-    url: str, endpoint: str, duration: float, connections: int, workdir: Path
+    url: str,
+    endpoint: str,
+    duration: float,
+    connections: int,
+    workdir: Path,
+    cpu: int | None = None,
 ) -> LoadResult:
     lua = "{" + ", ".join(json.dumps(b) for b in bodies_for(endpoint)) + "}"
     script = workdir / "post.lua"
@@ -166,6 +181,8 @@ def run_wrk(
         "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "5s",
         "-s", str(script), url,
     ]  # fmt: skip
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return parse_wrk(output, duration)
 
@@ -281,12 +298,15 @@ def main() -> None:
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument(
         "--schedule",
-        choices=("together", "alternate"),
+        choices=("together", "pinned", "alternate"),
         default="together",
-        help="load both variants at once (robust on a shared machine) or in turns",
+        help="load both variants at once (robust on a shared machine), at once with each "
+        "variant and its load generator on a CPU of its own (swapped every round), or in turns",
     )
     args = parser.parse_args()
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
+    if args.schedule == "pinned" and (not use_wrk or len(os.sched_getaffinity(0)) < 2):
+        parser.error("--schedule pinned needs wrk and two CPUs")
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         workdir = Path(tmp)
@@ -359,12 +379,12 @@ def run(
 def measure(
     servers: dict[str, Server], args: argparse.Namespace, use_wrk: bool, workdir: Path
 ) -> dict[str, list[LoadResult]]:
-    def load(server: Server, duration: float) -> LoadResult:
+    def load(server: Server, duration: float, cpu: int | None = None) -> LoadResult:
         scripts = workdir / server.name
         scripts.mkdir(exist_ok=True)
         cpu_before = server.cpu_seconds()
         if use_wrk:
-            result = run_wrk(server.url, args.endpoint, duration, args.connections, scripts)
+            result = run_wrk(server.url, args.endpoint, duration, args.connections, scripts, cpu)
         else:
             result = run_python_load(server.url, args.endpoint, duration, args.connections)
         return dataclasses.replace(result, cpu_s=server.cpu_seconds() - cpu_before)
@@ -374,10 +394,17 @@ def measure(
     results: dict[str, list[LoadResult]] = {name: [] for name in servers}
     order = list(servers)
     for round_index in range(args.rounds):
-        if args.schedule == "together":
+        if args.schedule in ("together", "pinned"):
             # Both under load at once: whatever else runs on the machine slows both alike.
+            cpus: dict[str, int | None] = dict.fromkeys(servers)
+            if args.schedule == "pinned":  # swapping CPUs every round cancels their differences
+                cpus = {n: (i + round_index) % 2 for i, n in enumerate(servers)}
+                for name, server in servers.items():
+                    server.pin(cpus[name] or 0)
             with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-                futures = {n: pool.submit(load, s, args.duration) for n, s in servers.items()}
+                futures = {
+                    n: pool.submit(load, s, args.duration, cpus[n]) for n, s in servers.items()
+                }
                 round_results = {n: f.result() for n, f in futures.items()}
         else:
             names = order if round_index % 2 == 0 else list(reversed(order))
