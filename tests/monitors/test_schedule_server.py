@@ -67,6 +67,7 @@ def test_schedule_serves_monitor_gauges_and_stops_on_sigterm(store, tmp_path):
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     wanted = 'servewatch_monitor_status{metric="psi",model_name="ticket_classifier"'
+    cost_run = 'servewatch_monitor_runs_total{monitor="cost",outcome="success"}'
     body = ""
     try:
         deadline = time.monotonic() + 90
@@ -75,7 +76,8 @@ def test_schedule_serves_monitor_gauges_and_stops_on_sigterm(store, tmp_path):
                 body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.TransportError:
                 body = ""
-            if wanted in body and "servewatch_cost_usd{" in body:
+            # The cost run counts itself after it sets its gauges: wait for both.
+            if wanted in body and "servewatch_cost_usd{" in body and cost_run in body:
                 break
             time.sleep(0.2)
     finally:
