@@ -7,6 +7,7 @@ from service.catalog import OTHER
 from service.errors import ServiceError
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_records
 from service.runtime import BatchResult, ItemResult
+from tests.service.test_metric_buffer import sample_values
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -226,15 +227,6 @@ def _requests(instrumentation: Instrumentation) -> None:
         instrumentation.request_finished(trace, "ok" if n % 7 else "timeout", 0.002 * n)
 
 
-def _sample_values(registry: CollectorRegistry) -> dict:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for m in registry.collect()
-        for s in m.samples
-        if not s.name.endswith("_created")
-    }
-
-
 def test_buffered_metrics_equal_direct_ones_once_flushed():
     now = [0.0]
 
@@ -260,4 +252,4 @@ def test_buffered_metrics_equal_direct_ones_once_flushed():
     assert buffered.get_sample_value("servewatch_requests_total", requests) == 0
     instrumentation.flush()
     assert buffered.get_sample_value("servewatch_requests_total", requests) == 25
-    assert _sample_values(buffered) == _sample_values(direct)
+    assert sample_values(buffered) == sample_values(direct)

@@ -8,7 +8,10 @@ BUCKETS = (0.01, 0.1, 1.0)
 OBSERVED = (0.0, 0.01, 0.010001, 0.1, 0.5, 1.0, 7.0, math.inf, -3.0, math.nan)
 
 
-def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def sample_values(registry: CollectorRegistry) -> dict[Key, float]:
     """Every sample but the creation timestamps, by name and labels."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -50,7 +53,7 @@ def test_flushed_updates_equal_the_same_updates_made_directly():
     d_flight.labels("a").dec(3)
     flight.dec(3)
     buffer.flush()
-    assert _same(_samples(buffered), _samples(direct))
+    assert _same(sample_values(buffered), sample_values(direct))
 
 
 def test_nothing_is_written_until_flush():
