@@ -7,6 +7,12 @@ record is `queued`, then ends up `written` (store), `spilled` (fsynced to a spil
 `dropped` (counted and logged: the spill write failed, or the store rejects the record as bad
 data). Spilled records are later `replayed` into the store, by this process or by whichever
 process adopts the file. queued - written - spilled - dropped is what sits in memory.
+
+Records are encoded for the store (a COPY line, a SQLite row) in `submit`, on the caller's
+thread, so that the writer thread mostly waits on I/O. CPU work on that thread would hold the GIL
+in bursts of a whole batch, and each time the serving thread released the GIL for a socket call
+it would wait up to a switch interval (5 ms) to get it back: a convoy that cost the service ~6 %
+of its throughput and a third more p99 latency in `bench/bench_service.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from service.spill import SpillDirectory, append_rejected
 from storage.engine import create_store_engine, is_sqlite
-from storage.writer import write_predictions
+from storage.writer import prediction_encoder, write_encoded_predictions
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,10 @@ def is_bad_data(exc: BaseException) -> bool:
     return bool(names & {"IntegrityError", "DataError"})
 
 
+# A record and its store encoding, or the exception that encoding it raised.
+Item = tuple[dict[str, Any], Any]
+
+
 class _Buffer:
     """Bounded FIFO between request threads and the writer thread; `put` never blocks."""
 
@@ -53,26 +63,26 @@ class _Buffer:
         self.batch_size = batch_size
         self.enqueued = 0  # records ever accepted, in order
         self.closed = False
-        self._items: deque[dict[str, Any]] = deque()
+        self._items: deque[Item] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, record: dict[str, Any]) -> bool:
+    def put(self, item: Item) -> bool:
         with self._lock:  # the bare lock: cheaper than entering the condition
             size = len(self._items)
             if size >= self.capacity or self.closed:
                 return False
-            self._items.append(record)
+            self._items.append(item)
             self.enqueued += 1
             # Wake the writer only when its wait condition may change.
             if size == 0 or size + 1 == self.batch_size:
                 self._ready.notify()
             return True
 
-    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Any]:
+    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Item]:
         """A batch once it is full, `linger_s` after records are seen, or when `urgent()`;
         an empty list after `idle_s` without records."""
         with self._ready:
@@ -95,7 +105,7 @@ class _Buffer:
         with self._ready:
             self._ready.notify()
 
-    def close(self) -> list[Any]:
+    def close(self) -> list[Item]:
         """Refuse further records; returns those still held."""
         with self._ready:
             self.closed = True
@@ -152,6 +162,7 @@ class PredictionLog:
         self.retry_interval_s = retry_interval_s
         self.adopt_interval_s = adopt_interval_s
         self._clock = clock
+        self._encode = prediction_encoder(database_url)
         self._metrics = _Metrics(metrics)
         self._buffer = _Buffer(queue_size, batch_size)
         self._spill = SpillDirectory(self.spill_dir)
@@ -164,7 +175,7 @@ class PredictionLog:
         self._next_adoption = 0.0
         # Records the queue was full for: spilled by the caller once a batch gathers, or by
         # the writer at its next turn, whichever comes first.
-        self._overflow: list[dict[str, Any]] = []
+        self._overflow: list[Item] = []
         self._overflow_lock = threading.Lock()
         self._overflow_accepted = 0
         self._late = False  # the writer is gone: submissions go straight to disk
@@ -189,8 +200,9 @@ class PredictionLog:
         self._thread.start()
 
     def submit(self, record: Mapping[str, Any]) -> None:
-        """Hand over one record; never blocks on the store, never raises for a full queue."""
-        item = dict(record)
+        """Hand over one record; never blocks on the store, never raises for a full queue or a
+        record the store cannot take (the writer sets that aside)."""
+        item = self._item(dict(record))
         if self._buffer.put(item):
             return
         with self._overflow_lock:
@@ -296,8 +308,16 @@ class PredictionLog:
             self._queue_settled += queued
             self._progress.notify_all()
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _item(self, record: dict[str, Any]) -> Item:
+        try:
+            return record, self._encode(record)
+        except Exception as exc:  # bad data: the writer sets the record aside, giving this reason
+            return record, exc.with_traceback(None)
+
+    def _deliver(self, batch: list[Item]) -> None:
         """Write a batch to the store, or spill it when the store is (known to be) down."""
+        batch, unencodable = _split_unencodable(batch)
+        self._reject_each(unencodable)
         if not self._store_due():
             self._spill_records(batch)
             return
@@ -310,29 +330,29 @@ class PredictionLog:
         self._store_answered()
         self._metrics.count("written", stored)
 
-    def _store(self, records: Sequence[dict[str, Any]], live: bool = False) -> int:
-        """Insert records, returning how many the store took; on bad data, split the batch
-        to set the culprits aside."""
+    def _store(self, items: Sequence[Item], live: bool = False) -> int:
+        """Insert encoded records, returning how many the store took; on bad data, split the
+        batch to set the culprits aside."""
         try:
-            added = write_predictions(self._store_engine(), records)
+            added = write_encoded_predictions(self._store_engine(), [e for _, e in items])
         except Exception as exc:
             if not is_bad_data(exc):
                 raise
-            if len(records) == 1:
-                self._reject(records, exc)
+            if len(items) == 1:
+                self._reject(items, exc)
                 return 0
-            middle = len(records) // 2
-            return self._store(records[:middle], live) + self._store(records[middle:], live)
-        if live and added < len(records):
-            self._report_duplicates(records, len(records) - added)
+            middle = len(items) // 2
+            return self._store(items[:middle], live) + self._store(items[middle:], live)
+        if live and added < len(items):
+            self._report_duplicates(items, len(items) - added)
             return added
-        return len(records)
+        return len(items)
 
-    def _report_duplicates(self, records: Sequence[dict[str, Any]], missing: int) -> None:
+    def _report_duplicates(self, items: Sequence[Item], missing: int) -> None:
         """A live record whose request_id is already stored (a client reusing X-Request-ID)
         leaves no row of its own: count it as dropped and say so."""
         self._metrics.count("dropped", missing)
-        ids = sorted({str(r.get("request_id")) for r in records})[:5]
+        ids = sorted({str(r.get("request_id")) for r, _ in items})[:5]
         log.error(
             "prediction log: %d record(s) reused a stored request_id and were not stored "
             "(request ids among %s)",
@@ -340,8 +360,14 @@ class PredictionLog:
             ids,
         )
 
-    def _reject(self, records: Sequence[dict[str, Any]], exc: BaseException) -> None:
+    def _reject_each(self, unencodable: Sequence[Item]) -> None:
+        """Set aside records that could not be encoded, each with its own reason."""
+        for item in unencodable:
+            self._reject([item], item[1])
+
+    def _reject(self, items: Sequence[Item], exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        records = [record for record, _ in items]
         try:
             path = append_rejected(self.spill_dir, records, reason)
             where = f"kept in {path}"
@@ -382,13 +408,15 @@ class PredictionLog:
             return
         spill, chunk = found
         stored = 0
-        if chunk.records:
+        items, unencodable = _split_unencodable([self._item(r) for r in chunk.records])
+        if items:
             try:
-                stored = self._store(chunk.records)
+                stored = self._store(items)
             except Exception as exc:
                 self._store_failed(exc)
                 return
             self._store_answered()
+        self._reject_each(unencodable)  # only now: a failed attempt leaves them for the next
         try:
             self._spill.commit(spill, chunk)
         except OSError as exc:  # stored already; a later replay of it is a no-op
@@ -429,8 +457,9 @@ class PredictionLog:
 
     # -- spilling --------------------------------------------------------------------------
 
-    def _spill_records(self, records: Sequence[dict[str, Any]]) -> bool:
+    def _spill_records(self, items: Sequence[Item]) -> bool:
         """Append records to a spill file; count them dropped if even that fails."""
+        records = [record for record, _ in items]
         try:
             self._spill.append(records)
         except Exception as exc:  # OSError mostly (disk full); anything else must not kill us
@@ -450,18 +479,18 @@ class PredictionLog:
         """Spill the overflow list (caller holds the overflow lock, which keeps FIFO order)."""
         if not self._overflow:
             return
-        records, self._overflow = self._overflow, []
-        self._spill_records(records)
+        items, self._overflow = self._overflow, []
+        self._spill_records(items)
         with self._progress:
-            self._overflow_settled += len(records)
+            self._overflow_settled += len(items)
             self._progress.notify_all()
 
     def _park_leftovers(self) -> None:
         """After the writer is gone (or never ran): put what is still in memory on disk."""
-        records = self._buffer.close()
-        if records:
-            self._spill_records(records)
-        self._settle(len(records))
+        items = self._buffer.close()
+        if items:
+            self._spill_records(items)
+        self._settle(len(items))
         with self._overflow_lock:
             self._late = True
             self._spill_overflow_locked()
@@ -483,6 +512,14 @@ class PredictionLog:
         oldest = self._spill.oldest
         lag = max(self._clock() - oldest, 0.0) if oldest is not None else 0.0
         self._metrics.spill_state(self._spill.backlog, lag)
+
+
+def _split_unencodable(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    """The items encoded for the store, and those whose encoding raised."""
+    encoded = [item for item in items if not isinstance(item[1], BaseException)]
+    if len(encoded) == len(items):
+        return items, []
+    return encoded, [item for item in items if isinstance(item[1], BaseException)]
 
 
 def _first_line(exc: BaseException) -> str:

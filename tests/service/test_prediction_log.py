@@ -301,23 +301,43 @@ def test_a_record_the_store_refuses_is_set_aside_not_blocking_the_rest(
     assert any("rejected 1 record" in message for message in caplog.messages)
 
 
-def test_text_no_store_can_encode_survives_the_spill_and_is_set_aside(
-    make_log, store_engine, observed
+def test_a_record_no_store_can_encode_is_set_aside_at_once_even_with_the_store_down(
+    make_log, store_engine, observed, tmp_path
 ):
     records = make_records(30)
-    lone_surrogate = {**records[5], "error_message": "broken \ud800 text"}
+    not_json = {**records[5], "features": {"tags": {"a", "b"}}}  # a set
+    bad_time = {**records[6], "ts": "not a time"}
     take_store_away(store_engine)
     log = make_log()
     log.start()
-    for record in [*records[:5], lone_surrogate, *records[6:]]:
-        log.submit(record)
+    for record in [*records[:5], not_json, bad_time, *records[7:]]:
+        log.submit(record)  # encoding fails here, in the caller; it must not raise
     assert log.flush()
-    assert observed.events()["spilled"] == 30
+    assert observed.events()["spilled"] == 28 and observed.events()["dropped"] == 2
 
     bring_store_back(store_engine)
     assert wait_until(lambda: observed.backlog() == 0 and log.healthy)
-    assert row_count(store_engine) == 29
-    assert observed.events()["replayed"] == 29 and observed.events()["dropped"] == 1
+    assert row_count(store_engine) == 28
+    assert observed.events()["replayed"] == 28 and observed.events()["dropped"] == 2
+    [rejected] = (tmp_path / "spill").glob("rejected-*.jsonl")
+    kept = rejected.read_text()
+    assert "TypeError" in kept and "not a time" in kept
+
+
+def test_a_spilled_record_no_store_can_encode_is_set_aside_on_replay(
+    make_log, store_engine, observed, tmp_path
+):
+    records = make_records(12)
+    records[3] = {**records[3], "error_message": "broken \ud800 text"}  # JSON keeps it
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    (spill_dir / "spill-424242-left.jsonl").write_bytes(encode_records(records))
+    log = make_log()
+    log.start()
+    assert wait_until(lambda: row_count(store_engine) == 11)
+    assert wait_until(lambda: spill_files(spill_dir) == [])
+    assert observed.events()["replayed"] == 11 and observed.events()["dropped"] == 1
+    assert records[3]["request_id"] not in stored_ids(store_engine)
 
 
 def test_records_are_dropped_loudly_only_when_even_the_spill_fails(

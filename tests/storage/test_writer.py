@@ -5,7 +5,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
-from storage.writer import upsert_monitor_results, write_predictions
+from storage.writer import (
+    prediction_encoder,
+    upsert_monitor_results,
+    write_encoded_predictions,
+    write_predictions,
+)
 from tests.storage.records import T0, make_records
 
 
@@ -27,6 +32,43 @@ def test_write_predictions_round_trips_every_column(store_engine):
     assert row.features == {"text": "tab\there\nnewline \\ backslash"}
     ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=UTC)
     assert ts == T0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "tab\there, newline\nthere, return\rthere, back\\slash",
+        "ends in a backslash \\",
+        "looks like NULL: \\N",
+        "unicode: é ✓ 日本",
+        "",
+    ],
+)
+def test_text_comes_back_exactly_whatever_it_holds(store_engine, message):
+    record = {**make_records(1)[0], "error_message": message, "region": message[:64]}
+    record["features"] = {"text": message}
+    write_predictions(store_engine, [record])
+    with store_engine.connect() as connection:
+        row = connection.execute(select(predictions)).one()
+    assert row.error_message == message and row.region == message[:64]
+    assert row.features == {"text": message}
+
+
+def test_records_encoded_ahead_are_written_alike(store_engine):
+    records = make_records(10)
+    encode = prediction_encoder(store_engine)
+    assert write_encoded_predictions(store_engine, [encode(r) for r in records]) == 10
+    assert write_encoded_predictions(store_engine, [encode(r) for r in records]) == 0
+    assert _count(store_engine) == 10
+
+
+def test_records_that_cannot_be_encoded_raise_bad_data_errors(store_engine):
+    encode = prediction_encoder(store_engine)
+    record = make_records(1)[0]
+    with pytest.raises(ValueError, match="no valid ts"):
+        encode({**record, "ts": 1234})
+    with pytest.raises(TypeError):
+        encode({**record, "probabilities": {"billing": object()}})
 
 
 def test_replayed_records_are_ignored_not_duplicated(store_engine):
