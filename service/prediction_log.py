@@ -8,11 +8,10 @@ record is `queued`, then ends up `written` (store), `spilled` (fsynced to a spil
 data). Spilled records are later `replayed` into the store, by this process or by whichever
 process adopts the file. queued - written - spilled - dropped is what sits in memory.
 
-Records are encoded for the store (a COPY line, a SQLite row) in `submit`, on the caller's
-thread, so that the writer thread mostly waits on I/O. CPU work on that thread would hold the GIL
-in bursts of a whole batch, and each time the serving thread released the GIL for a socket call
-it would wait up to a switch interval (5 ms) to get it back: a convoy that cost the service ~6 %
-of its throughput and a third more p99 latency in `bench/bench_service.py`.
+Records are encoded for the store (a COPY line, a SQLite row) by the writer thread, a batch at
+a time: measured in the service (`bench/bench_service.py --schedule shared`), encoding each
+record in `submit`, between the request's other work, cost the worker 3-4 % more CPU than
+encoding the same records in one tight loop, where the encoders' code and data stay in cache.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ def is_bad_data(exc: BaseException) -> bool:
 
 # A record and its store encoding, or the exception that encoding it raised.
 Item = tuple[dict[str, Any], Any]
+Record = dict[str, Any]
 
 
 class _Buffer:
@@ -63,26 +63,26 @@ class _Buffer:
         self.batch_size = batch_size
         self.enqueued = 0  # records ever accepted, in order
         self.closed = False
-        self._items: deque[Item] = deque()
+        self._items: deque[Record] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: Item) -> bool:
+    def put(self, record: Record) -> bool:
         with self._lock:  # the bare lock: cheaper than entering the condition
             size = len(self._items)
             if size >= self.capacity or self.closed:
                 return False
-            self._items.append(item)
+            self._items.append(record)
             self.enqueued += 1
             # Wake the writer only when its wait condition may change.
             if size == 0 or size + 1 == self.batch_size:
                 self._ready.notify()
             return True
 
-    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Item]:
+    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Record]:
         """A batch once it is full, `linger_s` after records are seen, or when `urgent()`;
         an empty list after `idle_s` without records."""
         with self._ready:
@@ -105,7 +105,7 @@ class _Buffer:
         with self._ready:
             self._ready.notify()
 
-    def close(self) -> list[Item]:
+    def close(self) -> list[Record]:
         """Refuse further records; returns those still held."""
         with self._ready:
             self.closed = True
@@ -175,7 +175,7 @@ class PredictionLog:
         self._next_adoption = 0.0
         # Records the queue was full for: spilled by the caller once a batch gathers, or by
         # the writer at its next turn, whichever comes first.
-        self._overflow: list[Item] = []
+        self._overflow: list[Record] = []
         self._overflow_lock = threading.Lock()
         self._overflow_accepted = 0
         self._late = False  # the writer is gone: submissions go straight to disk
@@ -200,9 +200,8 @@ class PredictionLog:
         self._thread.start()
 
     def submit(self, record: Mapping[str, Any]) -> None:
-        """Hand over one record; never blocks on the store, never raises for a full queue or a
-        record the store cannot take (the writer sets that aside)."""
-        item = self._item(dict(record))
+        """Hand over one record; never blocks on the store, never raises for a full queue."""
+        item = dict(record)
         if self._buffer.put(item):
             return
         with self._overflow_lock:
@@ -308,24 +307,25 @@ class PredictionLog:
             self._queue_settled += queued
             self._progress.notify_all()
 
-    def _item(self, record: dict[str, Any]) -> Item:
+    def _item(self, record: Record) -> Item:
         try:
             return record, self._encode(record)
-        except Exception as exc:  # bad data: the writer sets the record aside, giving this reason
+        except Exception as exc:  # bad data: set aside by the caller, with this reason
             return record, exc.with_traceback(None)
 
-    def _deliver(self, batch: list[Item]) -> None:
-        """Write a batch to the store, or spill it when the store is (known to be) down."""
-        batch, unencodable = _split_unencodable(batch)
+    def _deliver(self, batch: list[Record]) -> None:
+        """Write a batch to the store, or spill it when the store is (known to be) down;
+        records that cannot be encoded are set aside at once (no store can take them)."""
+        items, unencodable = _split_unencodable([self._item(record) for record in batch])
         self._reject_each(unencodable)
         if not self._store_due():
-            self._spill_records(batch)
+            self._spill_records([record for record, _ in items])
             return
         try:
-            stored = self._store(batch, live=True)
+            stored = self._store(items, live=True)
         except Exception as exc:
             self._store_failed(exc)
-            self._spill_records(batch)
+            self._spill_records([record for record, _ in items])
             return
         self._store_answered()
         self._metrics.count("written", stored)
@@ -438,6 +438,9 @@ class PredictionLog:
                 given = make_url(self.database_url).query
                 defaults = {k: v for k, v in _POSTGRES_CONNECT_ARGS.items() if k not in given}
                 extra["connect_args"] = defaults
+                # No ping per batch (a round trip each): a dead connection fails its batch,
+                # which is spilled and replayed like any other failed write.
+                extra["pool_pre_ping"] = False
             self._engine = create_store_engine(self.database_url, **extra)
         return self._engine
 
@@ -457,9 +460,8 @@ class PredictionLog:
 
     # -- spilling --------------------------------------------------------------------------
 
-    def _spill_records(self, items: Sequence[Item]) -> bool:
+    def _spill_records(self, records: Sequence[Record]) -> bool:
         """Append records to a spill file; count them dropped if even that fails."""
-        records = [record for record, _ in items]
         try:
             self._spill.append(records)
         except Exception as exc:  # OSError mostly (disk full); anything else must not kill us
@@ -479,18 +481,18 @@ class PredictionLog:
         """Spill the overflow list (caller holds the overflow lock, which keeps FIFO order)."""
         if not self._overflow:
             return
-        items, self._overflow = self._overflow, []
-        self._spill_records(items)
+        records, self._overflow = self._overflow, []
+        self._spill_records(records)
         with self._progress:
-            self._overflow_settled += len(items)
+            self._overflow_settled += len(records)
             self._progress.notify_all()
 
     def _park_leftovers(self) -> None:
         """After the writer is gone (or never ran): put what is still in memory on disk."""
-        items = self._buffer.close()
-        if items:
-            self._spill_records(items)
-        self._settle(len(items))
+        records = self._buffer.close()
+        if records:
+            self._spill_records(records)
+        self._settle(len(records))
         with self._overflow_lock:
             self._late = True
             self._spill_overflow_locked()

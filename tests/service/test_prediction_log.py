@@ -311,7 +311,7 @@ def test_a_record_no_store_can_encode_is_set_aside_at_once_even_with_the_store_d
     log = make_log()
     log.start()
     for record in [*records[:5], not_json, bad_time, *records[7:]]:
-        log.submit(record)  # encoding fails here, in the caller; it must not raise
+        log.submit(record)
     assert log.flush()
     assert observed.events()["spilled"] == 28 and observed.events()["dropped"] == 2
 
