@@ -301,14 +301,13 @@ def main() -> None:
         "--schedule",
         choices=("together", "shared", "pinned", "alternate"),
         default="together",
-        help="load both variants at once (robust on a shared machine), at once with each "
-        "variant and its load generator on a CPU of its own (swapped every round), or in turns",
+        help="load both variants at once; `shared`: at once with both servers on CPU 0 and both "
+        "wrk on CPU 1 (the steadiest); `pinned`: each variant and its wrk on a CPU of its own, "
+        "swapped every round; `alternate`: in turns",
     )
     args = parser.parse_args()
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
-    if args.schedule in ("pinned", "shared") and (
-        not use_wrk or len(os.sched_getaffinity(0)) < 2
-    ):
+    if args.schedule in ("pinned", "shared") and (not use_wrk or len(os.sched_getaffinity(0)) < 2):
         parser.error(f"--schedule {args.schedule} needs wrk and two CPUs")
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
@@ -475,7 +474,8 @@ def report(
         f"target <= {TARGET_P99_RATIO}  "
         f"{'PASS' if p99 <= TARGET_P99_RATIO else 'FAIL'}"
     )
-    cpu = median_ratio([i.cpu_us_per_request / b.cpu_us_per_request for i, b in pairs], args.schedule)
+    cpu_ratios = [i.cpu_us_per_request / b.cpu_us_per_request for i, b in pairs]
+    cpu = median_ratio(cpu_ratios, args.schedule)
     print(f"server CPU per request ratio (instrumented / bare, median of rounds): {cpu:.3f}")
     rows = stored_rows(database_url, instrumented)
     print(
