@@ -20,6 +20,7 @@ from service.metric_buffer import MetricBuffer
 from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
 
 BULK_ENDPOINT = "classify_tickets"
+_MAX_CACHED_SERIES = 4096
 
 
 class ModelLabels(Protocol):
@@ -158,6 +159,54 @@ class _Children:
         return child
 
 
+class _RequestSeries:
+    """The children that requests of one endpoint, model, version and tenant update, with their
+    labels made bounded once (a request then costs a few attribute reads, not label lookups)."""
+
+    def __init__(
+        self, children: Mapping[str, _Children], labels: tuple[str, str, str, str], busy: Any
+    ) -> None:
+        endpoint, name, version, tenant = labels
+        self._children = children
+        self._labels = labels
+        self.name, self.version = name, version
+        self.busy = busy
+        self.in_flight = children["servewatch_in_flight_requests"](endpoint)
+        self.busy_seconds = children["servewatch_worker_busy_seconds_total"](endpoint)
+        self.duration = children["servewatch_request_duration_seconds"](*labels)
+        self.confidence = children["servewatch_prediction_confidence"](name, version, tenant)
+        self._requests: dict[str, Any] = {}
+        self._compute: dict[str, Any] = {}
+        self._predicted: dict[str, Any] = {}
+
+    def requests(self, outcome: str) -> Any:
+        """servewatch_requests_total for a bounded outcome."""
+        child = self._requests.get(outcome)
+        if child is None:
+            child = self._children["servewatch_requests_total"](*self._labels, outcome)
+            self._requests[outcome] = child
+        return child
+
+    def compute(self, resource_class: str) -> Any:
+        child = self._compute.get(resource_class)
+        if child is None:
+            endpoint, name, version, tenant = self._labels
+            child = self._children["servewatch_compute_seconds_total"](
+                name, version, tenant, endpoint, resource_class
+            )
+            self._compute[resource_class] = child
+        return child
+
+    def predicted(self, label: str) -> Any:
+        """servewatch_predicted_class_total for a bounded class label."""
+        child = self._predicted.get(label)
+        if child is None:
+            _, name, version, tenant = self._labels
+            child = self._children["servewatch_predicted_class_total"](name, version, tenant, label)
+            self._predicted[label] = child
+        return child
+
+
 class _BusyTime:
     """Wall time with at least one request of an endpoint in flight (overlaps count once)."""
 
@@ -207,6 +256,9 @@ class Instrumentation:
         self._classes: dict[tuple[str, str], frozenset[str]] = {}
         self._clock = clock
         self._busy = {endpoint: _BusyTime() for endpoint in (*ENDPOINTS, OTHER)}
+        # By the trace's raw labels: all of them are bounded already (configured tenants and
+        # routes, business endpoints), and the size cap below keeps it so regardless.
+        self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
 
     @classmethod
     def create(
@@ -240,6 +292,7 @@ class Instrumentation:
         """Remember the model's labels and export servewatch_model_info{provider}."""
         self._versions.setdefault(model.name, set()).add(model.version)
         self._classes[(model.name, model.version)] = frozenset(model.classes)
+        self._series.clear()  # labels made bounded before this model was known
         if self.metrics is not None:
             info = self.metrics["servewatch_model_info"]
             info.labels(model.name, model.version, model.provider).set(1)
@@ -283,33 +336,36 @@ class Instrumentation:
         """Count the request and its predictions; pairs with `request_started`."""
         if not self.enabled:
             return
-        m = self._m
-        endpoint = self._endpoint(trace.endpoint)
-        name, version = self._model(trace.model_name, trace.model_version)
-        tenant = trace.tenant if trace.tenant in self._tenants else OTHER
-        m["servewatch_in_flight_requests"](endpoint).dec()
-        m["servewatch_worker_busy_seconds_total"](endpoint).inc(
-            self._busy[endpoint].finish(self._clock())
-        )
-        outcome = outcome if outcome in OUTCOMES else OTHER
-        m["servewatch_requests_total"](endpoint, name, version, tenant, outcome).inc()
-        m["servewatch_request_duration_seconds"](endpoint, name, version, tenant).observe(latency_s)
+        series = self._series_of(trace)
+        series.in_flight.dec()
+        series.busy_seconds.inc(series.busy.finish(self._clock()))
+        series.requests(outcome if outcome in OUTCOMES else OTHER).inc()
+        series.duration.observe(latency_s)
         compute = sum(item.compute_seconds for item in trace.items)
         if compute > 0:
-            resource_class = trace.resource_class or "cpu"
-            m["servewatch_compute_seconds_total"](
-                name, version, tenant, endpoint, resource_class
-            ).inc(compute)
+            series.compute(trace.resource_class or "cpu").inc(compute)
         if outcome != "ok":
             return
-        classes = self._classes.get((name, version), frozenset())
-        confidence = m["servewatch_prediction_confidence"](name, version, tenant)
+        classes = self._classes.get((series.name, series.version), frozenset())
         for item in trace.items:
             if item.predicted_class is None or item.confidence is None:
                 continue
-            confidence.observe(item.confidence)
+            series.confidence.observe(item.confidence)
             label = item.predicted_class if item.predicted_class in classes else OTHER
-            m["servewatch_predicted_class_total"](name, version, tenant, label).inc()
+            series.predicted(label).inc()
+
+    def _series_of(self, trace: RequestTrace) -> _RequestSeries:
+        key = (trace.endpoint, trace.model_name, trace.model_version, trace.tenant)
+        series = self._series.get(key)
+        if series is None:
+            endpoint = self._endpoint(trace.endpoint)
+            name, version = self._model(trace.model_name, trace.model_version)
+            tenant = trace.tenant if trace.tenant in self._tenants else OTHER
+            labels = (endpoint, name, version, tenant)
+            series = _RequestSeries(self._m, labels, self._busy[endpoint])
+            if len(self._series) < _MAX_CACHED_SERIES:
+                self._series[key] = series
+        return series
 
     def _endpoint(self, endpoint: str) -> str:
         return endpoint if endpoint in ENDPOINTS else OTHER
