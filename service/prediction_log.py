@@ -7,11 +7,6 @@ record is `queued`, then ends up `written` (store), `spilled` (fsynced to a spil
 `dropped` (counted and logged: the spill write failed, or the store rejects the record as bad
 data). Spilled records are later `replayed` into the store, by this process or by whichever
 process adopts the file. queued - written - spilled - dropped is what sits in memory.
-
-Records are encoded for the store (a COPY line, a SQLite row) by the writer thread, a batch at
-a time: measured in the service (`bench/bench_service.py --schedule shared`), encoding each
-record in `submit`, between the request's other work, cost the worker 3-4 % more CPU than
-encoding the same records in one tight loop, where the encoders' code and data stay in cache.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from service.spill import SpillDirectory, append_rejected
 from storage.engine import create_store_engine, is_sqlite
-from storage.writer import prediction_encoder, write_encoded_predictions
+from storage.writer import write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +45,6 @@ def is_bad_data(exc: BaseException) -> bool:
     return bool(names & {"IntegrityError", "DataError"})
 
 
-# A record and its store encoding, or the exception that encoding it raised.
-Item = tuple[dict[str, Any], Any]
-Record = dict[str, Any]
-
-
 class _Buffer:
     """Bounded FIFO between request threads and the writer thread; `put` never blocks."""
 
@@ -63,14 +53,14 @@ class _Buffer:
         self.batch_size = batch_size
         self.enqueued = 0  # records ever accepted, in order
         self.closed = False
-        self._items: deque[Record] = deque()
+        self._items: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, record: Record) -> bool:
+    def put(self, record: dict[str, Any]) -> bool:
         with self._lock:  # the bare lock: cheaper than entering the condition
             size = len(self._items)
             if size >= self.capacity or self.closed:
@@ -82,7 +72,7 @@ class _Buffer:
                 self._ready.notify()
             return True
 
-    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Record]:
+    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Any]:
         """A batch once it is full, `linger_s` after records are seen, or when `urgent()`;
         an empty list after `idle_s` without records."""
         with self._ready:
@@ -105,7 +95,7 @@ class _Buffer:
         with self._ready:
             self._ready.notify()
 
-    def close(self) -> list[Record]:
+    def close(self) -> list[Any]:
         """Refuse further records; returns those still held."""
         with self._ready:
             self.closed = True
@@ -162,7 +152,6 @@ class PredictionLog:
         self.retry_interval_s = retry_interval_s
         self.adopt_interval_s = adopt_interval_s
         self._clock = clock
-        self._encode = prediction_encoder(database_url)
         self._metrics = _Metrics(metrics)
         self._buffer = _Buffer(queue_size, batch_size)
         self._spill = SpillDirectory(self.spill_dir)
@@ -175,7 +164,7 @@ class PredictionLog:
         self._next_adoption = 0.0
         # Records the queue was full for: spilled by the caller once a batch gathers, or by
         # the writer at its next turn, whichever comes first.
-        self._overflow: list[Record] = []
+        self._overflow: list[dict[str, Any]] = []
         self._overflow_lock = threading.Lock()
         self._overflow_accepted = 0
         self._late = False  # the writer is gone: submissions go straight to disk
@@ -307,52 +296,43 @@ class PredictionLog:
             self._queue_settled += queued
             self._progress.notify_all()
 
-    def _item(self, record: Record) -> Item:
-        try:
-            return record, self._encode(record)
-        except Exception as exc:  # bad data: set aside by the caller, with this reason
-            return record, exc.with_traceback(None)
-
-    def _deliver(self, batch: list[Record]) -> None:
-        """Write a batch to the store, or spill it when the store is (known to be) down;
-        records that cannot be encoded are set aside at once (no store can take them)."""
-        items, unencodable = _split_unencodable([self._item(record) for record in batch])
-        self._reject_each(unencodable)
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Write a batch to the store, or spill it when the store is (known to be) down."""
         if not self._store_due():
-            self._spill_records([record for record, _ in items])
+            self._spill_records(batch)
             return
         try:
-            stored = self._store(items, live=True)
+            stored = self._store(batch, live=True)
         except Exception as exc:
             self._store_failed(exc)
-            self._spill_records([record for record, _ in items])
+            self._spill_records(batch)
             return
         self._store_answered()
         self._metrics.count("written", stored)
 
-    def _store(self, items: Sequence[Item], live: bool = False) -> int:
-        """Insert encoded records, returning how many the store took; on bad data, split the
-        batch to set the culprits aside."""
+    def _store(self, records: Sequence[dict[str, Any]], live: bool = False) -> int:
+        """Insert records, returning how many the store took; on bad data, split the batch
+        to set the culprits aside."""
         try:
-            added = write_encoded_predictions(self._store_engine(), [e for _, e in items])
+            added = write_predictions(self._store_engine(), records)
         except Exception as exc:
             if not is_bad_data(exc):
                 raise
-            if len(items) == 1:
-                self._reject(items, exc)
+            if len(records) == 1:
+                self._reject(records, exc)
                 return 0
-            middle = len(items) // 2
-            return self._store(items[:middle], live) + self._store(items[middle:], live)
-        if live and added < len(items):
-            self._report_duplicates(items, len(items) - added)
+            middle = len(records) // 2
+            return self._store(records[:middle], live) + self._store(records[middle:], live)
+        if live and added < len(records):
+            self._report_duplicates(records, len(records) - added)
             return added
-        return len(items)
+        return len(records)
 
-    def _report_duplicates(self, items: Sequence[Item], missing: int) -> None:
+    def _report_duplicates(self, records: Sequence[dict[str, Any]], missing: int) -> None:
         """A live record whose request_id is already stored (a client reusing X-Request-ID)
         leaves no row of its own: count it as dropped and say so."""
         self._metrics.count("dropped", missing)
-        ids = sorted({str(r.get("request_id")) for r, _ in items})[:5]
+        ids = sorted({str(r.get("request_id")) for r in records})[:5]
         log.error(
             "prediction log: %d record(s) reused a stored request_id and were not stored "
             "(request ids among %s)",
@@ -360,14 +340,8 @@ class PredictionLog:
             ids,
         )
 
-    def _reject_each(self, unencodable: Sequence[Item]) -> None:
-        """Set aside records that could not be encoded, each with its own reason."""
-        for item in unencodable:
-            self._reject([item], item[1])
-
-    def _reject(self, items: Sequence[Item], exc: BaseException) -> None:
+    def _reject(self, records: Sequence[dict[str, Any]], exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        records = [record for record, _ in items]
         try:
             path = append_rejected(self.spill_dir, records, reason)
             where = f"kept in {path}"
@@ -408,15 +382,13 @@ class PredictionLog:
             return
         spill, chunk = found
         stored = 0
-        items, unencodable = _split_unencodable([self._item(r) for r in chunk.records])
-        if items:
+        if chunk.records:
             try:
-                stored = self._store(items)
+                stored = self._store(chunk.records)
             except Exception as exc:
                 self._store_failed(exc)
                 return
             self._store_answered()
-        self._reject_each(unencodable)  # only now: a failed attempt leaves them for the next
         try:
             self._spill.commit(spill, chunk)
         except OSError as exc:  # stored already; a later replay of it is a no-op
@@ -460,7 +432,7 @@ class PredictionLog:
 
     # -- spilling --------------------------------------------------------------------------
 
-    def _spill_records(self, records: Sequence[Record]) -> bool:
+    def _spill_records(self, records: Sequence[dict[str, Any]]) -> bool:
         """Append records to a spill file; count them dropped if even that fails."""
         try:
             self._spill.append(records)
@@ -514,14 +486,6 @@ class PredictionLog:
         oldest = self._spill.oldest
         lag = max(self._clock() - oldest, 0.0) if oldest is not None else 0.0
         self._metrics.spill_state(self._spill.backlog, lag)
-
-
-def _split_unencodable(items: list[Item]) -> tuple[list[Item], list[Item]]:
-    """The items encoded for the store, and those whose encoding raised."""
-    encoded = [item for item in items if not isinstance(item[1], BaseException)]
-    if len(encoded) == len(items):
-        return items, []
-    return encoded, [item for item in items if isinstance(item[1], BaseException)]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,27 +43,23 @@ def _utc(value: Any, request_id: Any) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+def _rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for record in records:
+        row = [record.get(column) for column in PREDICTION_COLUMNS]
+        row[_TS] = _utc(row[_TS], row[0])
+        for position in _JSON_POSITIONS:
+            if row[position] is not None:
+                row[position] = _dumps(row[position])
+        rows.append(row)
+    return rows
+
+
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _NULL = "\\N"
 _COPY_TABS = len(PREDICTION_COLUMNS) - 1
-
-Encoder = Callable[[Mapping[str, Any]], Any]
-
-
-def prediction_encoder(store: Engine | str) -> Encoder:
-    """How one record becomes what `write_encoded_predictions` takes for this store: a row for
-    SQLite, a COPY line for PostgreSQL. Callers pick where that CPU is spent."""
-    return encode_sqlite_row if is_sqlite(store) else encode_copy_line
-
-
-def encode_sqlite_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A parameter row for SQLite; `ts` as the text SQLAlchemy's DateTime stores (naive UTC)."""
-    row = [record.get(column) for column in PREDICTION_COLUMNS]
-    row[_TS] = _utc(row[_TS], row[0]).replace(tzinfo=None).isoformat(" ", "microseconds")
-    for position in _JSON_POSITIONS:
-        if row[position] is not None:
-            row[position] = _dumps(row[position])
-    return tuple(row)
+# Records encoded and sent per COPY write: PostgreSQL parses one chunk while the next is encoded.
+_COPY_CHUNK = 200
 
 
 def encode_copy_line(record: Mapping[str, Any]) -> bytes:
@@ -90,20 +86,17 @@ def encode_copy_line(record: Mapping[str, Any]) -> bytes:
 
 def write_predictions(engine: Engine, records: Sequence[Mapping[str, Any]]) -> int:
     """Insert records in one round trip, ignoring replayed request_ids; returns rows added."""
-    encode = prediction_encoder(engine)
-    return write_encoded_predictions(engine, [encode(record) for record in records])
-
-
-def write_encoded_predictions(engine: Engine, encoded: Sequence[Any]) -> int:
-    """`write_predictions` for records already encoded by `prediction_encoder(engine)`."""
-    if not encoded:
+    if not records:
         return 0
     if is_sqlite(engine):
-        return _write_sqlite(engine, encoded)
-    return _write_postgres_copy(engine, encoded)
+        return _write_sqlite(engine, _rows(records))
+    return _write_postgres_copy(engine, records)
 
 
-def _write_sqlite(engine: Engine, rows: Sequence[tuple[Any, ...]]) -> int:
+def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
+    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
+    for row in rows:
+        row[_TS] = row[_TS].replace(tzinfo=None).isoformat(" ", "microseconds")
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
@@ -115,24 +108,31 @@ def _write_sqlite(engine: Engine, rows: Sequence[tuple[Any, ...]]) -> int:
             cursor.close()
 
 
-def _write_postgres_copy(engine: Engine, lines: Sequence[bytes]) -> int:
+def _write_postgres_copy(engine: Engine, records: Sequence[Mapping[str, Any]]) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
     the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
-    data = b"".join(lines)
     try:
         with engine.begin() as connection:
             raw = connection.connection.driver_connection
             assert raw is not None
             copy_sql = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                copy.write(data)
-        return len(lines)
+                _copy_records(copy, records)
+        return len(records)
     except UniqueViolation:
         pass
-    return _write_postgres_ignoring_duplicates(engine, data)
+    return _write_postgres_ignoring_duplicates(engine, records)
 
 
-def _write_postgres_ignoring_duplicates(engine: Engine, data: bytes) -> int:
+def _copy_records(copy: Any, records: Sequence[Mapping[str, Any]]) -> None:
+    for start in range(0, len(records), _COPY_CHUNK):
+        chunk = records[start : start + _COPY_CHUNK]
+        copy.write(b"".join([encode_copy_line(record) for record in chunk]))
+
+
+def _write_postgres_ignoring_duplicates(
+    engine: Engine, records: Sequence[Mapping[str, Any]]
+) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
@@ -142,7 +142,7 @@ def _write_postgres_ignoring_duplicates(engine: Engine, data: bytes) -> int:
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             with cursor.copy(f"COPY _incoming_predictions ({_COLUMN_LIST}) FROM STDIN") as copy:
-                copy.write(data)
+                _copy_records(copy, records)
             cursor.execute(
                 f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
                 "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"

@@ -5,12 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
-from storage.writer import (
-    prediction_encoder,
-    upsert_monitor_results,
-    write_encoded_predictions,
-    write_predictions,
-)
+from storage.writer import upsert_monitor_results, write_predictions
 from tests.storage.records import T0, make_records
 
 
@@ -52,23 +47,6 @@ def test_text_comes_back_exactly_whatever_it_holds(store_engine, message):
         row = connection.execute(select(predictions)).one()
     assert row.error_message == message and row.region == message[:64]
     assert row.features == {"text": message}
-
-
-def test_records_encoded_ahead_are_written_alike(store_engine):
-    records = make_records(10)
-    encode = prediction_encoder(store_engine)
-    assert write_encoded_predictions(store_engine, [encode(r) for r in records]) == 10
-    assert write_encoded_predictions(store_engine, [encode(r) for r in records]) == 0
-    assert _count(store_engine) == 10
-
-
-def test_records_that_cannot_be_encoded_raise_bad_data_errors(store_engine):
-    encode = prediction_encoder(store_engine)
-    record = make_records(1)[0]
-    with pytest.raises(ValueError, match="no valid ts"):
-        encode({**record, "ts": 1234})
-    with pytest.raises(TypeError):
-        encode({**record, "probabilities": {"billing": object()}})
 
 
 def test_replayed_records_are_ignored_not_duplicated(store_engine):
