@@ -253,3 +253,21 @@ def test_buffered_metrics_equal_direct_ones_once_flushed():
     instrumentation.flush()
     assert buffered.get_sample_value("servewatch_requests_total", requests) == 25
     assert sample_values(buffered) == sample_values(direct)
+
+
+def test_a_version_loaded_later_gets_its_own_labels_not_the_cached_other():
+    instrumentation, registry = _instrumentation()
+    later = _trace(tenant="acme", model_version="v8", items=[_item()])
+    instrumentation.request_started("classify_ticket")
+    instrumentation.request_finished(later, "ok", 0.01)  # v8 not loaded yet: version `other`
+    instrumentation.model_loaded(Labels(version="v8"))
+    instrumentation.request_started("classify_ticket")
+    instrumentation.request_finished(later, "ok", 0.01)
+    labels = {"endpoint": "classify_ticket", "model_name": "ticket_classifier", "tenant": "acme"}
+    value = registry.get_sample_value
+    for version in (OTHER, "v8"):
+        outcome = {**labels, "model_version": version, "outcome": "ok"}
+        assert value("servewatch_requests_total", outcome) == 1
+    predicted = {"model_name": "ticket_classifier", "model_version": "v8", "tenant": "acme"}
+    billing = {**predicted, "predicted_class": "billing"}
+    assert value("servewatch_predicted_class_total", billing) == 1
