@@ -167,43 +167,35 @@ class _RequestSeries:
         self, children: Mapping[str, _Children], labels: tuple[str, str, str, str], busy: Any
     ) -> None:
         endpoint, name, version, tenant = labels
-        self._children = children
-        self._labels = labels
         self.name, self.version = name, version
         self.busy = busy
         self.in_flight = children["servewatch_in_flight_requests"](endpoint)
         self.busy_seconds = children["servewatch_worker_busy_seconds_total"](endpoint)
         self.duration = children["servewatch_request_duration_seconds"](*labels)
         self.confidence = children["servewatch_prediction_confidence"](name, version, tenant)
-        self._requests: dict[str, Any] = {}
-        self._compute: dict[str, Any] = {}
-        self._predicted: dict[str, Any] = {}
-
-    def requests(self, outcome: str) -> Any:
-        """servewatch_requests_total for a bounded outcome."""
-        child = self._requests.get(outcome)
-        if child is None:
-            child = self._children["servewatch_requests_total"](*self._labels, outcome)
-            self._requests[outcome] = child
-        return child
-
-    def compute(self, resource_class: str) -> Any:
-        child = self._compute.get(resource_class)
-        if child is None:
-            endpoint, name, version, tenant = self._labels
-            child = self._children["servewatch_compute_seconds_total"](
+        # Outcome, resource class and predicted class vary by request: children on first use.
+        self.requests = _ChildrenBy(
+            lambda outcome: children["servewatch_requests_total"](*labels, outcome)
+        )
+        self.compute = _ChildrenBy(
+            lambda resource_class: children["servewatch_compute_seconds_total"](
                 name, version, tenant, endpoint, resource_class
             )
-            self._compute[resource_class] = child
-        return child
+        )
+        self.predicted = _ChildrenBy(
+            lambda label: children["servewatch_predicted_class_total"](name, version, tenant, label)
+        )
 
-    def predicted(self, label: str) -> Any:
-        """servewatch_predicted_class_total for a bounded class label."""
-        child = self._predicted.get(label)
-        if child is None:
-            _, name, version, tenant = self._labels
-            child = self._children["servewatch_predicted_class_total"](name, version, tenant, label)
-            self._predicted[label] = child
+
+class _ChildrenBy(dict[str, Any]):
+    """Metric children by the one label value that varies, made by `make` on first use."""
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: str) -> Any:
+        child = self[key] = self._make(key)
         return child
 
 
@@ -339,11 +331,11 @@ class Instrumentation:
         series = self._series_of(trace)
         series.in_flight.dec()
         series.busy_seconds.inc(series.busy.finish(self._clock()))
-        series.requests(outcome if outcome in OUTCOMES else OTHER).inc()
+        series.requests[outcome if outcome in OUTCOMES else OTHER].inc()
         series.duration.observe(latency_s)
         compute = sum(item.compute_seconds for item in trace.items)
         if compute > 0:
-            series.compute(trace.resource_class or "cpu").inc(compute)
+            series.compute[trace.resource_class or "cpu"].inc(compute)
         if outcome != "ok":
             return
         classes = self._classes.get((series.name, series.version), frozenset())
@@ -352,7 +344,7 @@ class Instrumentation:
                 continue
             series.confidence.observe(item.confidence)
             label = item.predicted_class if item.predicted_class in classes else OTHER
-            series.predicted(label).inc()
+            series.predicted[label].inc()
 
     def _series_of(self, trace: RequestTrace) -> _RequestSeries:
         key = (trace.endpoint, trace.model_name, trace.model_version, trace.tenant)
