@@ -66,6 +66,7 @@ class LoadResult:
     p90_ms: float
     p99_ms: float
     cpu_s: float = 0.0  # CPU time of the server's processes during the load
+    thread_cpu_s: dict[str, float] = dataclasses.field(default_factory=dict)  # by thread name
 
     @property
     def rps(self) -> float:
@@ -118,6 +119,20 @@ class Server:
                 continue
             total += times.user + times.system
         return total
+
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far of the supervisor, the workers' main threads (the event loop, where
+        requests run) and their other threads (inference pool, prediction-log writer)."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        totals = {"supervisor": sum(root.cpu_times()[:2]), "worker main": 0.0, "worker other": 0.0}
+        for worker in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for thread in worker.threads():
+                    part = "worker main" if thread.id == worker.pid else "worker other"
+                    totals[part] += thread.user_time + thread.system_time
+        return totals
 
     def pin(self, cpu: int) -> None:
         """Move every thread of the server and its workers onto one CPU."""
@@ -298,6 +313,12 @@ def main() -> None:
     parser.add_argument("--models-home", type=Path, help="BentoML home with built models")
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument(
+        "--instrument",
+        choices=("all", "metrics", "log", "none"),
+        default="all",
+        help="what the instrumented variant switches on (to price one part; none = A/A)",
+    )
+    parser.add_argument(
         "--schedule",
         choices=("together", "shared", "pinned", "alternate"),
         default="together",
@@ -349,8 +370,8 @@ def run(
     base_env.pop("BENTOML_HOME", None)
     variants = {
         "instrumented": {
-            "SERVEWATCH_METRICS_ENABLED": os.environ.get("XI", "true"),
-            "SERVEWATCH_PREDICTION_LOG_ENABLED": os.environ.get("XI", "true"),
+            "SERVEWATCH_METRICS_ENABLED": str(args.instrument in ("all", "metrics")).lower(),
+            "SERVEWATCH_PREDICTION_LOG_ENABLED": str(args.instrument in ("all", "log")).lower(),
         },
         "bare": {
             "SERVEWATCH_METRICS_ENABLED": "false",
@@ -384,12 +405,18 @@ def measure(
     def load(server: Server, duration: float, cpu: int | None = None) -> LoadResult:
         scripts = workdir / server.name
         scripts.mkdir(exist_ok=True)
-        cpu_before = server.cpu_seconds()
+        cpu_before, threads_before = server.cpu_seconds(), server.thread_cpu_seconds()
         if use_wrk:
             result = run_wrk(server.url, args.endpoint, duration, args.connections, scripts, cpu)
         else:
             result = run_python_load(server.url, args.endpoint, duration, args.connections)
-        return dataclasses.replace(result, cpu_s=server.cpu_seconds() - cpu_before)
+        threads = {
+            name: seconds - threads_before.get(name, 0.0)
+            for name, seconds in server.thread_cpu_seconds().items()
+        }
+        return dataclasses.replace(
+            result, cpu_s=server.cpu_seconds() - cpu_before, thread_cpu_s=threads
+        )
 
     for server in servers.values():  # warm-up: sessions, batchers, connection pools
         load(server, 2.0)
@@ -449,7 +476,8 @@ def report(
     print()
     print(
         f"POST /{args.endpoint}, {args.connections} connections per variant, {args.rounds} rounds"
-        f" x {args.duration:g} s ({args.schedule}), 1 worker each, load: {generator}; medians"
+        f" x {args.duration:g} s ({args.schedule}), 1 worker each, load: {generator}; medians;"
+        f" instrumented variant has {args.instrument} on"
     )
     print(
         f"{'variant':<14}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
@@ -460,6 +488,7 @@ def report(
             f"{name:<14}{s['rps']:>10.1f}{s['p50']:>10.2f}{s['p90']:>10.2f}{s['p99']:>10.2f}"
             f"{s['cpu']:>12.0f}{s['errors']:>8}"
         )
+    print_thread_cpu(results)
     pairs = list(zip(results["instrumented"], results["bare"], strict=True))
     throughput = median_ratio([i.rps / b.rps for i, b in pairs], args.schedule)
     p99 = median_ratio([i.p99_ms / b.p99_ms for i, b in pairs], args.schedule)
@@ -477,11 +506,25 @@ def report(
     cpu_ratios = [i.cpu_us_per_request / b.cpu_us_per_request for i, b in pairs]
     cpu = median_ratio(cpu_ratios, args.schedule)
     print(f"server CPU per request ratio (instrumented / bare, median of rounds): {cpu:.3f}")
+    if args.instrument != "all":  # the row check needs both the log and the request counter
+        return
     rows = stored_rows(database_url, instrumented)
     print(
         f"prediction rows stored by the instrumented variant: {rows} "
         f"(answered requests incl. warm-up: see the server's servewatch_requests_total)"
     )
+
+
+def print_thread_cpu(results: dict[str, list[LoadResult]]) -> None:
+    """Median CPU per request of each thread, to see which part the instrumentation costs."""
+    for name, rounds in results.items():
+        threads = sorted({t for r in rounds for t in r.thread_cpu_s})
+        per_thread = {
+            t: statistics.median(1e6 * r.thread_cpu_s.get(t, 0.0) / r.requests for r in rounds)
+            for t in threads
+        }
+        shown = "  ".join(f"{t} {us:.0f}" for t, us in per_thread.items() if us >= 0.5)
+        print(f"{name:<14}CPU us/req by thread: {shown}")
 
 
 def median_ratio(ratios: list[float], schedule: str) -> float:

@@ -11,6 +11,7 @@ process adopts the file. queued - written - spilled - dropped is what sits in me
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from service.spill import SpillDirectory, append_rejected
 from storage.engine import create_store_engine, is_sqlite
-from storage.writer import write_predictions
+from storage.writer import prediction_encoder, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,12 @@ RECORDS_TOTAL = "servewatch_prediction_log_records_total"
 SPILL_BACKLOG = "servewatch_prediction_log_spill_backlog"
 REPLAY_LAG = "servewatch_prediction_log_replay_lag_seconds"
 EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
+# The writer takes records from the queue this often and encodes them for the store at once,
+# writing them later in batches. Encoding a whole batch at write time held the GIL for
+# milliseconds, and the requests in flight then stalled: most of the log's p99 cost. Spread
+# thin, each request waits microseconds. A queue that outpaces the writer is not encoded ahead:
+# the batch's COPY encodes as it streams, so the store parses one chunk while the next is made.
+ENCODE_TICK_S = 0.02
 # PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
 _POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
 
@@ -53,6 +60,7 @@ class _Buffer:
         self.batch_size = batch_size
         self.enqueued = 0  # records ever accepted, in order
         self.closed = False
+        self._wanted = batch_size  # how many records the waiting writer asked for
         self._items: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
@@ -68,18 +76,21 @@ class _Buffer:
             self._items.append(record)
             self.enqueued += 1
             # Wake the writer only when its wait condition may change.
-            if size == 0 or size + 1 == self.batch_size:
+            if size == 0 or size + 1 == self._wanted:
                 self._ready.notify()
             return True
 
-    def take(self, linger_s: float, idle_s: float, urgent: Callable[[], bool]) -> list[Any]:
-        """A batch once it is full, `linger_s` after records are seen, or when `urgent()`;
-        an empty list after `idle_s` without records."""
+    def take(
+        self, linger_s: float, idle_s: float, urgent: Callable[[], bool], at_most: int
+    ) -> list[Any]:
+        """Up to `at_most` records: once there are that many, `linger_s` after records are
+        seen, or when `urgent()`; an empty list after `idle_s` without records."""
         with self._ready:
+            self._wanted = at_most
             now = time.monotonic()
             idle_deadline = now + idle_s
             linger_deadline: float | None = None
-            while len(self._items) < self.batch_size and not urgent():
+            while len(self._items) < at_most and not urgent():
                 if self._items and linger_deadline is None:
                     linger_deadline = now + linger_s
                 deadline = linger_deadline if linger_deadline is not None else idle_deadline
@@ -88,7 +99,7 @@ class _Buffer:
                     break
                 self._ready.wait(remaining)
                 now = time.monotonic()
-            count = min(len(self._items), self.batch_size)
+            count = min(len(self._items), at_most)
             return [self._items.popleft() for _ in range(count)]
 
     def wake(self) -> None:
@@ -102,6 +113,36 @@ class _Buffer:
             items = list(self._items)
             self._items.clear()
             return items
+
+
+class _Staged:
+    """Records taken from the queue and not yet written, with their store encoding when it
+    was made ahead (always for a prefix of the records)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.encoded: list[Any] = []
+        self.since = 0.0  # when the oldest record was taken
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, records: list[dict[str, Any]], encode: Callable[[Any], Any] | None) -> None:
+        if not self.records:
+            self.since = time.monotonic()
+        aligned = len(self.encoded) == len(self.records)
+        self.records.extend(records)
+        if encode is None or not aligned:
+            return
+        # A record that cannot be encoded stops the encoding ahead: the write encodes the rest
+        # itself and sets the culprit aside.
+        with contextlib.suppress(Exception):
+            self.encoded.extend([encode(record) for record in records])
+
+    def take_all(self) -> tuple[list[dict[str, Any]], list[Any]]:
+        staged = self.records, self.encoded
+        self.records, self.encoded = [], []
+        return staged
 
 
 class _Metrics:
@@ -154,6 +195,8 @@ class PredictionLog:
         self._clock = clock
         self._metrics = _Metrics(metrics)
         self._buffer = _Buffer(queue_size, batch_size)
+        self._staged = _Staged()  # touched by the writer thread only
+        self._encode = prediction_encoder(database_url)
         self._spill = SpillDirectory(self.spill_dir)
         self._engine: Engine | None = None
         self._thread: threading.Thread | None = None
@@ -257,16 +300,18 @@ class PredictionLog:
         try:
             while True:
                 stopping = self._stopping
-                linger, idle = self._waits()
-                batch = self._buffer.take(linger, idle, self._urgent)
-                if batch:
-                    self._deliver(batch)
-                self._settle(len(batch))
+                self._stage(stopping)
+                if self._staged:
+                    if not (stopping or self._write_due()):
+                        continue  # between writes the writer only encodes: ticks stay cheap
+                    records, encoded = self._staged.take_all()
+                    self._deliver(records, encoded)
+                    self._settle(len(records))
                 with self._overflow_lock:
                     self._spill_overflow_locked()
                 self._publish_queued()
                 self._maintain(stopping)
-                if stopping and not len(self._buffer):
+                if stopping and not len(self._buffer) and not self._staged:
                     break
         except Exception:  # pragma: no cover - a bug; records must not die silently with it
             log.exception("prediction log: the writer thread failed")
@@ -274,15 +319,40 @@ class PredictionLog:
         finally:
             self._release_spill()
 
+    def _stage(self, stopping: bool) -> None:
+        """Take what the queue holds (waiting a tick at most) and encode it ahead, unless the
+        batch is full with it (the writer is behind) or it is going to the spill file."""
+        wanted = self.batch_size - len(self._staged)
+        records = self._buffer.take(*self._waits(), self._urgent, wanted)
+        if not records:
+            return
+        ahead = len(records) < wanted and not stopping and self._healthy
+        self._staged.add(records, self._encode if ahead else None)
+
     def _waits(self) -> tuple[float, float]:
-        """How long take() may linger for a fuller batch, and wait idle for a first record."""
+        """How long take() may linger for more records, and wait idle for a first one."""
         now = time.monotonic()
         if self._replay_ready(now):
             return 0.0, 0.0
+        linger = min(ENCODE_TICK_S, self.flush_interval_s)
+        if self._staged:  # the next write is due by then, and the upkeep follows it
+            write_in = max(self._staged.since + self.flush_interval_s - now, 0.0)
+            return min(linger, write_in), write_in
         wake_at = self._next_adoption
         if self._spill.backlog:
             wake_at = min(wake_at, self._next_attempt)
-        return self.flush_interval_s, min(max(wake_at - now, 0.0), 1.0)
+        return linger, min(max(wake_at - now, 0.0), 1.0)
+
+    def _write_due(self) -> bool:
+        """A full batch, the flush interval over, a flush waiting, or a replay about to run
+        (the staged records go first, so that nothing sits in the writer's hands meanwhile)."""
+        now = time.monotonic()
+        return (
+            len(self._staged) >= self.batch_size
+            or now - self._staged.since >= self.flush_interval_s
+            or self._urgent()
+            or self._replay_ready(now)
+        )
 
     def _urgent(self) -> bool:
         return (
@@ -296,13 +366,13 @@ class PredictionLog:
             self._queue_settled += queued
             self._progress.notify_all()
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _deliver(self, batch: list[dict[str, Any]], encoded: Sequence[Any]) -> None:
         """Write a batch to the store, or spill it when the store is (known to be) down."""
         if not self._store_due():
             self._spill_records(batch)
             return
         try:
-            stored = self._store(batch, live=True)
+            stored = self._store(batch, live=True, encoded=encoded)
         except Exception as exc:
             self._store_failed(exc)
             self._spill_records(batch)
@@ -310,11 +380,13 @@ class PredictionLog:
         self._store_answered()
         self._metrics.count("written", stored)
 
-    def _store(self, records: Sequence[dict[str, Any]], live: bool = False) -> int:
+    def _store(
+        self, records: Sequence[dict[str, Any]], live: bool = False, encoded: Sequence[Any] = ()
+    ) -> int:
         """Insert records, returning how many the store took; on bad data, split the batch
         to set the culprits aside."""
         try:
-            added = write_predictions(self._store_engine(), records)
+            added = write_predictions(self._store_engine(), records, encoded)
         except Exception as exc:
             if not is_bad_data(exc):
                 raise
@@ -322,7 +394,9 @@ class PredictionLog:
                 self._reject(records, exc)
                 return 0
             middle = len(records) // 2
-            return self._store(records[:middle], live) + self._store(records[middle:], live)
+            return self._store(records[:middle], live, encoded[:middle]) + self._store(
+                records[middle:], live, encoded[middle:]
+            )
         if live and added < len(records):
             self._report_duplicates(records, len(records) - added)
             return added

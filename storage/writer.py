@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,16 +43,19 @@ def _utc(value: Any, request_id: Any) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def _rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for record in records:
-        row = [record.get(column) for column in PREDICTION_COLUMNS]
-        row[_TS] = _utc(row[_TS], row[0])
-        for position in _JSON_POSITIONS:
-            if row[position] is not None:
-                row[position] = _dumps(row[position])
-        rows.append(row)
-    return rows
+def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
+    """The parameters of the SQLite INSERT for one record."""
+    row = [record.get(column) for column in PREDICTION_COLUMNS]
+    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
+    row[_TS] = _utc(row[_TS], row[0]).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _encode_json(row)
+    return row
+
+
+def _encode_json(values: list[Any]) -> None:
+    for position in _JSON_POSITIONS:
+        if values[position] is not None:
+            values[position] = _dumps(values[position])
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -66,9 +69,7 @@ def encode_copy_line(record: Mapping[str, Any]) -> bytes:
     """A line of PostgreSQL's text COPY format: tab-separated, `\\N` for NULL, newline-ended."""
     values = [record.get(column) for column in PREDICTION_COLUMNS]
     values[_TS] = _utc(values[_TS], values[0]).isoformat()
-    for position in _JSON_POSITIONS:
-        if values[position] is not None:
-            values[position] = _dumps(values[position])
+    _encode_json(values)
     line = "\t".join([_NULL if value is None else f"{value}" for value in values])
     # Escaping every field costs more than the whole line; most lines need none, and the only
     # backslashes of a clean line are its NULL markers.
@@ -84,19 +85,28 @@ def encode_copy_line(record: Mapping[str, Any]) -> bytes:
     return (line + "\n").encode()
 
 
-def write_predictions(engine: Engine, records: Sequence[Mapping[str, Any]]) -> int:
-    """Insert records in one round trip, ignoring replayed request_ids; returns rows added."""
+def prediction_encoder(engine_or_url: Engine | str) -> Callable[[Mapping[str, Any]], Any]:
+    """How `write_predictions` encodes one record for this store."""
+    return encode_sqlite_row if is_sqlite(engine_or_url) else encode_copy_line
+
+
+def write_predictions(
+    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[Any] = ()
+) -> int:
+    """Insert records in one round trip, ignoring replayed request_ids; returns rows added.
+
+    `encoded` may hold the `prediction_encoder` output for a prefix of `records`, made ahead
+    of time (the prediction log spreads that work between its writes); the rest is encoded here.
+    """
     if not records:
         return 0
     if is_sqlite(engine):
-        return _write_sqlite(engine, _rows(records))
-    return _write_postgres_copy(engine, records)
+        rows = [*encoded, *(encode_sqlite_row(r) for r in records[len(encoded) :])]
+        return _write_sqlite(engine, rows)
+    return _write_postgres_copy(engine, records, encoded)
 
 
 def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
-    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
-    for row in rows:
-        row[_TS] = row[_TS].replace(tzinfo=None).isoformat(" ", "microseconds")
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
@@ -108,7 +118,9 @@ def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
             cursor.close()
 
 
-def _write_postgres_copy(engine: Engine, records: Sequence[Mapping[str, Any]]) -> int:
+def _write_postgres_copy(
+    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
+) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
     the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
     try:
@@ -117,21 +129,25 @@ def _write_postgres_copy(engine: Engine, records: Sequence[Mapping[str, Any]]) -
             assert raw is not None
             copy_sql = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                _copy_records(copy, records)
+                _copy_records(copy, records, encoded)
         return len(records)
     except UniqueViolation:
         pass
-    return _write_postgres_ignoring_duplicates(engine, records)
+    return _write_postgres_ignoring_duplicates(engine, records, encoded)
 
 
-def _copy_records(copy: Any, records: Sequence[Mapping[str, Any]]) -> None:
-    for start in range(0, len(records), _COPY_CHUNK):
+def _copy_records(
+    copy: Any, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
+) -> None:
+    if encoded:
+        copy.write(b"".join(encoded))
+    for start in range(len(encoded), len(records), _COPY_CHUNK):
         chunk = records[start : start + _COPY_CHUNK]
         copy.write(b"".join([encode_copy_line(record) for record in chunk]))
 
 
 def _write_postgres_ignoring_duplicates(
-    engine: Engine, records: Sequence[Mapping[str, Any]]
+    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
 ) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
@@ -142,7 +158,7 @@ def _write_postgres_ignoring_duplicates(
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             with cursor.copy(f"COPY _incoming_predictions ({_COLUMN_LIST}) FROM STDIN") as copy:
-                _copy_records(copy, records)
+                _copy_records(copy, records, encoded)
             cursor.execute(
                 f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
                 "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"

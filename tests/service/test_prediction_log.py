@@ -135,6 +135,51 @@ def test_records_are_written_in_batches_of_the_configured_size(make_log, store_e
     assert log.healthy
 
 
+def test_records_trickling_in_are_written_together(make_log, store_engine, observed):
+    """Records are encoded as they arrive (a tick at a time) but written as one batch."""
+    log = make_log(batch_size=1000, flush_interval_s=0.6)
+    log.start()
+    records = make_records(12)
+    for record in records:
+        log.submit(record)
+        time.sleep(0.03)  # more than a tick apart: each is taken and encoded on its own
+    assert row_count(store_engine) == 0  # the first arrived < 0.6 s ago
+    assert wait_until(lambda: row_count(store_engine) == 12)
+    assert observed.events()["written"] == 12
+
+
+def test_the_writer_idles_while_records_wait_for_their_batch(make_log, store_engine):
+    """Between writes the writer sleeps until the next tick, record or flush, and does not
+    spin (its upkeep timers fall due while records wait, and must not wake it)."""
+    log = make_log(batch_size=1000, flush_interval_s=30.0, adopt_interval_s=0.01)
+    log.start()
+    log.submit(make_records(1)[0])
+    time.sleep(0.2)  # the record is taken and waits; the adoption timer is overdue
+    cpu_before = time.process_time()
+    time.sleep(0.6)
+    assert time.process_time() - cpu_before < 0.2  # spinning would burn ~0.6 s
+    assert log.flush(timeout=10)
+    assert row_count(store_engine) == 1
+
+
+def test_a_record_that_cannot_be_encoded_is_set_aside_and_its_batch_written(
+    make_log, store_engine, observed, tmp_path
+):
+    records = make_records(30)
+    records[7] = {**records[7], "error_message": "broken \ud800 text"}
+    log = make_log(batch_size=1000, flush_interval_s=0.3)
+    log.start()
+    for record in records:
+        log.submit(record)
+        time.sleep(0.002)
+    assert log.flush(timeout=10)
+    assert row_count(store_engine) == 29
+    assert records[7]["request_id"] not in stored_ids(store_engine)
+    assert observed.events()["written"] == 29 and observed.events()["dropped"] == 1
+    [rejected] = (tmp_path / "spill").glob("rejected-*.jsonl")
+    assert records[7]["request_id"] in rejected.read_text()
+
+
 def test_a_partial_batch_is_written_after_the_flush_interval(make_log, store_engine):
     log = make_log(batch_size=1000, flush_interval_s=0.3)
     log.start()

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
-from storage.writer import upsert_monitor_results, write_predictions
+from storage.writer import prediction_encoder, upsert_monitor_results, write_predictions
 from tests.storage.records import T0, make_records
 
 
@@ -27,6 +27,28 @@ def test_write_predictions_round_trips_every_column(store_engine):
     assert row.features == {"text": "tab\there\nnewline \\ backslash"}
     ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=UTC)
     assert ts == T0
+
+
+@pytest.mark.parametrize("ahead", [0, 7, 20])
+def test_records_encoded_ahead_are_stored_as_if_encoded_at_write(store_engine, ahead):
+    records = make_records(20)
+    encode = prediction_encoder(store_engine)
+    assert write_predictions(store_engine, records, [encode(r) for r in records[:ahead]]) == 20
+    with store_engine.connect() as connection:
+        stored = connection.execute(select(predictions).order_by(predictions.c.request_id)).all()
+    by_id = {r["request_id"]: r for r in records}
+    assert sorted(by_id) == [row.request_id for row in stored]
+    for row in stored:
+        assert row.probabilities == by_id[row.request_id]["probabilities"]
+        assert row.features == by_id[row.request_id]["features"]
+
+
+def test_a_replay_encoded_ahead_skips_the_ids_already_stored(store_engine):
+    records = make_records(20)
+    write_predictions(store_engine, records[:5])
+    encode = prediction_encoder(store_engine)
+    assert write_predictions(store_engine, records, [encode(r) for r in records[:12]]) == 15
+    assert _count(store_engine) == 20
 
 
 @pytest.mark.parametrize(
