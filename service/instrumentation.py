@@ -89,6 +89,7 @@ def prediction_records(
 
     A successful bulk request gives one row per item (`<request id>:<index>`); anything else
     gives one row under the request id, errors with no class and the compute they did use.
+    Every column is named, so that the writer can take them all at once.
     """
     base = {
         "ts": trace.received_at,
@@ -111,6 +112,8 @@ def prediction_records(
                 "compute_ms": sum(i.compute_seconds for i in trace.items) * 1000.0,
                 "batch_size": max((i.batch_size for i in trace.items), default=0),
                 "error_message": error_message,
+                "probabilities": None,
+                "features": None,
             }
         ]
     bulk = trace.endpoint == BULK_ENDPOINT
@@ -124,6 +127,7 @@ def prediction_records(
             "compute_ms": item.compute_seconds * 1000.0,
             "batch_size": item.batch_size,
             "features": _stored_input(item.raw_input, redact) if store_raw_inputs else None,
+            "error_message": None,
         }
         for index, item in enumerate(trace.items)
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,15 +17,37 @@ from storage.schema import monitor_results, predictions
 
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
 _TS = PREDICTION_COLUMNS.index("ts")
-_JSON_POSITIONS = tuple(
-    i for i, name in enumerate(PREDICTION_COLUMNS) if name in ("probabilities", "features")
-)
+_PROBABILITIES = PREDICTION_COLUMNS.index("probabilities")
+_FEATURES = PREDICTION_COLUMNS.index("features")
 _COLUMN_LIST = ", ".join(PREDICTION_COLUMNS)
 _SQLITE_INSERT = (
     f"INSERT INTO predictions ({_COLUMN_LIST}) "
     f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
 )
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+_values_of = operator.itemgetter(*PREDICTION_COLUMNS)
+# `{"class":%.9g,...}` per set of class names (a model's probabilities always have the same).
+_PROBABILITY_TEMPLATES: dict[tuple[str, ...], str] = {}
+_MAX_TEMPLATES = 1024
+
+
+def probabilities_json(value: Any) -> str | None:
+    """JSON of a {class: probability} map with 9 significant digits: every float32 a model
+    emits comes back exact, and it is 4x faster than `json` (whose float repr dominates)."""
+    if type(value) is not dict:
+        return None if value is None else _dumps(value)
+    numbers = tuple(value.values())
+    if not all(type(n) is float and math.isfinite(n) for n in numbers):
+        return _dumps(value)  # what JSON has no number for is the encoder's to refuse or write
+    keys = tuple(value)
+    template = _PROBABILITY_TEMPLATES.get(keys)
+    if template is None:
+        template = "{" + ",".join(f"{_dumps(str(k)).replace('%', '%%')}:%.9g" for k in keys) + "}"
+        if len(_PROBABILITY_TEMPLATES) < _MAX_TEMPLATES and all(type(k) is str for k in keys):
+            _PROBABILITY_TEMPLATES[keys] = template
+        else:
+            return _dumps({k: float(f"{n:.9g}") for k, n in value.items()})
+    return template % numbers
 
 
 def to_utc(value: datetime) -> datetime:
@@ -45,7 +69,7 @@ def _utc(value: Any, request_id: Any) -> datetime:
 
 def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
     """The parameters of the SQLite INSERT for one record."""
-    row = [record.get(column) for column in PREDICTION_COLUMNS]
+    row = _values(record)
     # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
     row[_TS] = _utc(row[_TS], row[0]).replace(tzinfo=None).isoformat(" ", "microseconds")
     _encode_json(row)
@@ -53,9 +77,16 @@ def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
 
 
 def _encode_json(values: list[Any]) -> None:
-    for position in _JSON_POSITIONS:
-        if values[position] is not None:
-            values[position] = _dumps(values[position])
+    values[_PROBABILITIES] = probabilities_json(values[_PROBABILITIES])
+    if values[_FEATURES] is not None:
+        values[_FEATURES] = _dumps(values[_FEATURES])
+
+
+def _values(record: Mapping[str, Any]) -> list[Any]:
+    try:
+        return list(_values_of(record))  # every column present: the service's records
+    except KeyError:
+        return [record.get(column) for column in PREDICTION_COLUMNS]
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -67,7 +98,7 @@ _COPY_CHUNK = 200
 
 def encode_copy_line(record: Mapping[str, Any]) -> bytes:
     """A line of PostgreSQL's text COPY format: tab-separated, `\\N` for NULL, newline-ended."""
-    values = [record.get(column) for column in PREDICTION_COLUMNS]
+    values = _values(record)
     values[_TS] = _utc(values[_TS], values[0]).isoformat()
     _encode_json(values)
     line = "\t".join([_NULL if value is None else f"{value}" for value in values])

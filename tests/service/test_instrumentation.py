@@ -1,12 +1,14 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from service.catalog import OTHER
 from service.errors import ServiceError
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_records
 from service.runtime import BatchResult, ItemResult
+from storage.writer import PREDICTION_COLUMNS
 from tests.service.test_metric_buffer import sample_values
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -213,6 +215,14 @@ def test_error_request_is_one_record_without_a_decision():
         _trace(), "unauthorized", 0.001, store_raw_inputs=False, redact=str
     )
     assert unauthorized["tenant"] == OTHER and unauthorized["batch_size"] == 0
+
+
+@pytest.mark.parametrize("status", ["ok", "model_error"])
+def test_every_record_names_every_column_of_the_predictions_table(status):
+    records = prediction_records(
+        _trace(items=[_item()]), status, 0.01, store_raw_inputs=False, redact=str
+    )
+    assert [sorted(r) for r in records] == [sorted(PREDICTION_COLUMNS)]
 
 
 def _requests(instrumentation: Instrumentation) -> None:

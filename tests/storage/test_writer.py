@@ -5,7 +5,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
-from storage.writer import prediction_encoder, upsert_monitor_results, write_predictions
+from storage.writer import (
+    prediction_encoder,
+    probabilities_json,
+    upsert_monitor_results,
+    write_predictions,
+)
 from tests.storage.records import T0, make_records
 
 
@@ -155,3 +160,35 @@ def test_a_rerun_drops_groups_that_are_gone_from_the_window(store_engine):
             )
         ).all()
     assert [tuple(r) for r in rows] == [("*", 0.3), ("*", 0.4)]
+
+
+def test_probabilities_keep_every_float32_a_model_emits():
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    emitted = rng.dirichlet(np.ones(5), size=200).astype(np.float32)
+    for row in emitted:
+        value = {f"class_{i}": float(p) for i, p in enumerate(row)}
+        back = json.loads(probabilities_json(value))
+        assert list(back) == list(value)
+        assert np.array_equal(np.float32(list(back.values())), row)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": 0.0},  # ints
+        {"a": True},
+        {"a": float("nan"), "b": float("inf")},
+        {'say "%s"': 0.5, "back\\slash": 0.25},
+        {},
+        [0.1, 0.9],
+    ],
+)
+def test_probabilities_that_are_not_plain_floats_are_written_as_json_writes_them(value):
+    import json
+
+    assert probabilities_json(value) == json.dumps(value, separators=(",", ":"))
+    assert probabilities_json(None) is None
