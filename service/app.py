@@ -247,9 +247,13 @@ class ServiceRuntime:
             self._label_unrouted(trace)
         outcome = trace.error.code if trace.error is not None else "ok"
         self.instrumentation.request_finished(trace, outcome, latency_s)
-        if self.log is None:
-            return
-        records = prediction_records(
+        if self.log is not None:  # the log's writer thread makes (and redacts) the records
+            self.log.submit_later(self._records_of, trace, outcome, latency_s)
+
+    def _records_of(
+        self, trace: RequestTrace, outcome: str, latency_s: float
+    ) -> list[dict[str, Any]]:
+        return prediction_records(
             trace,
             outcome,
             latency_s,
@@ -257,8 +261,6 @@ class ServiceRuntime:
             redact=self._redact,
             error_message=trace.error.message if trace.error is not None else None,
         )
-        for record in records:
-            self.log.submit(record)
 
     def _label_unrouted(self, trace: RequestTrace) -> None:
         tenant = trace.tenant if trace.tenant in self.settings.config.tenants else None

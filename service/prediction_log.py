@@ -38,7 +38,7 @@ EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
 # milliseconds, and the requests in flight then stalled: most of the log's p99 cost. Spread
 # thin, each request waits microseconds. A queue that outpaces the writer is not encoded ahead:
 # the batch's COPY encodes as it streams, so the store parses one chunk while the next is made.
-ENCODE_TICK_S = 0.02
+ENCODE_TICK_S = 0.05
 # PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
 _POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
 
@@ -52,31 +52,42 @@ def is_bad_data(exc: BaseException) -> bool:
     return bool(names & {"IntegrityError", "DataError"})
 
 
+# What the records of one event are made from, by the writer thread: (make_records, args).
+Later = tuple[Callable[..., list[dict[str, Any]]], tuple[Any, ...]]
+Entry = dict[str, Any] | Later
+
+
 class _Buffer:
     """Bounded FIFO between request threads and the writer thread; `put` never blocks."""
 
     def __init__(self, capacity: int, batch_size: int) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
-        self.enqueued = 0  # records ever accepted, in order
+        self.enqueued = 0  # entries ever accepted, in order: records and `Later`s
+        self.later = 0  # of which `Later`s
         self.closed = False
         self._wanted = batch_size  # how many records the waiting writer asked for
-        self._items: deque[dict[str, Any]] = deque()
+        self._idle = False  # the writer waits for a first record (and wants a wake-up)
+        self._flowing = False  # the writer's last take found records
+        self._items: deque[Entry] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, record: dict[str, Any]) -> bool:
+    def put(self, entry: Entry) -> bool:
         with self._lock:  # the bare lock: cheaper than entering the condition
             size = len(self._items)
             if size >= self.capacity or self.closed:
                 return False
-            self._items.append(record)
+            self._items.append(entry)
             self.enqueued += 1
-            # Wake the writer only when its wait condition may change.
-            if size == 0 or size + 1 == self._wanted:
+            if type(entry) is tuple:
+                self.later += 1
+            # Wake the writer only when it waits for this: under traffic it wakes by the clock,
+            # once a tick, and no request pays for a wake-up (nor the writer for one each).
+            if (size == 0 and self._idle) or size + 1 == self._wanted:
                 self._ready.notify()
             return True
 
@@ -89,7 +100,8 @@ class _Buffer:
             self._wanted = at_most
             now = time.monotonic()
             idle_deadline = now + idle_s
-            linger_deadline: float | None = None
+            # Records came last time: more are on their way, so linger from now.
+            linger_deadline = now + linger_s if self._flowing else None
             while len(self._items) < at_most and not urgent():
                 if self._items and linger_deadline is None:
                     linger_deadline = now + linger_s
@@ -97,9 +109,12 @@ class _Buffer:
                 remaining = deadline - now
                 if remaining <= 0:
                     break
+                self._idle = linger_deadline is None
                 self._ready.wait(remaining)
                 now = time.monotonic()
+            self._idle = False
             count = min(len(self._items), at_most)
+            self._flowing = count > 0
             return [self._items.popleft() for _ in range(count)]
 
     def wake(self) -> None:
@@ -122,14 +137,18 @@ class _Staged:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.encoded: list[Any] = []
+        self.entries = 0  # queue entries the records were made from
         self.since = 0.0  # when the oldest record was taken
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.entries
 
-    def add(self, records: list[dict[str, Any]], encode: Callable[[Any], Any] | None) -> None:
-        if not self.records:
+    def add(
+        self, records: list[dict[str, Any]], entries: int, encode: Callable[[Any], Any] | None
+    ) -> None:
+        if not self.entries:
             self.since = time.monotonic()
+        self.entries += entries
         aligned = len(self.encoded) == len(self.records)
         self.records.extend(records)
         if encode is None or not aligned:
@@ -139,9 +158,9 @@ class _Staged:
         with contextlib.suppress(Exception):
             self.encoded.extend([encode(record) for record in records])
 
-    def take_all(self) -> tuple[list[dict[str, Any]], list[Any]]:
-        staged = self.records, self.encoded
-        self.records, self.encoded = [], []
+    def take_all(self) -> tuple[list[dict[str, Any]], list[Any], int]:
+        staged = self.records, self.encoded, self.entries
+        self.records, self.encoded, self.entries = [], [], 0
         return staged
 
 
@@ -234,11 +253,22 @@ class PredictionLog:
     def submit(self, record: Mapping[str, Any]) -> None:
         """Hand over one record; never blocks on the store, never raises for a full queue."""
         item = dict(record)
-        if self._buffer.put(item):
-            return
+        if not self._buffer.put(item):
+            self._overflowed([item])
+
+    def submit_later(self, make_records: Callable[..., list[dict[str, Any]]], *args: Any) -> None:
+        """Hand over what one event's records are made from: the writer thread calls
+        `make_records(*args)`, which keeps that work off the caller's path. The arguments must
+        not change afterwards; the records it returns are the log's."""
+        entry = (make_records, args)
+        if not self._buffer.put(entry):
+            self._overflowed(self._make(entry))
+
+    def _overflowed(self, records: list[dict[str, Any]]) -> None:
+        """Records the queue was full for (or came after the writer stopped)."""
         with self._overflow_lock:
-            self._overflow.append(item)
-            self._overflow_accepted += 1
+            self._overflow.extend(records)
+            self._overflow_accepted += len(records)
             if len(self._overflow) >= self.batch_size or self._late:
                 self._spill_overflow_locked()
             if self._late:
@@ -304,9 +334,9 @@ class PredictionLog:
                 if self._staged:
                     if not (stopping or self._write_due()):
                         continue  # between writes the writer only encodes: ticks stay cheap
-                    records, encoded = self._staged.take_all()
+                    records, encoded, entries = self._staged.take_all()
                     self._deliver(records, encoded)
-                    self._settle(len(records))
+                    self._settle(entries)
                 with self._overflow_lock:
                     self._spill_overflow_locked()
                 self._publish_queued()
@@ -322,12 +352,36 @@ class PredictionLog:
     def _stage(self, stopping: bool) -> None:
         """Take what the queue holds (waiting a tick at most) and encode it ahead, unless the
         batch is full with it (the writer is behind) or it is going to the spill file."""
-        wanted = self.batch_size - len(self._staged)
-        records = self._buffer.take(*self._waits(), self._urgent, wanted)
-        if not records:
+        wanted = max(self.batch_size - len(self._staged.records), 1)
+        entries = self._buffer.take(*self._waits(), self._urgent, wanted)
+        if not entries:
             return
-        ahead = len(records) < wanted and not stopping and self._healthy
-        self._staged.add(records, self._encode if ahead else None)
+        ahead = len(entries) < wanted and not stopping and self._healthy
+        self._staged.add(self._records_of(entries), len(entries), self._encode if ahead else None)
+
+    def _records_of(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """The records of queue entries, making those handed over as `submit_later`."""
+        if all(type(entry) is dict for entry in entries):
+            return entries  # type: ignore[return-value]
+        records: list[dict[str, Any]] = []
+        for entry in entries:
+            if type(entry) is dict:
+                records.append(entry)
+            else:
+                made = self._make(entry)  # type: ignore[arg-type]
+                self._metrics.count("queued", len(made))
+                records.extend(made)
+        return records
+
+    def _make(self, entry: Later) -> list[dict[str, Any]]:
+        make_records, args = entry
+        try:
+            return [dict(record) for record in make_records(*args)]
+        except Exception:  # a bug in the maker: the event's records are lost, loudly
+            self._metrics.count("queued")
+            self._metrics.count("dropped")
+            log.exception("prediction log: could not make the records of an event; dropped")
+            return []
 
     def _waits(self) -> tuple[float, float]:
         """How long take() may linger for more records, and wait idle for a first one."""
@@ -348,7 +402,7 @@ class PredictionLog:
         (the staged records go first, so that nothing sits in the writer's hands meanwhile)."""
         now = time.monotonic()
         return (
-            len(self._staged) >= self.batch_size
+            len(self._staged.records) >= self.batch_size
             or now - self._staged.since >= self.flush_interval_s
             or self._urgent()
             or self._replay_ready(now)
@@ -368,6 +422,8 @@ class PredictionLog:
 
     def _deliver(self, batch: list[dict[str, Any]], encoded: Sequence[Any]) -> None:
         """Write a batch to the store, or spill it when the store is (known to be) down."""
+        if not batch:
+            return
         if not self._store_due():
             self._spill_records(batch)
             return
@@ -535,10 +591,11 @@ class PredictionLog:
 
     def _park_leftovers(self) -> None:
         """After the writer is gone (or never ran): put what is still in memory on disk."""
-        records = self._buffer.close()
+        entries = self._buffer.close()
+        records = self._records_of(entries)
         if records:
             self._spill_records(records)
-        self._settle(len(records))
+        self._settle(len(entries))
         with self._overflow_lock:
             self._late = True
             self._spill_overflow_locked()
@@ -552,7 +609,8 @@ class PredictionLog:
 
     def _publish_queued(self) -> None:
         with self._publish_lock:
-            total = self._buffer.enqueued + self._overflow_accepted
+            # Records made by the writer are counted as it makes them.
+            total = self._buffer.enqueued - self._buffer.later + self._overflow_accepted
             self._metrics.count("queued", total - self._queued_published)
             self._queued_published = total
 

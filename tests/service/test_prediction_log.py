@@ -463,3 +463,72 @@ def test_a_reused_request_id_is_counted_as_dropped_not_written(
     assert observed.events()["written"] == 10
     assert observed.events()["dropped"] == 1
     assert "reused a stored request_id" in caplog.text
+
+
+def _in_pairs(records: list[dict]) -> list[tuple[dict, dict]]:
+    return list(zip(records[0::2], records[1::2], strict=True))
+
+
+def test_records_made_later_by_the_writer_are_written_and_counted(make_log, store_engine, observed):
+    made_on: set[str] = set()
+
+    def make(first: dict, second: dict) -> list[dict]:
+        made_on.add(threading.current_thread().name)
+        return [first, second]
+
+    log = make_log()
+    log.start()
+    records = make_records(40)
+    for pair in _in_pairs(records):
+        log.submit_later(make, *pair)
+    log.submit(make_records(41)[40])  # plain records mix with them
+    assert log.flush(timeout=10)
+
+    assert row_count(store_engine) == 41
+    assert made_on == {"prediction-log"}
+    assert observed.events() == {
+        "queued": 41,
+        "written": 41,
+        "spilled": 0,
+        "replayed": 0,
+        "dropped": 0,
+    }
+
+
+def test_a_maker_that_fails_loses_its_event_loudly_and_nothing_else(
+    make_log, store_engine, observed, caplog
+):
+    def make(record: dict) -> list[dict]:
+        if record["request_id"].endswith("-3"):
+            raise RuntimeError("bug in the maker")
+        return [record]
+
+    log = make_log()
+    log.start()
+    with caplog.at_level(logging.ERROR, logger="service.prediction_log"):
+        for record in make_records(10):
+            log.submit_later(make, record)
+        assert log.flush(timeout=10)
+    assert row_count(store_engine) == 9
+    events = observed.events()
+    assert events["queued"] == 10 and events["written"] == 9 and events["dropped"] == 1
+    assert "could not make the records" in caplog.text
+
+
+def test_records_made_later_overflow_and_park_like_any_other(
+    make_log, store_engine, observed, tmp_path
+):
+    log = make_log(queue_size=4, batch_size=100)
+    records = make_records(20)
+    for pair in _in_pairs(records):  # writer not started: 4 entries queue, 6 overflow
+        log.submit_later(lambda a, b: [a, b], *pair)
+    log.close()  # parks the queue (made now) and the overflow on disk
+
+    assert observed.events()["queued"] == 20 and observed.events()["spilled"] == 20
+    lines = b"".join(p.read_bytes() for p in spill_files(tmp_path / "spill")).splitlines()
+    assert len(lines) == 20
+
+    replayer = make_log()
+    replayer.start()
+    assert wait_until(lambda: row_count(store_engine) == 20)
+    assert sorted(stored_ids(store_engine)) == sorted(r["request_id"] for r in records)
