@@ -376,7 +376,7 @@ class PredictionLog:
     def _make(self, entry: Later) -> list[dict[str, Any]]:
         make_records, args = entry
         try:
-            return [dict(record) for record in make_records(*args)]
+            return list(make_records(*args))  # fresh records, the log's own: no copies
         except Exception:  # a bug in the maker: the event's records are lost, loudly
             self._metrics.count("queued")
             self._metrics.count("dropped")
