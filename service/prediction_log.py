@@ -1,12 +1,14 @@
-"""The prediction log: request threads hand records to a bounded in-memory queue; one
-background thread writes them to the store in batches and spills them to local disk when the
-store cannot take them, replaying the spill files once it can.
+"""The prediction log: request threads hand records (or what to make them from) to a bounded
+in-memory queue; one background thread makes and encodes them as they arrive, writes them to
+the store in batches and spills them to local disk when the store cannot take them, replaying
+the spill files once it can.
 
-Accounting (the `event` label of servewatch_prediction_log_records_total): every submitted
-record is `queued`, then ends up `written` (store), `spilled` (fsynced to a spill file) or
-`dropped` (counted and logged: the spill write failed, or the store rejects the record as bad
-data). Spilled records are later `replayed` into the store, by this process or by whichever
-process adopts the file. queued - written - spilled - dropped is what sits in memory.
+Accounting (the `event` label of servewatch_prediction_log_records_total): every record is
+`queued` (when submitted, or when the writer makes it from a `submit_later` entry), then ends
+up `written` (store), `spilled` (fsynced to a spill file) or `dropped` (counted and logged: the
+spill write failed, the store rejects the record as bad data, or its maker failed). Spilled
+records are later `replayed` into the store, by this process or by whichever process adopts
+the file. queued - written - spilled - dropped is what sits in memory as records.
 """
 
 from __future__ import annotations
