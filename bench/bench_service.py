@@ -2,12 +2,13 @@
 
 Both variants run side by side (two servers, same models, same config, one worker each) under
 the same closed-loop load (wrk, or an asyncio client in its own process when wrk is missing).
-By default both are loaded at the same time, each by its own generator, so that whatever else
-runs on a shared machine slows both alike; `--schedule alternate` loads them in turns instead
-(rounds A-B / B-A). Targets at 16 connections: throughput ratio >= 0.95 and p99 latency ratio
-<= 1.10 (instrumented / bare).
+By default (with wrk and two CPUs) both servers share CPU 0 and both generators CPU 1, loaded at
+the same time: the servers then share that CPU's speed at every instant, which on a VM drifts
+by up to 30 % (`--schedule shared`; without wrk or a second CPU, `together`: at the same time,
+unpinned). `--schedule alternate` loads them in turns instead (rounds A-B / B-A). Targets at 16
+connections: throughput ratio >= 0.95 and p99 latency ratio <= 1.10 (instrumented / bare).
 
-    .venv/bin/python bench/bench_service.py --duration 10 --rounds 3
+    .venv/bin/python bench/bench_service.py --duration 10 --rounds 9
 """
 
 from __future__ import annotations
@@ -320,15 +321,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--schedule",
-        choices=("together", "shared", "pinned", "alternate"),
-        default="together",
-        help="load both variants at once; `shared`: at once with both servers on CPU 0 and both "
-        "wrk on CPU 1 (the steadiest); `pinned`: each variant and its wrk on a CPU of its own, "
-        "swapped every round; `alternate`: in turns",
+        choices=("auto", "together", "shared", "pinned", "alternate"),
+        default="auto",
+        help="`together`: load both variants at once; `shared`: at once with both servers on "
+        "CPU 0 and both wrk on CPU 1 (the steadiest); `pinned`: each variant and its wrk on a "
+        "CPU of its own, swapped every round; `alternate`: in turns; `auto` (default): shared "
+        "where wrk and two CPUs are at hand, else together",
     )
     args = parser.parse_args()
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
-    if args.schedule in ("pinned", "shared") and (not use_wrk or len(os.sched_getaffinity(0)) < 2):
+    can_pin = use_wrk and len(os.sched_getaffinity(0)) >= 2
+    if args.schedule == "auto":
+        args.schedule = "shared" if can_pin else "together"
+    if args.schedule in ("pinned", "shared") and not can_pin:
         parser.error(f"--schedule {args.schedule} needs wrk and two CPUs")
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
