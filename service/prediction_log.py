@@ -190,7 +190,8 @@ class _Metrics:
 
 class PredictionLog:
     """Bounded in-memory queue drained by a background writer thread; spills to disk when the
-    store is down."""
+    store is down. `queue_size` counts entries (a record, or a `submit_later` event whatever
+    its number of records); `batch_size` counts records per write."""
 
     def __init__(
         self,

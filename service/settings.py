@@ -290,7 +290,10 @@ class Settings(BaseSettings):
     # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).
     fault_injection: bool = False
     prediction_log_enabled: bool = True
+    # Answered requests waiting for the log's writer (a bulk request counts once, whatever
+    # its number of rows); beyond it they go to a spill file.
     log_queue_size: int = Field(default=100_000, ge=1)
+    # Rows per write to the store.
     log_batch_size: int = Field(default=1000, ge=1)
     log_flush_interval_s: float = Field(default=0.5, gt=0)
 
