@@ -35,11 +35,13 @@ RECORDS_TOTAL = "servewatch_prediction_log_records_total"
 SPILL_BACKLOG = "servewatch_prediction_log_spill_backlog"
 REPLAY_LAG = "servewatch_prediction_log_replay_lag_seconds"
 EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
-# The writer takes records from the queue this often and encodes them for the store at once,
-# writing them later in batches. Encoding a whole batch at write time held the GIL for
-# milliseconds, and the requests in flight then stalled: most of the log's p99 cost. Spread
-# thin, each request waits microseconds. A queue that outpaces the writer is not encoded ahead:
-# the batch's COPY encodes as it streams, so the store parses one chunk while the next is made.
+# While traffic flows the writer wakes this often, makes the records of what the queue holds
+# and encodes them for the store, writing them later in batches. Encoding a whole batch at
+# write time held the GIL for milliseconds and the requests in flight stalled (most of the log's
+# p99 cost); a shorter tick wakes the writer more often, and each wake-up costs the event loop
+# (0.1 s: throughput ratio 0.963 but p99 1.108; docs/benchmarks.md, session 4). A queue that
+# outpaces the writer is not encoded ahead: the batch's COPY encodes as it streams, so the store
+# parses one chunk while the next is made.
 ENCODE_TICK_S = 0.05
 # PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
 _POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
@@ -96,8 +98,9 @@ class _Buffer:
     def take(
         self, linger_s: float, idle_s: float, urgent: Callable[[], bool], at_most: int
     ) -> list[Any]:
-        """Up to `at_most` records: once there are that many, `linger_s` after records are
-        seen, or when `urgent()`; an empty list after `idle_s` without records."""
+        """Up to `at_most` entries: once there are that many, `linger_s` after entries are
+        seen (or after this call, when the last take found some), or when `urgent()`; an empty
+        list after `idle_s` without entries."""
         with self._ready:
             self._wanted = at_most
             now = time.monotonic()
