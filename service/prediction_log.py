@@ -66,7 +66,6 @@ class _Buffer:
 
     def __init__(self, capacity: int, batch_size: int) -> None:
         self.capacity = capacity
-        self.batch_size = batch_size
         self.enqueued = 0  # entries ever accepted, in order: records and `Later`s
         self.later = 0  # of which `Later`s
         self.closed = False

@@ -42,11 +42,10 @@ def probabilities_json(value: Any) -> str | None:
     keys = tuple(value)
     template = _PROBABILITY_TEMPLATES.get(keys)
     if template is None:
-        template = "{" + ",".join(f"{_dumps(str(k)).replace('%', '%%')}:%.9g" for k in keys) + "}"
-        if len(_PROBABILITY_TEMPLATES) < _MAX_TEMPLATES and all(type(k) is str for k in keys):
-            _PROBABILITY_TEMPLATES[keys] = template
-        else:
+        if len(_PROBABILITY_TEMPLATES) >= _MAX_TEMPLATES or not all(type(k) is str for k in keys):
             return _dumps({k: float(f"{n:.9g}") for k, n in value.items()})
+        template = "{" + ",".join(f"{_dumps(k).replace('%', '%%')}:%.9g" for k in keys) + "}"
+        _PROBABILITY_TEMPLATES[keys] = template
     return template % numbers
 
 

@@ -137,15 +137,15 @@ def test_records_are_written_in_batches_of_the_configured_size(make_log, store_e
 
 def test_records_trickling_in_are_written_together(make_log, store_engine, observed):
     """Records are encoded as they arrive (a tick at a time) but written as one batch."""
-    log = make_log(batch_size=1000, flush_interval_s=0.6)
+    log = make_log(batch_size=1000, flush_interval_s=1.0)
     log.start()
-    records = make_records(12)
+    records = make_records(8)
     for record in records:
         log.submit(record)
-        time.sleep(0.03)  # more than a tick apart: each is taken and encoded on its own
-    assert row_count(store_engine) == 0  # the first arrived < 0.6 s ago
-    assert wait_until(lambda: row_count(store_engine) == 12)
-    assert observed.events()["written"] == 12
+        time.sleep(0.06)  # more than a tick apart: each is taken and encoded on its own
+    assert row_count(store_engine) == 0  # the first arrived < 1 s ago
+    assert wait_until(lambda: row_count(store_engine) == 8)
+    assert observed.events()["written"] == 8
 
 
 def test_the_writer_idles_while_records_wait_for_their_batch(make_log, store_engine):
