@@ -369,13 +369,15 @@ class PredictionLog:
         if all(type(entry) is dict for entry in entries):
             return entries  # type: ignore[return-value]
         records: list[dict[str, Any]] = []
+        made = 0
         for entry in entries:
             if type(entry) is dict:
                 records.append(entry)
             else:
-                made = self._make(entry)  # type: ignore[arg-type]
-                self._metrics.count("queued", len(made))
-                records.extend(made)
+                before = len(records)
+                records.extend(self._make(entry))  # type: ignore[arg-type]
+                made += len(records) - before
+        self._metrics.count("queued", made)  # once per take: each update is a locked write
         return records
 
     def _make(self, entry: Later) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.errors import UniqueViolation
-from sqlalchemy import Engine, and_, delete, insert, tuple_
+from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, and_, delete, insert, tuple_
 
 from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
@@ -88,36 +88,37 @@ def _values(record: Mapping[str, Any]) -> list[Any]:
         return [record.get(column) for column in PREDICTION_COLUMNS]
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-_NULL = "\\N"
-_COPY_TABS = len(PREDICTION_COLUMNS) - 1
-# Records encoded and sent per COPY write: PostgreSQL parses one chunk while the next is encoded.
-_COPY_CHUNK = 200
+def _copy_type(column: Any) -> str:
+    """The PostgreSQL type whose binary form a column's values are sent in."""
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, Float):
+        return "float8"
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, Integer):
+        return "int4"
+    # Strings, and JSON sent as its encoded text: the binary form of `json` is its text.
+    return "text"
 
 
-def encode_copy_line(record: Mapping[str, Any]) -> bytes:
-    """A line of PostgreSQL's text COPY format: tab-separated, `\\N` for NULL, newline-ended."""
-    values = _values(record)
-    values[_TS] = _utc(values[_TS], values[0]).isoformat()
-    _encode_json(values)
-    line = "\t".join([_NULL if value is None else f"{value}" for value in values])
-    # Escaping every field costs more than the whole line; most lines need none, and the only
-    # backslashes of a clean line are its NULL markers.
-    if (
-        line.count("\t") != _COPY_TABS
-        or line.count("\\") != values.count(None)
-        or "\n" in line
-        or "\r" in line
-    ):
-        line = "\t".join(
-            [_NULL if value is None else f"{value}".translate(_ESCAPES) for value in values]
-        )
-    return (line + "\n").encode()
+# Binary COPY: psycopg's C dumpers format each row, with nothing to escape, and the server
+# parses no text (2 µs a row against 6.7 for the text format made in Python).
+_COPY_TYPES = tuple(_copy_type(predictions.c[column]) for column in PREDICTION_COLUMNS)
+
+
+def encode_postgres_row(record: Mapping[str, Any]) -> list[Any]:
+    """The values of one record for the binary COPY, in `PREDICTION_COLUMNS` order."""
+    row = _values(record)
+    row[_TS] = _utc(row[_TS], row[0])
+    _encode_json(row)
+    return row
 
 
 def prediction_encoder(engine_or_url: Engine | str) -> Callable[[Mapping[str, Any]], Any]:
     """How `write_predictions` encodes one record for this store."""
-    return encode_sqlite_row if is_sqlite(engine_or_url) else encode_copy_line
+    return encode_sqlite_row if is_sqlite(engine_or_url) else encode_postgres_row
 
 
 def write_predictions(
@@ -149,7 +150,7 @@ def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
 
 
 def _write_postgres_copy(
-    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
+    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
 ) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
     the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
@@ -157,9 +158,8 @@ def _write_postgres_copy(
         with engine.begin() as connection:
             raw = connection.connection.driver_connection
             assert raw is not None
-            copy_sql = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
-            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                _copy_records(copy, records, encoded)
+            with raw.cursor() as cursor:
+                _copy_records(cursor, "predictions", records, encoded)
         return len(records)
     except UniqueViolation:
         pass
@@ -167,17 +167,20 @@ def _write_postgres_copy(
 
 
 def _copy_records(
-    copy: Any, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
+    cursor: Any, table: str, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
 ) -> None:
-    if encoded:
-        copy.write(b"".join(encoded))
-    for start in range(len(encoded), len(records), _COPY_CHUNK):
-        chunk = records[start : start + _COPY_CHUNK]
-        copy.write(b"".join([encode_copy_line(record) for record in chunk]))
+    """COPY the records into `table`; psycopg sends its buffer whenever it fills, so the
+    server stores one part while the next is formatted."""
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in encoded:
+            copy.write_row(row)
+        for record in records[len(encoded) :]:
+            copy.write_row(encode_postgres_row(record))
 
 
 def _write_postgres_ignoring_duplicates(
-    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[bytes]
+    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
 ) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
@@ -187,8 +190,7 @@ def _write_postgres_ignoring_duplicates(
                 "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            with cursor.copy(f"COPY _incoming_predictions ({_COLUMN_LIST}) FROM STDIN") as copy:
-                _copy_records(copy, records, encoded)
+            _copy_records(cursor, "_incoming_predictions", records, encoded)
             cursor.execute(
                 f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
                 "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"

@@ -76,6 +76,14 @@ def test_text_comes_back_exactly_whatever_it_holds(store_engine, message):
     assert row.features == {"text": message}
 
 
+def test_whole_numbers_are_stored_in_float_columns(store_engine):
+    record = {**make_records(1)[0], "latency_ms": 12, "compute_ms": 0, "confidence": 1}
+    write_predictions(store_engine, [record])
+    with store_engine.connect() as connection:
+        row = connection.execute(select(predictions)).one()
+    assert (row.latency_ms, row.compute_ms, row.confidence) == (12.0, 0.0, 1.0)
+
+
 def test_replayed_records_are_ignored_not_duplicated(store_engine):
     records = make_records(30)
     write_predictions(store_engine, records[:20])
