@@ -66,15 +66,6 @@ def _utc(value: Any, request_id: Any) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
-    """The parameters of the SQLite INSERT for one record."""
-    row = _values(record)
-    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
-    row[_TS] = _utc(row[_TS], row[0]).replace(tzinfo=None).isoformat(" ", "microseconds")
-    _encode_json(row)
-    return row
-
-
 def _encode_json(values: list[Any]) -> None:
     values[_PROBABILITIES] = probabilities_json(values[_PROBABILITIES])
     if values[_FEATURES] is not None:
@@ -104,7 +95,8 @@ def _copy_type(column: Any) -> str:
 
 
 # Binary COPY: psycopg's C dumpers format each row, with nothing to escape, and the server
-# parses no text (2 µs a row against 6.7 for the text format made in Python).
+# parses no text (writer CPU 8.4 -> 5.0 µs a record against text lines made in Python;
+# docs/benchmarks.md, session 5).
 _COPY_TYPES = tuple(_copy_type(predictions.c[column]) for column in PREDICTION_COLUMNS)
 
 
@@ -113,6 +105,14 @@ def encode_postgres_row(record: Mapping[str, Any]) -> list[Any]:
     row = _values(record)
     row[_TS] = _utc(row[_TS], row[0])
     _encode_json(row)
+    return row
+
+
+def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
+    """The parameters of the SQLite INSERT for one record."""
+    row = encode_postgres_row(record)
+    # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
+    row[_TS] = row[_TS].replace(tzinfo=None).isoformat(" ", "microseconds")
     return row
 
 
