@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from psycopg.errors import UniqueViolation
 from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, and_, delete, insert, tuple_
 
@@ -26,27 +27,20 @@ _SQLITE_INSERT = (
 )
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _values_of = operator.itemgetter(*PREDICTION_COLUMNS)
-# `{"class":%.9g,...}` per set of class names (a model's probabilities always have the same).
-_PROBABILITY_TEMPLATES: dict[tuple[str, ...], str] = {}
-_MAX_TEMPLATES = 1024
 
 
 def probabilities_json(value: Any) -> str | None:
-    """JSON of a {class: probability} map with 9 significant digits: every float32 a model
-    emits comes back exact, and it is 4x faster than `json` (whose float repr dominates)."""
-    if type(value) is not dict:
-        return None if value is None else _dumps(value)
-    numbers = tuple(value.values())
-    if not all(type(n) is float and math.isfinite(n) for n in numbers):
-        return _dumps(value)  # what JSON has no number for is the encoder's to refuse or write
-    keys = tuple(value)
-    template = _PROBABILITY_TEMPLATES.get(keys)
-    if template is None:
-        if len(_PROBABILITY_TEMPLATES) >= _MAX_TEMPLATES or not all(type(k) is str for k in keys):
-            return _dumps({k: float(f"{n:.9g}") for k, n in value.items()})
-        template = "{" + ",".join(f"{_dumps(k).replace('%', '%%')}:%.9g" for k in keys) + "}"
-        _PROBABILITY_TEMPLATES[keys] = template
-    return template % numbers
+    """JSON of a {class: probability} map: orjson's shortest text that reads back exact, 6x
+    faster than `json` (whose float repr dominates); other values as `json` writes them."""
+    if type(value) is dict:
+        # orjson writes NaN and infinities as null: those (and what it refuses) go to `json`,
+        # so that a broken value reaches the store as it is, not silently as null.
+        try:
+            if math.isfinite(sum(value.values())):
+                return orjson.dumps(value).decode()
+        except TypeError:  # not numbers, or keys orjson refuses (JSONEncodeError is one)
+            pass
+    return None if value is None else _dumps(value)
 
 
 def to_utc(value: datetime) -> datetime:
