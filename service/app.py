@@ -27,7 +27,7 @@ from service.auth import authenticate, authorize
 from service.catalog import OTHER
 from service.errors import ServiceError, describe_validation, render, translate
 from service.faults import FAULT_HEADER, Fault, parse_fault
-from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_records
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
 from service.readiness import Readiness, StoreCheck
 from service.routing import Router, parse_region
 from service.runtime import (
@@ -248,12 +248,10 @@ class ServiceRuntime:
         outcome = trace.error.code if trace.error is not None else "ok"
         self.instrumentation.request_finished(trace, outcome, latency_s)
         if self.log is not None:  # the log's writer thread makes (and redacts) the records
-            self.log.submit_later(self._records_of, trace, outcome, latency_s)
+            self.log.submit_later(self._rows_of, trace, outcome, latency_s)
 
-    def _records_of(
-        self, trace: RequestTrace, outcome: str, latency_s: float
-    ) -> list[dict[str, Any]]:
-        return prediction_records(
+    def _rows_of(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
+        return prediction_rows(
             trace,
             outcome,
             latency_s,

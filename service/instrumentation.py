@@ -18,6 +18,7 @@ from service.catalog import ENDPOINTS, OTHER, OUTCOMES, SERVICE_METRICS, create_
 from service.errors import ServiceError
 from service.metric_buffer import MetricBuffer
 from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
+from storage.writer import PREDICTION_COLUMNS, prediction_record
 
 BULK_ENDPOINT = "classify_tickets"
 _MAX_CACHED_SERIES = 4096
@@ -76,6 +77,96 @@ class RequestTrace:
         self.resource_class = model.resource_class
 
 
+# The order `prediction_rows` writes its values in: the columns of the predictions table.
+_ROW_COLUMNS = (
+    "request_id",
+    "ts",
+    "tenant",
+    "endpoint",
+    "model_name",
+    "model_version",
+    "predicted_class",
+    "confidence",
+    "latency_ms",
+    "compute_ms",
+    "batch_size",
+    "status",
+    "region",
+    "resource_class",
+    "probabilities",
+    "features",
+    "error_message",
+)
+if _ROW_COLUMNS != PREDICTION_COLUMNS:  # a schema change must reach the row literals below
+    raise ImportError("prediction_rows is out of step with the predictions table's columns")
+
+
+def prediction_rows(
+    trace: RequestTrace,
+    status: str,
+    latency_s: float,
+    *,
+    store_raw_inputs: bool,
+    redact: Callable[[str], str],
+    error_message: str | None = None,
+) -> list[list[Any]]:
+    """The `predictions` rows of a finished request, in `PREDICTION_COLUMNS` order.
+
+    A successful bulk request gives one row per item (`<request id>:<index>`); anything else
+    gives one row under the request id, errors with no class and the compute they did use.
+    Rows, not dicts: the prediction log's writer makes one per answered request.
+    """
+    t = trace
+    latency_ms = latency_s * 1000.0
+    if status != "ok":
+        compute_ms = sum(i.compute_seconds for i in t.items) * 1000.0
+        batch_size = max((i.batch_size for i in t.items), default=0)
+        return [
+            [
+                t.request_id,
+                t.received_at,
+                t.tenant,
+                t.endpoint,
+                t.model_name,
+                t.model_version,
+                None,
+                None,
+                latency_ms,
+                compute_ms,
+                batch_size,
+                status,
+                t.region,
+                t.resource_class,
+                None,
+                None,
+                error_message,
+            ]
+        ]
+    bulk = t.endpoint == BULK_ENDPOINT
+    return [
+        [
+            f"{t.request_id}:{index}" if bulk else t.request_id,
+            t.received_at,
+            t.tenant,
+            t.endpoint,
+            t.model_name,
+            t.model_version,
+            item.predicted_class,
+            item.confidence,
+            latency_ms,
+            item.compute_seconds * 1000.0,
+            item.batch_size,
+            status,
+            t.region,
+            t.resource_class,
+            item.probabilities,
+            _stored_input(item.raw_input, redact) if store_raw_inputs else None,
+            None,
+        ]
+        for index, item in enumerate(t.items)
+    ]
+
+
 def prediction_records(
     trace: RequestTrace,
     status: str,
@@ -84,53 +175,17 @@ def prediction_records(
     store_raw_inputs: bool,
     redact: Callable[[str], str],
     error_message: str | None = None,
-) -> list[dict[str, Any]]:
-    """The `predictions` rows of a finished request.
-
-    A successful bulk request gives one row per item (`<request id>:<index>`); anything else
-    gives one row under the request id, errors with no class and the compute they did use.
-    Every column is named, so that the writer can take them all at once.
-    """
-    base = {
-        "ts": trace.received_at,
-        "tenant": trace.tenant,
-        "endpoint": trace.endpoint,
-        "model_name": trace.model_name,
-        "model_version": trace.model_version,
-        "latency_ms": latency_s * 1000.0,
-        "status": status,
-        "region": trace.region,
-        "resource_class": trace.resource_class,
-    }
-    if status != "ok":
-        return [
-            {
-                **base,
-                "request_id": trace.request_id,
-                "predicted_class": None,
-                "confidence": None,
-                "compute_ms": sum(i.compute_seconds for i in trace.items) * 1000.0,
-                "batch_size": max((i.batch_size for i in trace.items), default=0),
-                "error_message": error_message,
-                "probabilities": None,
-                "features": None,
-            }
-        ]
-    bulk = trace.endpoint == BULK_ENDPOINT
-    return [
-        {
-            **base,
-            "request_id": f"{trace.request_id}:{index}" if bulk else trace.request_id,
-            "predicted_class": item.predicted_class,
-            "confidence": item.confidence,
-            "probabilities": item.probabilities,
-            "compute_ms": item.compute_seconds * 1000.0,
-            "batch_size": item.batch_size,
-            "features": _stored_input(item.raw_input, redact) if store_raw_inputs else None,
-            "error_message": None,
-        }
-        for index, item in enumerate(trace.items)
-    ]
+) -> list[Mapping[str, Any]]:
+    """`prediction_rows` as mappings of every column of the predictions table."""
+    rows = prediction_rows(
+        trace,
+        status,
+        latency_s,
+        store_raw_inputs=store_raw_inputs,
+        redact=redact,
+        error_message=error_message,
+    )
+    return [prediction_record(row) for row in rows]
 
 
 def _stored_input(raw: Any, redact: Callable[[str], str]) -> dict[str, Any] | None:

@@ -27,7 +27,13 @@ from sqlalchemy.engine import make_url
 
 from service.spill import SpillDirectory, append_rejected
 from storage.engine import create_store_engine, is_sqlite
-from storage.writer import prediction_encoder, write_predictions
+from storage.writer import (
+    Record,
+    prediction_encoder,
+    prediction_record,
+    prediction_row,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,11 @@ def is_bad_data(exc: BaseException) -> bool:
 
 
 # What the records of one event are made from, by the writer thread: (make_records, args).
-Later = tuple[Callable[..., list[dict[str, Any]]], tuple[Any, ...]]
-Entry = dict[str, Any] | Later
+Later = tuple[Callable[..., Sequence[Record]], tuple[Any, ...]]
+# Records travel as rows in `PREDICTION_COLUMNS` order: they become mappings only on their way
+# to a spill file (or the rejects), not on the way to the store.
+Row = list[Any]
+Entry = Row | Later
 
 
 class _Buffer:
@@ -139,7 +148,7 @@ class _Staged:
     was made ahead (always for a prefix of the records)."""
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Row] = []
         self.encoded: list[Any] = []
         self.entries = 0  # queue entries the records were made from
         self.since = 0.0  # when the oldest record was taken
@@ -147,9 +156,7 @@ class _Staged:
     def __len__(self) -> int:
         return self.entries
 
-    def add(
-        self, records: list[dict[str, Any]], entries: int, encode: Callable[[Any], Any] | None
-    ) -> None:
+    def add(self, records: list[Row], entries: int, encode: Callable[[Any], Any] | None) -> None:
         if not self.entries:
             self.since = time.monotonic()
         self.entries += entries
@@ -162,7 +169,7 @@ class _Staged:
         with contextlib.suppress(Exception):
             self.encoded.extend([encode(record) for record in records])
 
-    def take_all(self) -> tuple[list[dict[str, Any]], list[Any], int]:
+    def take_all(self) -> tuple[list[Row], list[Any], int]:
         staged = self.records, self.encoded, self.entries
         self.records, self.encoded, self.entries = [], [], 0
         return staged
@@ -231,7 +238,7 @@ class PredictionLog:
         self._next_adoption = 0.0
         # Records the queue was full for: spilled by the caller once a batch gathers, or by
         # the writer at its next turn, whichever comes first.
-        self._overflow: list[dict[str, Any]] = []
+        self._overflow: list[Row] = []
         self._overflow_lock = threading.Lock()
         self._overflow_accepted = 0
         self._late = False  # the writer is gone: submissions go straight to disk
@@ -255,21 +262,22 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def submit(self, record: Mapping[str, Any]) -> None:
-        """Hand over one record; never blocks on the store, never raises for a full queue."""
-        item = dict(record)
-        if not self._buffer.put(item):
-            self._overflowed([item])
+    def submit(self, record: Record) -> None:
+        """Hand over one record (a mapping, or a row in `PREDICTION_COLUMNS` order); never
+        blocks on the store, never raises for a full queue."""
+        row = prediction_row(record)
+        if not self._buffer.put(row):
+            self._overflowed([row])
 
-    def submit_later(self, make_records: Callable[..., list[dict[str, Any]]], *args: Any) -> None:
+    def submit_later(self, make_records: Callable[..., Sequence[Record]], *args: Any) -> None:
         """Hand over what one event's records are made from: the writer thread calls
         `make_records(*args)`, which keeps that work off the caller's path. The arguments must
-        not change afterwards; the records it returns are the log's."""
+        not change afterwards; the records it returns (rows or mappings) are the log's."""
         entry = (make_records, args)
         if not self._buffer.put(entry):
             self._overflowed(self._make(entry))
 
-    def _overflowed(self, records: list[dict[str, Any]]) -> None:
+    def _overflowed(self, records: list[Row]) -> None:
         """Records the queue was full for (or came after the writer stopped)."""
         with self._overflow_lock:
             self._overflow.extend(records)
@@ -364,15 +372,15 @@ class PredictionLog:
         ahead = len(entries) < wanted and not stopping and self._healthy
         self._staged.add(self._records_of(entries), len(entries), self._encode if ahead else None)
 
-    def _records_of(self, entries: list[Entry]) -> list[dict[str, Any]]:
+    def _records_of(self, entries: list[Entry]) -> list[Row]:
         """The records of queue entries, making those handed over as `submit_later`."""
-        if all(type(entry) is dict for entry in entries):
+        if all(type(entry) is list for entry in entries):
             return entries  # type: ignore[return-value]
-        records: list[dict[str, Any]] = []
+        records: list[Row] = []
         made = 0
         for entry in entries:
-            if type(entry) is dict:
-                records.append(entry)
+            if type(entry) is list:
+                records.append(entry)  # type: ignore[arg-type]
             else:
                 before = len(records)
                 records.extend(self._make(entry))  # type: ignore[arg-type]
@@ -380,10 +388,11 @@ class PredictionLog:
         self._metrics.count("queued", made)  # once per take: each update is a locked write
         return records
 
-    def _make(self, entry: Later) -> list[dict[str, Any]]:
+    def _make(self, entry: Later) -> list[Row]:
         make_records, args = entry
         try:
-            return list(make_records(*args))  # fresh records, the log's own: no copies
+            made = make_records(*args)  # fresh records, the log's own: rows need no copies
+            return [r if type(r) is list else prediction_row(r) for r in made]
         except Exception:  # a bug in the maker: the event's records are lost, loudly
             self._metrics.count("queued")
             self._metrics.count("dropped")
@@ -427,7 +436,7 @@ class PredictionLog:
             self._queue_settled += queued
             self._progress.notify_all()
 
-    def _deliver(self, batch: list[dict[str, Any]], encoded: Sequence[Any]) -> None:
+    def _deliver(self, batch: list[Row], encoded: Sequence[Any]) -> None:
         """Write a batch to the store, or spill it when the store is (known to be) down."""
         if not batch:
             return
@@ -444,7 +453,7 @@ class PredictionLog:
         self._metrics.count("written", stored)
 
     def _store(
-        self, records: Sequence[dict[str, Any]], live: bool = False, encoded: Sequence[Any] = ()
+        self, records: Sequence[Record], live: bool = False, encoded: Sequence[Any] = ()
     ) -> int:
         """Insert records, returning how many the store took; on bad data, split the batch
         to set the culprits aside."""
@@ -465,11 +474,11 @@ class PredictionLog:
             return added
         return len(records)
 
-    def _report_duplicates(self, records: Sequence[dict[str, Any]], missing: int) -> None:
+    def _report_duplicates(self, records: Sequence[Record], missing: int) -> None:
         """A live record whose request_id is already stored (a client reusing X-Request-ID)
         leaves no row of its own: count it as dropped and say so."""
         self._metrics.count("dropped", missing)
-        ids = sorted({str(r.get("request_id")) for r in records})[:5]
+        ids = sorted({str(prediction_record(r)["request_id"]) for r in records})[:5]
         log.error(
             "prediction log: %d record(s) reused a stored request_id and were not stored "
             "(request ids among %s)",
@@ -477,10 +486,10 @@ class PredictionLog:
             ids,
         )
 
-    def _reject(self, records: Sequence[dict[str, Any]], exc: BaseException) -> None:
+    def _reject(self, records: Sequence[Record], exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         try:
-            path = append_rejected(self.spill_dir, records, reason)
+            path = append_rejected(self.spill_dir, [prediction_record(r) for r in records], reason)
             where = f"kept in {path}"
         except OSError as write_error:
             where = f"not kept ({write_error})"
@@ -569,10 +578,10 @@ class PredictionLog:
 
     # -- spilling --------------------------------------------------------------------------
 
-    def _spill_records(self, records: Sequence[dict[str, Any]]) -> bool:
+    def _spill_records(self, records: Sequence[Record]) -> bool:
         """Append records to a spill file; count them dropped if even that fails."""
         try:
-            self._spill.append(records)
+            self._spill.append([prediction_record(r) for r in records])
         except Exception as exc:  # OSError mostly (disk full); anything else must not kill us
             self._metrics.count("dropped", len(records))
             log.error(

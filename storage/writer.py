@@ -66,11 +66,26 @@ def _encode_json(values: list[Any]) -> None:
         values[_FEATURES] = _dumps(values[_FEATURES])
 
 
-def _values(record: Mapping[str, Any]) -> list[Any]:
+# A prediction record, as a mapping of columns or as a row in `PREDICTION_COLUMNS` order (what
+# the service makes: no dict per record on its busiest path).
+Record = Mapping[str, Any] | list[Any]
+
+
+def prediction_row(record: Record) -> list[Any]:
+    """A record's values in `PREDICTION_COLUMNS` order (missing columns None); a fresh list."""
+    if type(record) is list:
+        return record.copy()
     try:
         return list(_values_of(record))  # every column present: the service's records
     except KeyError:
-        return [record.get(column) for column in PREDICTION_COLUMNS]
+        return [record.get(column) for column in PREDICTION_COLUMNS]  # type: ignore[union-attr]
+
+
+def prediction_record(record: Record) -> Mapping[str, Any]:
+    """A record as a mapping of columns (rows are named by `PREDICTION_COLUMNS`)."""
+    if type(record) is list:
+        return dict(zip(PREDICTION_COLUMNS, record, strict=True))
+    return record  # type: ignore[return-value]
 
 
 def _copy_type(column: Any) -> str:
@@ -94,15 +109,15 @@ def _copy_type(column: Any) -> str:
 _COPY_TYPES = tuple(_copy_type(predictions.c[column]) for column in PREDICTION_COLUMNS)
 
 
-def encode_postgres_row(record: Mapping[str, Any]) -> list[Any]:
+def encode_postgres_row(record: Record) -> list[Any]:
     """The values of one record for the binary COPY, in `PREDICTION_COLUMNS` order."""
-    row = _values(record)
+    row = prediction_row(record)
     row[_TS] = _utc(row[_TS], row[0])
     _encode_json(row)
     return row
 
 
-def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
+def encode_sqlite_row(record: Record) -> list[Any]:
     """The parameters of the SQLite INSERT for one record."""
     row = encode_postgres_row(record)
     # The same text SQLAlchemy's DateTime stores on SQLite: naive UTC, always microseconds.
@@ -110,13 +125,13 @@ def encode_sqlite_row(record: Mapping[str, Any]) -> list[Any]:
     return row
 
 
-def prediction_encoder(engine_or_url: Engine | str) -> Callable[[Mapping[str, Any]], Any]:
+def prediction_encoder(engine_or_url: Engine | str) -> Callable[[Record], Any]:
     """How `write_predictions` encodes one record for this store."""
     return encode_sqlite_row if is_sqlite(engine_or_url) else encode_postgres_row
 
 
 def write_predictions(
-    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[Any] = ()
+    engine: Engine, records: Sequence[Record], encoded: Sequence[Any] = ()
 ) -> int:
     """Insert records in one round trip, ignoring replayed request_ids; returns rows added.
 
@@ -144,7 +159,7 @@ def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
 
 
 def _write_postgres_copy(
-    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
+    engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]]
 ) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
     the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
@@ -161,7 +176,7 @@ def _write_postgres_copy(
 
 
 def _copy_records(
-    cursor: Any, table: str, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
+    cursor: Any, table: str, records: Sequence[Record], encoded: Sequence[list[Any]]
 ) -> None:
     """COPY the records into `table`; psycopg sends its buffer whenever it fills, so the
     server stores one part while the next is formatted."""
@@ -174,7 +189,7 @@ def _copy_records(
 
 
 def _write_postgres_ignoring_duplicates(
-    engine: Engine, records: Sequence[Mapping[str, Any]], encoded: Sequence[list[Any]]
+    engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]]
 ) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection

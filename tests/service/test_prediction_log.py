@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from service.catalog import SERVICE_METRICS, create_metrics
 from service.prediction_log import PredictionLog
 from service.spill import encode_records
+from storage.writer import prediction_row
 from tests.storage.records import make_records
 
 EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
@@ -532,3 +533,24 @@ def test_records_made_later_overflow_and_park_like_any_other(
     replayer.start()
     assert wait_until(lambda: row_count(store_engine) == 20)
     assert sorted(stored_ids(store_engine)) == sorted(r["request_id"] for r in records)
+
+
+def test_rows_made_later_spill_as_named_records_and_are_replayed(
+    make_log, store_engine, observed, tmp_path
+):
+    import json
+
+    log = make_log()
+    log.start()
+    take_store_away(store_engine)
+    records = make_records(30)
+    for record in records:  # the service's makers return rows, not mappings
+        log.submit_later(lambda r: [prediction_row(r)], record)
+    assert log.flush(timeout=10)
+    lines = b"".join(p.read_bytes() for p in spill_files(tmp_path / "spill")).splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [r["request_id"] for r in records]
+
+    bring_store_back(store_engine)
+    assert wait_until(lambda: row_count(store_engine) == 30)
+    assert sorted(stored_ids(store_engine)) == sorted(r["request_id"] for r in records)
+    assert observed.events()["spilled"] == observed.events()["replayed"] == 30

@@ -6,7 +6,10 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.schema import monitor_results, predictions
 from storage.writer import (
+    PREDICTION_COLUMNS,
     prediction_encoder,
+    prediction_record,
+    prediction_row,
     probabilities_json,
     upsert_monitor_results,
     write_predictions,
@@ -46,6 +49,32 @@ def test_records_encoded_ahead_are_stored_as_if_encoded_at_write(store_engine, a
     for row in stored:
         assert row.probabilities == by_id[row.request_id]["probabilities"]
         assert row.features == by_id[row.request_id]["features"]
+
+
+def test_rows_and_mappings_are_stored_alike(store_engine):
+    records = make_records(20)
+    rows = [prediction_row(r) for r in records[10:]]
+    assert rows[0] == [records[10].get(column) for column in PREDICTION_COLUMNS]
+    assert write_predictions(store_engine, records[:10] + rows) == 20
+    with store_engine.connect() as connection:
+        stored = connection.execute(select(predictions).order_by(predictions.c.request_id)).all()
+    by_id = {r["request_id"]: r for r in records}
+    for row in stored:
+        expected = by_id[row.request_id]
+        assert (row.tenant, row.probabilities, row.features) == (
+            expected["tenant"],
+            expected["probabilities"],
+            expected["features"],
+        )
+
+
+def test_a_row_is_encoded_from_a_copy_and_reads_back_as_its_record():
+    (record,) = make_records(1)
+    row = prediction_row(record)
+    encoded = prediction_encoder("sqlite://")(row)
+    assert isinstance(encoded[PREDICTION_COLUMNS.index("probabilities")], str)
+    assert prediction_record(row) == {c: record.get(c) for c in PREDICTION_COLUMNS}  # unchanged
+    assert prediction_row({"request_id": "r"})[1:] == [None] * (len(PREDICTION_COLUMNS) - 1)
 
 
 def test_a_replay_encoded_ahead_skips_the_ids_already_stored(store_engine):
