@@ -559,6 +559,9 @@ class PredictionLog:
                 # No ping per batch (a round trip each): a dead connection fails its batch,
                 # which is spilled and replayed like any other failed write.
                 extra["pool_pre_ping"] = False
+                # A batch is one COPY, atomic on its own: autocommit spares the BEGIN and
+                # COMMIT round trips (~100 µs of the writer's CPU a batch, of ~270 for one row).
+                extra["isolation_level"] = "AUTOCOMMIT"
             self._engine = create_store_engine(self.database_url, **extra)
         return self._engine
 

@@ -194,7 +194,9 @@ def _write_postgres_ignoring_duplicates(
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor:
+        # Its own transaction even on an autocommit engine (the prediction log's): the temporary
+        # table empties at each commit.
+        with raw.transaction(), raw.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
