@@ -43,12 +43,14 @@ REPLAY_LAG = "servewatch_prediction_log_replay_lag_seconds"
 EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
 # While traffic flows the writer wakes this often, makes the records of what the queue holds
 # and encodes them for the store, writing them later in batches. Encoding a whole batch at
-# write time held the GIL for milliseconds and the requests in flight stalled (most of the log's
-# p99 cost); a shorter tick wakes the writer more often, and each wake-up costs the event loop
-# (0.1 s: throughput ratio 0.963 but p99 1.108; docs/benchmarks.md, session 4). A queue that
-# outpaces the writer is not encoded ahead: the batch's COPY encodes as it streams, so the store
-# parses one chunk while the next is made.
-ENCODE_TICK_S = 0.05
+# write time held the GIL for milliseconds and the requests in flight stalled (session 4, when a
+# record cost 8 µs); each wake-up, though, is a GIL hand-off from the busy event loop, which
+# costs the waking thread alone ~60 µs of CPU on this VM. At ~2 µs a record now, 0.25 s measured
+# best (throughput ratio 0.956-0.957, p99 1.05, against 0.951-0.955 and p99 1.06-1.09 at 0.05 s
+# and 0.947 at 0.5 s; docs/benchmarks.md, session 6). A queue that outpaces the writer is not
+# encoded ahead: the batch's COPY encodes as it streams, so the store parses one chunk while
+# the next is made.
+ENCODE_TICK_S = 0.25
 # PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
 _POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
 
@@ -214,6 +216,7 @@ class PredictionLog:
         clock: Callable[[], float] = time.time,
         retry_interval_s: float = 1.0,
         adopt_interval_s: float = 5.0,
+        tick_s: float = ENCODE_TICK_S,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -223,6 +226,7 @@ class PredictionLog:
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
         self.adopt_interval_s = adopt_interval_s
+        self.tick_s = tick_s
         self._clock = clock
         self._metrics = _Metrics(metrics)
         self._buffer = _Buffer(queue_size, batch_size)
@@ -404,7 +408,7 @@ class PredictionLog:
         now = time.monotonic()
         if self._replay_ready(now):
             return 0.0, 0.0
-        linger = min(ENCODE_TICK_S, self.flush_interval_s)
+        linger = min(self.tick_s, self.flush_interval_s)
         if self._staged:  # the next write is due by then, and the upkeep follows it
             write_in = max(self._staged.since + self.flush_interval_s - now, 0.0)
             return min(linger, write_in), write_in

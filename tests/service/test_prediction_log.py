@@ -138,7 +138,7 @@ def test_records_are_written_in_batches_of_the_configured_size(make_log, store_e
 
 def test_records_trickling_in_are_written_together(make_log, store_engine, observed):
     """Records are encoded as they arrive (a tick at a time) but written as one batch."""
-    log = make_log(batch_size=1000, flush_interval_s=1.0)
+    log = make_log(batch_size=1000, flush_interval_s=1.0, tick_s=0.05)
     log.start()
     records = make_records(8)
     for record in records:
