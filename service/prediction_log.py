@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from service.spill import SpillDirectory, append_rejected
 from storage.engine import create_store_engine, is_sqlite
 from storage.writer import (
+    REQUEST_ID,
     Record,
     prediction_encoder,
     prediction_record,
@@ -395,8 +396,8 @@ class PredictionLog:
     def _make(self, entry: Later) -> list[Row]:
         make_records, args = entry
         try:
-            made = make_records(*args)  # fresh records, the log's own: rows need no copies
-            return [r if type(r) is list else prediction_row(r) for r in made]
+            # Rows are copied too (~0.1 µs): that checks their width, and the log owns them.
+            return [prediction_row(record) for record in make_records(*args)]
         except Exception:  # a bug in the maker: the event's records are lost, loudly
             self._metrics.count("queued")
             self._metrics.count("dropped")
@@ -482,7 +483,7 @@ class PredictionLog:
         """A live record whose request_id is already stored (a client reusing X-Request-ID)
         leaves no row of its own: count it as dropped and say so."""
         self._metrics.count("dropped", missing)
-        ids = sorted({str(prediction_record(r)["request_id"]) for r in records})[:5]
+        ids = sorted({str(_request_id(r)) for r in records})[:5]
         log.error(
             "prediction log: %d record(s) reused a stored request_id and were not stored "
             "(request ids among %s)",
@@ -641,6 +642,10 @@ class PredictionLog:
         oldest = self._spill.oldest
         lag = max(self._clock() - oldest, 0.0) if oldest is not None else 0.0
         self._metrics.spill_state(self._spill.backlog, lag)
+
+
+def _request_id(record: Record) -> Any:
+    return record[REQUEST_ID] if type(record) is list else record.get("request_id")  # type: ignore[union-attr]
 
 
 def _first_line(exc: BaseException) -> str:

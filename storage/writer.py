@@ -17,6 +17,7 @@ from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
+REQUEST_ID = PREDICTION_COLUMNS.index("request_id")  # a row's request id is row[REQUEST_ID]
 _TS = PREDICTION_COLUMNS.index("ts")
 _PROBABILITIES = PREDICTION_COLUMNS.index("probabilities")
 _FEATURES = PREDICTION_COLUMNS.index("features")
@@ -30,15 +31,18 @@ _values_of = operator.itemgetter(*PREDICTION_COLUMNS)
 
 
 def probabilities_json(value: Any) -> str | None:
-    """JSON of a {class: probability} map: orjson's shortest text that reads back exact, 6x
-    faster than `json` (whose float repr dominates); other values as `json` writes them."""
+    """JSON of a {class: probability} map by orjson: the shortest text that reads back as the
+    same float, 6x faster than `json` (whose float repr dominates); non-ASCII class names stay
+    UTF-8. Other values, and maps orjson would not write faithfully, as `json` writes them."""
     if type(value) is dict:
         # orjson writes NaN and infinities as null: those (and what it refuses) go to `json`,
         # so that a broken value reaches the store as it is, not silently as null.
         try:
             if math.isfinite(sum(value.values())):
                 return orjson.dumps(value).decode()
-        except TypeError:  # not numbers, or keys orjson refuses (JSONEncodeError is one)
+        # Not numbers, or keys or ints orjson refuses (its JSONEncodeError is a TypeError);
+        # an int too large for a float (OverflowError); Decimal("sNaN") (ValueError).
+        except (TypeError, ValueError, OverflowError):
             pass
     return None if value is None else _dumps(value)
 
@@ -72,8 +76,13 @@ Record = Mapping[str, Any] | list[Any]
 
 
 def prediction_row(record: Record) -> list[Any]:
-    """A record's values in `PREDICTION_COLUMNS` order (missing columns None); a fresh list."""
+    """A record's values in `PREDICTION_COLUMNS` order (missing columns None); a fresh list.
+    A row of the wrong width is refused here (ValueError), before it can reach a batch."""
     if type(record) is list:
+        if len(record) != len(PREDICTION_COLUMNS):
+            raise ValueError(
+                f"a prediction row has {len(PREDICTION_COLUMNS)} values, not {len(record)}"
+            )
         return record.copy()
     try:
         return list(_values_of(record))  # every column present: the service's records

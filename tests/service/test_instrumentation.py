@@ -1,7 +1,6 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from service.catalog import OTHER
@@ -217,12 +216,48 @@ def test_error_request_is_one_record_without_a_decision():
     assert unauthorized["tenant"] == OTHER and unauthorized["batch_size"] == 0
 
 
-@pytest.mark.parametrize("status", ["ok", "model_error"])
-def test_every_record_names_every_column_of_the_predictions_table(status):
-    records = prediction_records(
-        _trace(items=[_item()]), status, 0.01, store_raw_inputs=False, redact=str
+def test_records_carry_every_column_of_the_predictions_table():
+    trace = _trace(tenant="acme", region="eu", items=[_item()])
+    common = {
+        "request_id": "r1",
+        "ts": T0,
+        "tenant": "acme",
+        "endpoint": "classify_ticket",
+        "model_name": "ticket_classifier",
+        "model_version": "v7",
+        "latency_ms": 10.0,
+        "compute_ms": 2.0,
+        "batch_size": 4,
+        "region": "eu",
+        "resource_class": "cpu",
+    }
+    ok = prediction_records(trace, "ok", 0.01, store_raw_inputs=True, redact=str.upper)
+    assert ok == [
+        {
+            **common,
+            "predicted_class": "billing",
+            "confidence": 0.9,
+            "status": "ok",
+            "probabilities": {"billing": 0.9},
+            "features": {"text": "MAIL A@B.IO"},
+            "error_message": None,
+        }
+    ]
+    failed = prediction_records(
+        trace, "model_error", 0.01, store_raw_inputs=True, redact=str, error_message="broken"
     )
-    assert [sorted(r) for r in records] == [sorted(PREDICTION_COLUMNS)]
+    assert failed == [
+        {
+            **common,
+            "predicted_class": None,
+            "confidence": None,
+            "status": "model_error",
+            "probabilities": None,
+            "features": None,
+            "error_message": "broken",
+        }
+    ]
+    assert [list(r) for r in ok + failed] == [list(PREDICTION_COLUMNS)] * 2  # in table order
 
 
 def _requests(instrumentation: Instrumentation) -> None:

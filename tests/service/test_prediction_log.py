@@ -516,6 +516,22 @@ def test_a_maker_that_fails_loses_its_event_loudly_and_nothing_else(
     assert "could not make the records" in caplog.text
 
 
+def test_a_maker_returning_a_row_of_the_wrong_width_loses_only_its_event(
+    make_log, store_engine, observed
+):
+    records = make_records(6)
+    log = make_log()
+    log.start()
+    for i, record in enumerate(records):
+        row = prediction_row(record)
+        log.submit_later(lambda r: [r], row[:-1] if i == 2 else row)
+    assert log.flush(timeout=10)
+    assert sorted(stored_ids(store_engine)) == sorted(
+        r["request_id"] for i, r in enumerate(records) if i != 2
+    )
+    assert observed.events()["dropped"] == 1 and log.healthy
+
+
 def test_records_made_later_overflow_and_park_like_any_other(
     make_log, store_engine, observed, tmp_path
 ):

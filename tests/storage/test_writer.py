@@ -75,6 +75,8 @@ def test_a_row_is_encoded_from_a_copy_and_reads_back_as_its_record():
     assert isinstance(encoded[PREDICTION_COLUMNS.index("probabilities")], str)
     assert prediction_record(row) == {c: record.get(c) for c in PREDICTION_COLUMNS}  # unchanged
     assert prediction_row({"request_id": "r"})[1:] == [None] * (len(PREDICTION_COLUMNS) - 1)
+    with pytest.raises(ValueError, match="prediction row has"):
+        prediction_row(row[:-1])
 
 
 def test_a_replay_encoded_ahead_skips_the_ids_already_stored(store_engine):
@@ -219,6 +221,7 @@ def test_probabilities_keep_every_float32_a_model_emits():
         {"a": 1, "b": 0.0},  # ints
         {"a": True},
         {"a": float("nan"), "b": float("inf")},
+        {"a": 10**400},  # no float can hold it
         {'say "%s"': 0.5, "back\\slash": 0.25},
         {},
         [0.1, 0.9],
