@@ -6,6 +6,7 @@ become `catalog.OTHER`, so probes, 404s and bad keys cannot create series.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
 from storage.writer import PREDICTION_COLUMNS, prediction_record
 
 BULK_ENDPOINT = "classify_tickets"
+_COMPUTE_SECONDS = operator.attrgetter("compute_seconds")
 _MAX_CACHED_SERIES = 4096
 
 
@@ -223,11 +225,15 @@ class _RequestSeries:
     labels made bounded once (a request then costs a few attribute reads, not label lookups)."""
 
     def __init__(
-        self, children: Mapping[str, _Children], labels: tuple[str, str, str, str], busy: Any
+        self,
+        children: Mapping[str, _Children],
+        labels: tuple[str, str, str, str],
+        busy: Any,
+        classes: frozenset[str],
     ) -> None:
         endpoint, name, version, tenant = labels
-        self.name, self.version = name, version
         self.busy = busy
+        self.classes = classes  # the model's known classes: others are counted as OTHER
         self.in_flight = children["servewatch_in_flight_requests"](endpoint)
         self.busy_seconds = children["servewatch_worker_busy_seconds_total"](endpoint)
         self.duration = children["servewatch_request_duration_seconds"](*labels)
@@ -267,20 +273,18 @@ class _BusyTime:
         self._unreported = 0.0
 
     def start(self, now: float) -> None:
-        self._advance(now)
+        if self._in_flight:
+            self._unreported += now - self._since
+        self._since = now
         self._in_flight += 1
 
     def finish(self, now: float) -> float:
         """Busy seconds not reported yet (reported at each finish, so saturation shows too)."""
-        self._advance(now)
-        self._in_flight = max(0, self._in_flight - 1)
-        seconds, self._unreported = self._unreported, 0.0
-        return seconds
-
-    def _advance(self, now: float) -> None:
-        if self._in_flight:
-            self._unreported += now - self._since
+        seconds = self._unreported + (now - self._since if self._in_flight else 0.0)
         self._since = now
+        self._in_flight = max(0, self._in_flight - 1)
+        self._unreported = 0.0
+        return seconds
 
 
 class Instrumentation:
@@ -299,6 +303,7 @@ class Instrumentation:
         flush_interval_s: float = 0.0,
     ) -> None:
         self.metrics = metrics
+        self.enabled = metrics is not None  # an attribute: read on every request
         self.flush_interval_s = flush_interval_s
         self._buffer = MetricBuffer() if flush_interval_s > 0 else None
         self._m = {name: _Children(m, self._buffer) for name, m in (metrics or {}).items()}
@@ -324,10 +329,6 @@ class Instrumentation:
         """Metrics registered in `registry` (None: multiprocess files only), or none at all."""
         metrics = create_metrics(SERVICE_METRICS, registry) if enabled else None
         return cls(metrics, tenants=tenants, clock=clock, flush_interval_s=flush_interval_s)
-
-    @property
-    def enabled(self) -> bool:
-        return self.metrics is not None
 
     @property
     def buffered(self) -> bool:
@@ -370,7 +371,7 @@ class Instrumentation:
 
     def request_started(self, endpoint: str) -> None:
         if self.enabled:
-            endpoint = self._endpoint(endpoint)
+            endpoint = endpoint if endpoint in ENDPOINTS else OTHER  # `_endpoint`, inline
             self._busy[endpoint].start(self._clock())
             self._m["servewatch_in_flight_requests"](endpoint).inc()
 
@@ -392,12 +393,12 @@ class Instrumentation:
         series.busy_seconds.inc(series.busy.finish(self._clock()))
         series.requests[outcome if outcome in OUTCOMES else OTHER].inc()
         series.duration.observe(latency_s)
-        compute = sum(item.compute_seconds for item in trace.items)
+        compute = sum(map(_COMPUTE_SECONDS, trace.items))  # no generator frame
         if compute > 0:
             series.compute[trace.resource_class or "cpu"].inc(compute)
         if outcome != "ok":
             return
-        classes = self._classes.get((series.name, series.version), frozenset())
+        classes = series.classes
         for item in trace.items:
             if item.predicted_class is None or item.confidence is None:
                 continue
@@ -413,7 +414,8 @@ class Instrumentation:
             name, version = self._model(trace.model_name, trace.model_version)
             tenant = trace.tenant if trace.tenant in self._tenants else OTHER
             labels = (endpoint, name, version, tenant)
-            series = _RequestSeries(self._m, labels, self._busy[endpoint])
+            classes = self._classes.get((name, version), frozenset())
+            series = _RequestSeries(self._m, labels, self._busy[endpoint], classes)
             if len(self._series) < _MAX_CACHED_SERIES:
                 self._series[key] = series
         return series
