@@ -19,7 +19,6 @@ from service.catalog import ENDPOINTS, OTHER, OUTCOMES, SERVICE_METRICS, create_
 from service.errors import ServiceError
 from service.metric_buffer import MetricBuffer
 from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
-from storage.writer import PREDICTION_COLUMNS, prediction_record
 
 BULK_ENDPOINT = "classify_tickets"
 _COMPUTE_SECONDS = operator.attrgetter("compute_seconds")
@@ -79,30 +78,6 @@ class RequestTrace:
         self.resource_class = model.resource_class
 
 
-# The order `prediction_rows` writes its values in: the columns of the predictions table.
-_ROW_COLUMNS = (
-    "request_id",
-    "ts",
-    "tenant",
-    "endpoint",
-    "model_name",
-    "model_version",
-    "predicted_class",
-    "confidence",
-    "latency_ms",
-    "compute_ms",
-    "batch_size",
-    "status",
-    "region",
-    "resource_class",
-    "probabilities",
-    "features",
-    "error_message",
-)
-if _ROW_COLUMNS != PREDICTION_COLUMNS:  # a schema change must reach the row literals below
-    raise ImportError("prediction_rows is out of step with the predictions table's columns")
-
-
 def prediction_rows(
     trace: RequestTrace,
     status: str,
@@ -116,7 +91,8 @@ def prediction_rows(
 
     A successful bulk request gives one row per item (`<request id>:<index>`); anything else
     gives one row under the request id, errors with no class and the compute they did use.
-    Rows, not dicts: the prediction log's writer makes one per answered request.
+    Rows, not dicts: the prediction log's writer makes one per answered request. Their order
+    (and width: `storage.writer.prediction_record` refuses another) is pinned by a test.
     """
     t = trace
     latency_ms = latency_s * 1000.0
@@ -167,27 +143,6 @@ def prediction_rows(
         ]
         for index, item in enumerate(t.items)
     ]
-
-
-def prediction_records(
-    trace: RequestTrace,
-    status: str,
-    latency_s: float,
-    *,
-    store_raw_inputs: bool,
-    redact: Callable[[str], str],
-    error_message: str | None = None,
-) -> list[Mapping[str, Any]]:
-    """`prediction_rows` as mappings of every column of the predictions table."""
-    rows = prediction_rows(
-        trace,
-        status,
-        latency_s,
-        store_raw_inputs=store_raw_inputs,
-        redact=redact,
-        error_message=error_message,
-    )
-    return [prediction_record(row) for row in rows]
 
 
 def _stored_input(raw: Any, redact: Callable[[str], str]) -> dict[str, Any] | None:

@@ -5,9 +5,9 @@ from prometheus_client import CollectorRegistry
 
 from service.catalog import OTHER
 from service.errors import ServiceError
-from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_records
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
 from service.runtime import BatchResult, ItemResult
-from storage.writer import PREDICTION_COLUMNS
+from storage.writer import PREDICTION_COLUMNS, prediction_record
 from tests.service.test_metric_buffer import sample_values
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -167,6 +167,11 @@ def test_disabled_instrumentation_registers_nothing():
     instrumentation.request_finished(_trace(items=[_item()]), "ok", 0.1)
     assert not instrumentation.enabled
     assert [m for m in registry.collect() if m.name.startswith("servewatch")] == []
+
+
+def prediction_records(*args, **options) -> list:
+    """`prediction_rows` named by column, as the store and the spill files see them."""
+    return [prediction_record(row) for row in prediction_rows(*args, **options)]
 
 
 def test_ok_single_request_is_one_record_with_its_decision():
