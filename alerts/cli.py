@@ -40,8 +40,8 @@ def build(
     """Write alerts/generated/*.yaml and alerts/alertmanager.yml from the spec."""
     from alerts.render import render
     from alerts.spec import SpecError, app_config_path, load_spec
-    from alerts.writer import differing, strays, write_files
-    from service.settings import ConfigError, load_app_config
+    from core.config import ConfigError, load_app_config
+    from core.generate import sync_generated
 
     try:
         spec = load_spec(spec_file)
@@ -53,11 +53,8 @@ def build(
     files = render(
         spec, schedules, pager_url=pager_url, ticket_url=ticket_url, runbook_url=runbook_url
     )
-    stale = strays(out_dir, files, "generated", "*.yaml")
-    if check:
-        outdated = differing(out_dir, files) + stale
-        for relative in outdated:
-            console.print(f"out of date: {out_dir / relative}")
-        raise typer.Exit(1 if outdated else 0)
-    for relative in write_files(out_dir, files, stale):
-        console.print(f"wrote {out_dir / relative}")
+    code, lines = sync_generated(out_dir, files, "generated", "*.yaml", check=check)
+    for line in lines:
+        console.print(line)
+    if code:
+        raise typer.Exit(code)

@@ -8,7 +8,7 @@ from itertools import groupby
 from alerts.promql import one_of
 from alerts.rules import AlertRule, RuleGroup
 from alerts.spec import PredictionLogSpec, StalenessAlert, TargetAlert, duration_seconds
-from service.settings import MonitorSchedule
+from core.config import MonitorSchedule
 
 
 def dropped_alert(spec: PredictionLogSpec, runbook: str) -> AlertRule:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
 
-from service.catalog import CATALOG, MetricSpec
+from core.catalog import CATALOG, MetricSpec
 
 # Labels every scraped series gets, whatever the catalog says.
 TARGET_LABELS = frozenset({"job", "instance"})

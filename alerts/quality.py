@@ -5,16 +5,11 @@ from __future__ import annotations
 from alerts.rules import AlertRule, RuleGroup
 from alerts.slo import percent
 from alerts.spec import MonitorAlert, SchemaFailureAlert
-from monitors.results import STATUS_CODES
+from core.contracts import MONITOR_TABLE, STATUS_CODES
 
 MODEL_TENANT = "model_name, model_version, tenant"
 _KEY = f"monitor, metric, {MODEL_TENANT}"
-_WHAT_MOVED = {
-    "confidence_drift": "confidence distribution has drifted",
-    "class_shift": "predicted class mix has shifted",
-    "schema_failures": "output-schema failure rate is above its threshold",
-    "cost": "cost is above its threshold",
-}
+_WHAT_MOVED = {monitor.name: monitor.moved for monitor in MONITOR_TABLE}
 
 
 def monitor_alert(spec: MonitorAlert, runbook: str) -> AlertRule:

@@ -22,9 +22,8 @@ from alerts.spec import (
     burn_alert_name,
     duration_seconds,
 )
-from monitors.results import STATUS_CODES
-from service.catalog import OUTCOMES
-from service.settings import MonitorSchedule
+from core.config import MonitorSchedule
+from core.contracts import OUTCOMES, STATUS_CODES
 
 INTERVAL = "1m"
 REQUESTS_PER_MINUTE = 1000

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.catalog import LATENCY_BUCKETS, MONITORS, OUTCOMES
+from core.catalog import LATENCY_BUCKETS
+from core.contracts import MONITOR_NAMES, OUTCOMES
 
 SPEC_FILE = Path(__file__).with_name("spec.yaml")
 
@@ -138,8 +139,8 @@ class MonitorAlert(Alert):
 
     @model_validator(mode="after")
     def _known_monitor(self) -> MonitorAlert:
-        if self.monitor not in MONITORS:
-            raise ValueError(f"unknown monitor {self.monitor!r}; the catalog has {MONITORS}")
+        if self.monitor not in MONITOR_NAMES:
+            raise ValueError(f"unknown monitor {self.monitor!r}; the catalog has {MONITOR_NAMES}")
         return self
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.instrumentation import ItemOutcome, RequestTrace, prediction_rows  # noqa: E402
 from service.prediction_log import ENCODE_TICK_S, PredictionLog  # noqa: E402
-from storage.scratch import scratch_schema  # noqa: E402
+from tests.support.scratch import scratch_schema  # noqa: E402
 
 DEFAULT_POSTGRES_URL = os.environ.get(
     "SERVEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -37,8 +37,8 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from core.contracts import PREDICTION_COLUMNS  # noqa: E402
 from monitors.histograms import FINE_EDGES  # noqa: E402
-from storage.writer import PREDICTION_COLUMNS  # noqa: E402
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -225,10 +225,10 @@ def measure_monitors(url: str) -> dict[str, Any]:
     imports = time.perf_counter()
     import scipy.stats  # noqa: F401 - a one-off import cost, reported as startup
 
+    from core.config import AppConfig
+    from core.timeutil import Window
     from monitors.baselines import BaselineStore
     from monitors.runner import run_monitors, store_results
-    from monitors.windows import Window
-    from service.settings import AppConfig
     from storage.engine import create_store_engine
 
     engine = create_store_engine(url)

@@ -41,7 +41,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from service.settings import hash_api_key  # noqa: E402
+from core.config import hash_api_key  # noqa: E402
 
 API_KEY = "bench-key"
 TICKETS = (
@@ -351,7 +351,7 @@ def temporary_store(url: str) -> Iterator[str]:
 
     from storage.engine import is_sqlite
     from storage.migrate import upgrade
-    from storage.scratch import scratch_schema
+    from tests.support.scratch import scratch_schema
 
     if is_sqlite(url):
         upgrade(url)

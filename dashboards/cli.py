@@ -36,9 +36,9 @@ def build(
 ) -> None:
     """Write dashboards/generated/*.json (schemaVersion 39) from the definitions."""
     from alerts.spec import SpecError, app_config_path, load_spec
-    from alerts.writer import differing, strays, write_files
+    from core.config import ConfigError, load_app_config
+    from core.generate import sync_generated
     from dashboards.render import render
-    from service.settings import ConfigError, load_app_config
 
     try:
         spec = load_spec(spec_file)
@@ -47,11 +47,8 @@ def build(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
     files = render(spec, config)
-    stale = strays(out_dir, files, "generated", "*.json")
-    if check:
-        outdated = differing(out_dir, files) + stale
-        for relative in outdated:
-            console.print(f"out of date: {out_dir / relative}")
-        raise typer.Exit(1 if outdated else 0)
-    for relative in write_files(out_dir, files, stale):
-        console.print(f"wrote {out_dir / relative}")
+    code, lines = sync_generated(out_dir, files, "generated", "*.json", check=check)
+    for line in lines:
+        console.print(line)
+    if code:
+        raise typer.Exit(code)

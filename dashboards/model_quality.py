@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from alerts.promql import le
+from core.catalog import CONFIDENCE_BUCKETS
+from core.config import MonitorsConfig, Threshold
+from core.contracts import MONITOR_TABLE
 from dashboards.layout import Row
 from dashboards.panels import Query, Sized, heatmap, sql_table, stat, timeseries
-from service.catalog import CONFIDENCE_BUCKETS
-from service.settings import MonitorsConfig, Threshold
 
 RATE = "$__rate_interval"
 MODEL_VERSION = 'model_name=~"$model", model_version=~"$version"'
 PREDICTIONS = f'{MODEL_VERSION}, tenant=~"$tenant"'
-SHARES = {"mean_confidence_drop", "low_confidence_share", "failure_rate"}
-METRIC_MEANINGS = {
-    "psi": "Population stability index against the reference window",
-    "js_distance": "Jensen-Shannon distance against the reference window",
-    "ks_statistic": "Kolmogorov-Smirnov statistic of the confidences against the reference",
-    "wasserstein_normalized": "Wasserstein distance of the confidences, normalized to [0, 1]",
-    "mean_confidence_drop": "Drop of the mean confidence from the reference",
-    "low_confidence_share": "Share of predictions below the low-confidence cutoff",
-    "failure_rate": "Share of inference outputs that broke the output schema (model_error)",
-}
+SHARES = {m.name for monitor in MONITOR_TABLE for m in monitor.metrics if m.share}
+METRIC_MEANINGS = {m.name: m.meaning for monitor in MONITOR_TABLE for m in monitor.metrics}
 STATUS_MAPPING = {
     "type": "value",
     "options": {

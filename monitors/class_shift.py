@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from core.contracts import metric_names
 from monitors.distances import (
     PSI_EPSILON,
     chi_square,
@@ -17,7 +18,7 @@ from monitors.distances import (
 from monitors.results import Measurement
 
 MONITOR = "class_shift"
-METRICS: tuple[str, ...] = ("psi", "js_distance", "chi_square")
+METRICS = metric_names(MONITOR)
 TOP_MOVERS = 3
 
 

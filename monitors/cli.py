@@ -18,9 +18,9 @@ from rich.console import Console
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from core.config import Settings
     from monitors.baselines import BaselineStore
     from monitors.runner import RunOutcome
-    from service.settings import Settings
 
 monitor_app = typer.Typer(
     help="Drift, class-shift, output-schema and cost monitors over the prediction store.",
@@ -67,10 +67,10 @@ def _clear_errors() -> Iterator[None]:
     """Turn expected failures into one red line on stderr and a non-zero exit."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from core.config import ConfigError
+    from core.timeutil import InvalidWindowError
     from monitors.drift_report import ReportInputError
     from monitors.runner import UnknownModelError
-    from monitors.windows import InvalidWindowError
-    from service.settings import ConfigError
 
     try:
         yield
@@ -90,7 +90,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def _settings(config: Path | None) -> Settings:
-    from service.settings import load_settings
+    from core.config import load_settings
 
     return load_settings(config_file=config) if config is not None else load_settings()
 
@@ -130,7 +130,7 @@ def _baselines(engine: Engine, settings: Settings) -> BaselineStore:
     from monitors.baselines import BaselineStore, registry_metadata
 
     def lookup(model_name: str, model_version: str) -> Any:
-        from service.settings import use_bentoml_home
+        from core.config import use_bentoml_home
 
         use_bentoml_home(settings)  # before bentoml is first imported
         return registry_metadata(model_name, model_version)
@@ -139,7 +139,7 @@ def _baselines(engine: Engine, settings: Settings) -> BaselineStore:
 
 
 def _reference_window(start: str | None, end: str | None) -> Any:
-    from monitors.windows import Window
+    from core.timeutil import Window
 
     if start is None and end is None:
         return None
@@ -167,9 +167,9 @@ def run(
 ) -> None:
     """Run the monitors over one window, store the rows (replacing a re-run) and print them."""
     with _clear_errors():
-        from monitors.results import MONITOR_NAMES
+        from core.contracts import MONITOR_NAMES
+        from core.timeutil import Window
         from monitors.runner import run_monitors, store_results
-        from monitors.windows import Window
 
         window = Window.parse(start, end)
         reference = _reference_window(reference_start, reference_end)
@@ -329,8 +329,8 @@ def drift(
 ) -> None:
     """Write an Evidently drift report of confidence and predicted class, per tenant."""
     with _clear_errors():
+        from core.timeutil import Window
         from monitors.drift_report import build_drift_report
-        from monitors.windows import Window
 
         window = Window.parse(start, end)
         reference = _reference_window(reference_start, reference_end)

@@ -11,16 +11,12 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from monitors.results import ALL, Measurement
-from service.settings import PricingConfig
+from core.config import PricingConfig
+from core.contracts import ALL, metric_names
+from monitors.results import Measurement
 
 MONITOR = "cost"
-METRICS: tuple[str, ...] = (
-    "attributed_cost_usd",
-    "idle_cost_usd",
-    "total_cost_usd",
-    "cost_per_1k_predictions_usd",
-)
+METRICS = metric_names(MONITOR)
 USAGE_KEYS: tuple[str, ...] = ("model_name", "model_version", "tenant", "endpoint")
 COST_COLUMNS: tuple[str, ...] = (
     "n",

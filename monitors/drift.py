@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from core.contracts import metric_names
 from monitors.distances import (
     PSI_EPSILON,
     js_distance,
@@ -20,14 +21,7 @@ from monitors.histograms import ConfidenceHistogram, normalize_edges
 from monitors.results import Measurement
 
 MONITOR = "confidence_drift"
-METRICS: tuple[str, ...] = (
-    "psi",
-    "js_distance",
-    "ks_statistic",
-    "wasserstein_normalized",
-    "mean_confidence_drop",
-    "low_confidence_share",
-)
+METRICS = metric_names(MONITOR)
 # Evidently's floor for the reference spread, so a constant reference does not divide by zero.
 MIN_REFERENCE_STD = 0.001
 

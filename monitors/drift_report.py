@@ -9,7 +9,6 @@ which every tenant is compared with.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.config import AppConfig
+from core.files import write_atomically
+from core.timeutil import Window
 from monitors.baselines import Baseline, BaselineStore
-from monitors.windows import Window
-from service.settings import AppConfig
 from storage.schema import predictions
 
 COLUMNS = ("tenant", "confidence", "predicted_class")
@@ -196,8 +196,5 @@ def _run_evidently(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    snapshot.save_html(str(partial))
-    os.replace(partial, out)  # readers never see a half-written report
+    write_atomically(out, snapshot.get_html_str(as_iframe=False))
     return {m["metric_name"]: m["value"] for m in snapshot.dict()["metrics"]}

@@ -9,9 +9,11 @@ from typing import Any
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from monitors.results import STATUS_CODES, MonitorResult
-from service.catalog import MONITOR_METRICS, create_metrics
-from service.settings import AppConfig
+from core.catalog import MONITOR_METRICS
+from core.config import AppConfig
+from core.contracts import STATUS_CODES
+from core.metrics import create_metrics
+from monitors.results import MonitorResult
 
 RESULT_GAUGES = (
     "servewatch_monitor_value",

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import calendar
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
+from core.config import AppConfig, PricingConfig
+from core.timeutil import IsoWeek, days_between
 from monitors.cost import capacity_cost_usd, compute_costs
-from service.settings import AppConfig, PricingConfig
 
 DAY_SECONDS = 86_400
 HISTORY_DAYS = 28  # the trend chart's span, ending with the report's week
@@ -33,71 +33,6 @@ TOP_MOVERS = 5
 MONEY = ("attributed_cost_usd", "idle_cost_usd", "total_cost_usd")
 SUMS = ("n", "compute_seconds", *MONEY)
 MOVER_KEYS = ("tenant", "model_name", "endpoint")
-_WEEK = re.compile(r"(\d{4})-W(\d{2})")
-
-
-class MalformedWeekError(ValueError):
-    """Text that is not an ISO week such as 2026-W47."""
-
-
-@dataclass(frozen=True, order=True)
-class IsoWeek:
-    """An ISO 8601 week: Monday 00:00 UTC up to the next Monday."""
-
-    year: int
-    week: int
-
-    def __post_init__(self) -> None:
-        try:
-            date.fromisocalendar(self.year, self.week, 1)
-        except ValueError as exc:
-            raise MalformedWeekError(f"{self.year}-W{self.week:02d} is not an ISO week") from exc
-
-    @classmethod
-    def parse(cls, text: str) -> IsoWeek:
-        match = _WEEK.fullmatch(text.strip())
-        if match is None:
-            raise MalformedWeekError(f"malformed week {text!r}: expected YYYY-Www, e.g. 2026-W47")
-        return cls(int(match[1]), int(match[2]))
-
-    @classmethod
-    def containing(cls, day: date) -> IsoWeek:
-        year, week, _ = day.isocalendar()
-        return cls(year, week)
-
-    @classmethod
-    def last_full(cls, now: datetime) -> IsoWeek:
-        """The latest week that has ended at `now`."""
-        return cls.containing(_utc(now).date()).previous
-
-    @property
-    def label(self) -> str:
-        return f"{self.year}-W{self.week:02d}"
-
-    @property
-    def start(self) -> date:
-        return date.fromisocalendar(self.year, self.week, 1)
-
-    @property
-    def end(self) -> date:
-        """The Monday after the week (exclusive)."""
-        return self.start + timedelta(days=7)
-
-    @property
-    def days(self) -> list[date]:
-        return days_between(self.start, self.end)
-
-    @property
-    def previous(self) -> IsoWeek:
-        return IsoWeek.containing(self.start - timedelta(days=7))
-
-    @property
-    def month_start(self) -> date:
-        """First day of the month the week ends in: the month the forecast is for."""
-        return (self.end - timedelta(days=1)).replace(day=1)
-
-    def __str__(self) -> str:
-        return self.label
 
 
 @dataclass(frozen=True)
@@ -224,10 +159,6 @@ def weekly_figures(
         summary=[],
     )
     return _with_summary(figures)
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
 def day_ledger(
@@ -631,12 +562,3 @@ def _pct(delta: pd.Series, base: pd.Series) -> pd.Series:
     # Float noise (1e-14 of a dollar) is no change.
     settled = delta.where(delta.abs() > 1e-12, 0.0)
     return (settled / base.where(base > 0)) * 100.0
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def midnight(day: date) -> datetime:
-    """00:00 UTC of `day`."""
-    return datetime.combine(day, time(0), tzinfo=UTC)

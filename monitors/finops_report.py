@@ -8,8 +8,6 @@ import base64
 import html
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,27 +18,25 @@ import pandas as pd
 import typer
 from sqlalchemy import Engine, func, select
 
+from core.config import AppConfig, Settings
+from core.files import write_atomically
+from core.timeutil import IsoWeek, MalformedWeekError, midnight, to_utc
 from monitors.finops import (
     ANOMALY_MIN_USD,
     ANOMALY_Z,
     BASELINE_DAYS,
     HISTORY_DAYS,
     MIN_BASELINE_DAYS,
-    IsoWeek,
-    MalformedWeekError,
     WeeklyFigures,
     budgets_of,
     data_range,
-    midnight,
     percent,
     usd,
     weekly_figures,
 )
 from monitors.finops_cli import DEFAULT_OUT_DIR, DatabaseUrlOption, OutDirOption, WeekOption
-from service.settings import AppConfig, Settings
 from storage.aggregates import daily_compute_totals
 from storage.schema import predictions
-from storage.writer import to_utc
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -107,11 +103,11 @@ def write_weekly_report(
     stem = report_stem(target)
     written = []
     for name, text in csv_tables(figures).items():
-        written.append(write_atomically(out / f"{stem}-{name}.csv", text.encode()))
-    written.append(write_atomically(out / f"{stem}.md", render_markdown(figures).encode()))
+        written.append(write_atomically(out / f"{stem}-{name}.csv", text))
+    written.append(write_atomically(out / f"{stem}.md", render_markdown(figures)))
     generated = to_utc(now or datetime.now(UTC))
     page = render_html(figures, charts, generated)
-    written.append(write_atomically(html_path(out, target), page.encode()))
+    written.append(write_atomically(html_path(out, target), page))
     return written
 
 
@@ -121,21 +117,6 @@ def require_week_over(week: IsoWeek, now: datetime) -> None:
         raise WeekNotOverError(
             f"week {week.label} has not ended yet (it ends {ends:%Y-%m-%d %H:%M} UTC)"
         )
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write via a temporary file in the same folder and os.replace: readers never see half."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def due_week(now: datetime, weekday: int, out_dir: Path) -> str | None:
@@ -789,7 +770,7 @@ def finops(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from service.settings import load_settings
+    from core.config import load_settings
     from storage.engine import create_store_engine
 
     console = Console(stderr=True)

@@ -5,26 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
-Status = Literal["ok", "warn", "alert", "insufficient_data"]
-MONITOR_NAMES: tuple[str, ...] = ("confidence_drift", "class_shift", "schema_failures", "cost")
-ALL = "*"  # tenant or model_version of a row that covers all of them
-STATUS_CODES: Mapping[str, int] = {"ok": 0, "warn": 1, "alert": 2, "insufficient_data": -1}
-CONTRACT_KEYS: tuple[str, ...] = (
-    "monitor",
-    "model_name",
-    "model_version",
-    "tenant",
-    "window_start",
-    "window_end",
-    "metric",
-    "value",
-    "threshold",
-    "status",
-    "n",
-)
+from core.contracts import Status
+from core.timeutil import iso_utc
 
 
 @dataclass(frozen=True)
@@ -90,13 +75,6 @@ class MonitorResult:
             "details": json_safe(self.details) or None,
             "computed_at": computed_at,
         }
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a `Z` suffix."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from core.config import AppConfig, PricingConfig
+from core.contracts import ALL, MONITOR_NAMES
+from core.timeutil import Window, to_utc, week_start
 from monitors import class_shift, cost, drift, schema_failures
 from monitors.baselines import BaselineStore
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
-from monitors.results import ALL, MONITOR_NAMES, Measurement, MonitorResult
+from monitors.results import Measurement, MonitorResult
 from monitors.thresholds import judge
-from monitors.windows import Window, week_start
-from service.settings import AppConfig, PricingConfig
 from storage import aggregates
-from storage.writer import to_utc
 
 Key = tuple[str, str, str]  # model_name, model_version, tenant ("*" = all tenants)
 ModelVersion = tuple[str, str]

@@ -18,14 +18,14 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from core.config import AppConfig, MonitorSchedule
+from core.contracts import MONITOR_NAMES
+from core.timeutil import Window, aligned_end, due_windows, epoch
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
 from monitors.exporter import MonitorExporter
 from monitors.locks import monitor_lock
-from monitors.results import MONITOR_NAMES
 from monitors.runner import run_monitors, store_results, tenant_week_costs
-from monitors.windows import Window, aligned_end, due_windows
-from service.settings import AppConfig, MonitorSchedule
 from storage.schema import monitor_results
 
 log = logging.getLogger("servewatch.monitors.scheduler")
@@ -95,10 +95,10 @@ class Scheduler:
         with self.engine.connect() as connection:
             rows = connection.execute(statement).all()
         ends = [
-            _epoch(end)
+            epoch(end)
             for start, end in rows
-            if _epoch(end) - _epoch(start) == plan.window_seconds
-            and _epoch(end) % plan.every_seconds == 0  # windows of manual runs do not count
+            if epoch(end) - epoch(start) == plan.window_seconds
+            and epoch(end) % plan.every_seconds == 0  # windows of manual runs do not count
         ]
         return max(ends) if ends else None
 
@@ -203,12 +203,6 @@ class Scheduler:
                 log.exception("scheduler tick failed")
             wait = min(max(self.next_tick_at(self.clock()) - self.clock(), 0.05), max_wait_s)
             stop.wait(wait)
-
-
-def _epoch(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def _describe(exc: Exception) -> str:

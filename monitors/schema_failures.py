@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from core.contracts import metric_names
 from monitors.results import Measurement
 
 MONITOR = "schema_failures"
-METRICS: tuple[str, ...] = ("failure_rate",)
+METRICS = metric_names(MONITOR)
 FAILURE_STATUS = "model_error"
 # Statuses of requests whose inference produced an output (good or broken); the others never
 # reached the model (rejected, timed out, shed) and say nothing about its output schema.

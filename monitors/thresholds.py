@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from monitors.results import Measurement, Status
-from service.settings import MonitorsConfig, Threshold
+from core.config import MonitorsConfig, Threshold
+from core.contracts import Status
+from monitors.results import Measurement
 
 
 def classify(value: float | None, threshold: Threshold | None) -> tuple[Status, float | None]:

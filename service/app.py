@@ -23,8 +23,10 @@ from typing import Any, cast
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
+from core.catalog import OTHER
+from core.config import Settings, load_settings, use_bentoml_home
+from core.contracts import ENDPOINT_TABLE
 from service.auth import authenticate, authorize
-from service.catalog import OTHER
 from service.errors import ServiceError, describe_validation, render, translate
 from service.faults import FAULT_HEADER, Fault, parse_fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
@@ -46,7 +48,6 @@ from service.schemas import (
     openapi_overlay,
     request_schemas,
 )
-from service.settings import Settings, load_settings, use_bentoml_home
 
 SETTINGS = load_settings()
 if "BENTOML_HOME" not in os.environ:  # `servewatch serve` sets it; plain `bentoml serve` may not
@@ -61,11 +62,7 @@ from service import bentoml_timeout  # noqa: E402
 logger = logging.getLogger("servewatch.service")
 bentoml_timeout.install()
 
-BUSINESS_ROUTES: Mapping[str, str] = {
-    "/classify_ticket": "classify_ticket",
-    "/classify_tickets": "classify_tickets",
-    "/predict_risk": "predict_risk",
-}
+BUSINESS_ROUTES: Mapping[str, str] = {endpoint.route: endpoint.name for endpoint in ENDPOINT_TABLE}
 # Client ids are kept when safe; no ':' so that bulk item ids `<id>:<index>` stay unambiguous.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,40}")
 # Items a batcher may hold, in batches of its route's size, before it sheds load.
@@ -738,10 +735,6 @@ def _openapi() -> dict[str, Any]:
 
 cast(Any, Servewatch).add_asgi_middleware(
     Gateway,
-    schemas={
-        "classify_ticket": SCHEMAS.ticket,
-        "classify_tickets": SCHEMAS.tickets,
-        "predict_risk": SCHEMAS.risk,
-    },
+    schemas={endpoint.name: getattr(SCHEMAS, endpoint.payload) for endpoint in ENDPOINT_TABLE},
     openapi=_openapi,
 )

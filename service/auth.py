@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.config import AppConfig
 from service.errors import ServiceError
-from service.settings import AppConfig
 
 MAX_KEY_LENGTH = 512
 

@@ -6,46 +6,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.catalog import ERROR_CODES
+from core.contracts import ERROR_MESSAGE, ERROR_STATUS, ERROR_TABLE
 
-# Default HTTP status of each error class; `validation_error` may also answer 422 and
-# `overloaded` 429 (see the contract).
-ERROR_STATUS: Mapping[str, int] = {
-    "validation_error": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "payload_too_large": 413,
-    "overloaded": 503,
-    "timeout": 504,
-    "model_error": 500,
-    "not_ready": 503,
-}
-assert set(ERROR_STATUS) == set(ERROR_CODES)
-
+# The error class of a foreign answer's status; where two classes share a status (503), the
+# first in the contract's table wins.
 _STATUS_CODE: Mapping[int, str] = {
-    400: "validation_error",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "not_found",
-    413: "payload_too_large",
-    422: "validation_error",
-    429: "overloaded",
-    503: "overloaded",
-    504: "timeout",
+    status: error.code for error in reversed(ERROR_TABLE) for status in (error.status, *error.also)
 }
-_GENERIC_MESSAGE: Mapping[str, str] = {
-    "validation_error": "the request is not valid",
-    "unauthorized": "a valid API key is required (Authorization: Bearer <key>)",
-    "forbidden": "this tenant may not call this endpoint",
-    "not_found": "no such route",
-    "payload_too_large": "the request body is too large",
-    "overloaded": "the service is overloaded, retry later",
-    "timeout": "the request took too long",
-    "model_error": "the model failed to answer; the request id identifies it in the log",
-    "not_ready": "the service is not ready",
-}
+# The statuses each error class may answer with.
+_ANSWERS: Mapping[str, tuple[int, ...]] = {e.code: (e.status, *e.also) for e in ERROR_TABLE}
 
 
 class ServiceError(Exception):
@@ -62,7 +31,7 @@ class ServiceError(Exception):
         if code not in ERROR_STATUS:
             raise ValueError(f"unknown error code {code!r}")
         self.code = code
-        self.message = message or _GENERIC_MESSAGE[code]
+        self.message = message or ERROR_MESSAGE[code]
         self.status = status or ERROR_STATUS[code]
         self.headers = dict(headers or {})
         super().__init__(f"{code}: {self.message}")
@@ -94,11 +63,7 @@ def translate(status: int, body: bytes) -> ServiceError:
 
 
 def _contract_status(code: str, status: int) -> int:
-    if code == "validation_error" and status in (400, 422):
-        return status
-    if code == "overloaded" and status in (429, 503):
-        return status
-    return ERROR_STATUS[code]
+    return status if status in _ANSWERS[code] else ERROR_STATUS[code]
 
 
 def _validation_message(body: bytes) -> str | None:

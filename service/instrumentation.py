@@ -15,12 +15,14 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from service.catalog import ENDPOINTS, OTHER, OUTCOMES, SERVICE_METRICS, create_metrics
+from core.catalog import OTHER, SERVICE_METRICS
+from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, OUTCOMES
+from core.metrics import create_metrics
 from service.errors import ServiceError
 from service.metric_buffer import MetricBuffer
 from service.runtime import SCHEMA_FAILURE_REASONS, BatchResult, LoadedModel
 
-BULK_ENDPOINT = "classify_tickets"
+BULK_ENDPOINTS = frozenset(endpoint.name for endpoint in ENDPOINT_TABLE if endpoint.bulk)
 _COMPUTE_SECONDS = operator.attrgetter("compute_seconds")
 _MAX_CACHED_SERIES = 4096
 
@@ -120,7 +122,7 @@ def prediction_rows(
                 error_message,
             ]
         ]
-    bulk = t.endpoint == BULK_ENDPOINT
+    bulk = t.endpoint in BULK_ENDPOINTS
     return [
         [
             f"{t.request_id}:{index}" if bulk else t.request_id,
@@ -266,7 +268,7 @@ class Instrumentation:
         self._versions: dict[str, set[str]] = {}
         self._classes: dict[tuple[str, str], frozenset[str]] = {}
         self._clock = clock
-        self._busy = {endpoint: _BusyTime() for endpoint in (*ENDPOINTS, OTHER)}
+        self._busy = {endpoint: _BusyTime() for endpoint in (*ENDPOINT_NAMES, OTHER)}
         # By the trace's raw labels: all of them are bounded already (configured tenants and
         # routes, business endpoints), and the size cap below keeps it so regardless.
         self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
@@ -326,7 +328,7 @@ class Instrumentation:
 
     def request_started(self, endpoint: str) -> None:
         if self.enabled:
-            endpoint = endpoint if endpoint in ENDPOINTS else OTHER  # `_endpoint`, inline
+            endpoint = endpoint if endpoint in ENDPOINT_NAMES else OTHER  # `_endpoint`, inline
             self._busy[endpoint].start(self._clock())
             self._m["servewatch_in_flight_requests"](endpoint).inc()
 
@@ -376,7 +378,7 @@ class Instrumentation:
         return series
 
     def _endpoint(self, endpoint: str) -> str:
-        return endpoint if endpoint in ENDPOINTS else OTHER
+        return endpoint if endpoint in ENDPOINT_NAMES else OTHER
 
     def _model(self, name: str, version: str) -> tuple[str, str]:
         versions = self._versions.get(name)

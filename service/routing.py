@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from core.config import ModelRef, RouteConfig
 from service.errors import ServiceError
-from service.settings import ModelRef, RouteConfig
 
 LATEST = "latest"
 REGION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from core.config import LimitsConfig
 from service.routing import REGION_PATTERN
-from service.settings import LimitsConfig
 
 MAX_FEATURES = 64
 FEATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"

@@ -52,7 +52,7 @@ def serve_environment(
     prediction_log: bool | None = None,
 ) -> dict[str, str]:
     """The server's environment: settings validated now, paths absolute, BENTOML_HOME set."""
-    from service.settings import load_settings
+    from core.config import load_settings
 
     env = dict(os.environ)
     if config is not None:

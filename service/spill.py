@@ -18,10 +18,12 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from core.timeutil import epoch
 
 SPILL_PREFIX = "spill-"
 REJECTED_PREFIX = "rejected-"
@@ -81,9 +83,7 @@ def record_time(record: Mapping[str, Any]) -> float | None:
         return None
     if not isinstance(moment, datetime):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return epoch(moment)
 
 
 @dataclass

@@ -20,9 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.timeutil import to_utc
 from storage.engine import is_sqlite
 from storage.schema import predictions
-from storage.writer import to_utc
 
 GROUP_COLUMNS = ("model_name", "model_version", "tenant", "endpoint")
 _p = predictions.c

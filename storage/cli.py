@@ -17,7 +17,7 @@ DatabaseUrl = Annotated[
 
 
 def _url(database_url: str | None) -> str:
-    from service.settings import load_settings
+    from core.config import load_settings
 
     return database_url or load_settings().resolved_database_url
 

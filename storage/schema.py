@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
@@ -15,6 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from core.contracts import PREDICTION_ROW, ColumnKind, PredictionColumn
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -23,28 +27,33 @@ metadata = MetaData(
     }
 )
 
+_TYPES: dict[ColumnKind, Any] = {
+    "timestamp": DateTime(timezone=True),
+    "float": Float,
+    "int": Integer,
+    "json": JSON,
+}
+
+
+def _column(spec: PredictionColumn) -> Column[Any]:
+    if spec.kind == "text":
+        kind: Any = String(spec.length) if spec.length else Text
+    else:
+        kind = _TYPES[spec.kind]
+    return Column(
+        spec.name,
+        kind,
+        nullable=spec.nullable,
+        unique=spec.unique or None,
+        index=spec.indexed or None,
+    )
+
+
 predictions = Table(
     "predictions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False, unique=True),
-    Column("ts", DateTime(timezone=True), nullable=False, index=True),
-    Column("tenant", String(128), nullable=False),
-    Column("endpoint", String(64), nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(64), nullable=False),
-    Column("predicted_class", String(128), nullable=True),
-    Column("confidence", Float, nullable=True),
-    Column("latency_ms", Float, nullable=False),
-    Column("compute_ms", Float, nullable=False),
-    Column("batch_size", Integer, nullable=False),
-    Column("status", String(32), nullable=False),
-    # Extras beyond the contract: nullable, so outside writers need not know them.
-    Column("region", String(64), nullable=True),
-    Column("resource_class", String(8), nullable=True),
-    Column("probabilities", JSON, nullable=True),
-    Column("features", JSON, nullable=True),
-    Column("error_message", Text, nullable=True),
+    *(_column(spec) for spec in PREDICTION_ROW),
 )
 
 monitor_results = Table(

@@ -13,10 +13,11 @@ import orjson
 from psycopg.errors import UniqueViolation
 from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, and_, delete, insert, tuple_
 
+from core.contracts import PREDICTION_COLUMNS
+from core.timeutil import to_utc
 from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
-PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
 REQUEST_ID = PREDICTION_COLUMNS.index("request_id")  # a row's request id is row[REQUEST_ID]
 _TS = PREDICTION_COLUMNS.index("ts")
 _PROBABILITIES = PREDICTION_COLUMNS.index("probabilities")
@@ -47,21 +48,12 @@ def probabilities_json(value: Any) -> str | None:
     return None if value is None else _dumps(value)
 
 
-def to_utc(value: datetime) -> datetime:
-    """Aware UTC datetime; naive values are taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _utc(value: Any, request_id: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         raise ValueError(f"prediction record {request_id!r} has no valid ts")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return to_utc(value)
 
 
 def _encode_json(values: list[Any]) -> None:

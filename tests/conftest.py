@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
-from storage.scratch import scratch_schema
+from tests.support.scratch import scratch_schema
 
 POSTGRES_URL = os.environ.get(
     "SERVEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -40,7 +40,7 @@ def build(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Train, export to ONNX, check parity and register; unchanged inputs are up to date."""
-    from service.settings import load_settings, use_bentoml_home
+    from core.config import load_settings, use_bentoml_home
 
     settings = load_settings()
     home = use_bentoml_home(settings)
@@ -71,7 +71,7 @@ def list_models_command(
     ] = False,
 ) -> None:
     """Registered versions with their metadata, newest first per model."""
-    from service.settings import load_settings, use_bentoml_home
+    from core.config import load_settings, use_bentoml_home
 
     home = use_bentoml_home(load_settings())
     from service.models.registry import list_models
@@ -92,7 +92,7 @@ def list_models_command(
 @app.command()
 def sync(database_url: DatabaseUrl = None) -> None:
     """Mirror the registered versions into the store's model_versions table."""
-    from service.settings import load_settings, use_bentoml_home
+    from core.config import load_settings, use_bentoml_home
 
     settings = load_settings()
     home = use_bentoml_home(settings)

@@ -13,10 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.timeutil import to_utc
 from service.models.metadata import MetadataError, validate_metadata
 
 logger = logging.getLogger("servewatch.models")
@@ -62,7 +63,7 @@ def resolve_home(home: Path | str | None = None) -> Path:
         return Path(home).resolve()
     if os.environ.get("BENTOML_HOME"):
         return Path(os.environ["BENTOML_HOME"]).resolve()
-    from service.settings import load_settings, use_bentoml_home
+    from core.config import load_settings, use_bentoml_home
 
     return use_bentoml_home(load_settings())
 
@@ -178,9 +179,5 @@ def _registered(item: Any) -> RegisteredModel:
         path=Path(item.path),
         labels={str(k): str(v) for k, v in item.info.labels.items()},
         metadata=metadata,
-        created_at=_utc(item.creation_time),
+        created_at=to_utc(item.creation_time),
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -10,7 +10,7 @@ import pytest
 from alerts.render import render, rule_groups
 from alerts.rules import RuleGroup
 from alerts.spec import AlertSpec, app_config_path, load_spec
-from service.settings import MonitorSchedule, load_app_config
+from core.config import MonitorSchedule, load_app_config
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]

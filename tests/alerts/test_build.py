@@ -6,7 +6,7 @@ import stat
 from typer.testing import CliRunner
 
 from alerts.cli import app
-from alerts.writer import differing, strays, write_atomically, write_files
+from core.files import differing, strays, write_atomically, write_files
 from tests.alerts.conftest import ALERTS_DIR
 
 runner = CliRunner()

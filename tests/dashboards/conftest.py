@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from alerts.spec import app_config_path, load_spec
+from core.config import AppConfig, load_app_config
 from dashboards.render import render
-from service.settings import AppConfig, load_app_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = ROOT / "dashboards"

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from alerts.writer import differing, strays
+from core.files import differing, strays
 from dashboards.cli import app
 from tests.dashboards.conftest import DASHBOARDS_DIR
 

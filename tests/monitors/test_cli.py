@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from core.contracts import RESULT_KEYS
 from monitors.cli import monitor_app
-from monitors.results import CONTRACT_KEYS
 from storage.engine import create_store_engine
 from storage.schema import monitor_results
 from tests.monitors import traffic
@@ -41,7 +41,7 @@ def test_run_prints_the_contract_json_and_stores_the_same_rows_once(loaded_url):
     result = _invoke("run", "--start", START, "--end", END, "--database-url", loaded_url, "--json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert rows and all(set(CONTRACT_KEYS) <= set(row) for row in rows)
+    assert rows and all(set(RESULT_KEYS) <= set(row) for row in rows)
     assert {row["monitor"] for row in rows} == {
         "confidence_drift",
         "class_shift",

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
+from core.config import CapacityConfig, Price, PricingConfig
 from monitors.cost import capacity_cost_usd, compute_costs, cost_rows
-from service.settings import CapacityConfig, Price, PricingConfig
 
 PRICING = PricingConfig(
     default=Price(cpu_per_second=0.001, gpu_per_second=0.01, per_request=0.0001),

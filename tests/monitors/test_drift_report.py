@@ -5,11 +5,11 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
+from core.config import AppConfig
+from core.timeutil import Window
 from monitors.baselines import Baseline
 from monitors.cli import report_app
 from monitors.drift_report import allocate, baseline_frame, build_drift_report, window_frame
-from monitors.windows import Window
-from service.settings import AppConfig
 from tests.monitors import traffic
 
 START, END = (t.isoformat() for t in traffic.WINDOW)

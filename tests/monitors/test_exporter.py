@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from core.catalog import MONITOR_METRICS, series_names
+from core.config import AppConfig, TenantConfig
 from monitors.exporter import MonitorExporter
 from monitors.results import MonitorResult
-from service.catalog import MONITOR_METRICS, series_names
-from service.settings import AppConfig, TenantConfig
 
 T = datetime(2026, 11, 16, 10, tzinfo=UTC)
 CONFIG = AppConfig(tenants={"acme": TenantConfig(weekly_budget_usd=3.0)})

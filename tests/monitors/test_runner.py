@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from core.config import AppConfig
+from core.timeutil import Window
 from monitors.baselines import Baseline, BaselineStore
 from monitors.drift import confidence_drift
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
 from monitors.runner import UnknownModelError, run_monitors, store_results
-from monitors.windows import Window
-from service.settings import AppConfig
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from storage.schema import monitor_results

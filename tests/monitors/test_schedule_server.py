@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitors.windows import aligned_end
+from core.timeutil import aligned_end
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from tests.monitors import traffic

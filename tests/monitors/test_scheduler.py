@@ -6,11 +6,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 
+from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig
 from monitors.baselines import BaselineStore
 from monitors.exporter import MonitorExporter
 from monitors.locks import monitor_lock
 from monitors.scheduler import Scheduler
-from service.settings import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig
 from storage.schema import monitor_results
 from tests.monitors import traffic
 

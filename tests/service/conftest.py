@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from service.settings import hash_api_key
-from storage.scratch import scratch_schema
+from core.config import hash_api_key
 from tests.conftest import POSTGRES_URL, require
+from tests.support.scratch import scratch_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"acme": "acme-test-key", "globex": "globex-test-key"}

@@ -1,8 +1,8 @@
 import pytest
 
+from core.config import AppConfig, TenantConfig, hash_api_key
 from service.auth import authenticate, authorize, bearer_key
 from service.errors import ServiceError
-from service.settings import AppConfig, TenantConfig, hash_api_key
 
 CONFIG = AppConfig(
     tenants={

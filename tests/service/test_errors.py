@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from service.catalog import ERROR_CODES
+from core.contracts import ERROR_CODES
 from service.errors import (
     ERROR_STATUS,
     ServiceError,

@@ -3,11 +3,12 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from service.catalog import OTHER
+from core.catalog import OTHER
+from core.contracts import PREDICTION_COLUMNS
 from service.errors import ServiceError
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
 from service.runtime import BatchResult, ItemResult
-from storage.writer import PREDICTION_COLUMNS, prediction_record
+from storage.writer import prediction_record
 from tests.service.test_metric_buffer import sample_values
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

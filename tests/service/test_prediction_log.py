@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, text
 
-from service.catalog import SERVICE_METRICS, create_metrics
+from core.catalog import SERVICE_METRICS
+from core.metrics import create_metrics
 from service.prediction_log import PredictionLog
 from service.spill import encode_records
 from storage.writer import prediction_row

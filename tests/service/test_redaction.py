@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import RedactionConfig, load_app_config
 from service.redaction import Redactor
-from service.settings import RedactionConfig, load_app_config
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,6 @@ def test_invalid_or_empty_matching_patterns_are_refused_by_name(pattern):
     ],
 )
 def test_default_patterns_mask_contacts_and_cards_but_not_dates_or_orders(text, expected):
-    from service.settings import RedactionConfig
+    from core.config import RedactionConfig
 
     assert Redactor(RedactionConfig().patterns).redact(text) == expected

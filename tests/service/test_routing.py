@@ -1,8 +1,8 @@
 import pytest
 
+from core.config import AppConfig, ModelRef, RouteConfig, RoutingRule
 from service.errors import ServiceError
 from service.routing import Router, parse_region
-from service.settings import AppConfig, ModelRef, RouteConfig, RoutingRule
 
 ROUTING = {
     "predict_risk": RouteConfig(

@@ -3,8 +3,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from core.config import LimitsConfig
 from service.schemas import ErrorEnvelope, openapi_overlay, request_schemas
-from service.settings import LimitsConfig
 
 SCHEMAS = request_schemas(LimitsConfig(max_ticket_chars=20, max_bulk_items=3))
 

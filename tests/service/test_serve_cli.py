@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from service.serve_cli import PROJECT_ROOT, serve_command, serve_environment
-from service.settings import ConfigError
 
 
 def test_command_runs_bentoml_on_the_service_with_its_workers():

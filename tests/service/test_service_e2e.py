@@ -15,7 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from service.catalog import ENDPOINTS, OTHER
+from core.catalog import OTHER
+from core.contracts import ENDPOINT_NAMES as ENDPOINTS
 from storage.engine import create_store_engine
 from storage.schema import predictions
 from tests.conftest import require

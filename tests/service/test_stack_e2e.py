@@ -17,9 +17,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from servewatch.stack import RunningStack, alertmanager_binary, plan_stack
 from service.models.risk_data import risk_features
 from service.models.ticket_corpus import ticket_text
-from service.stack import RunningStack, alertmanager_binary, plan_stack
 from service.traffic import DEMO_TENANTS, Scenario, TenantProfile, plan_traffic, send_traffic
 from storage.engine import create_store_engine
 from storage.schema import predictions
@@ -58,7 +58,7 @@ def _fast_rules(workdir: Path, config: Path) -> Path:
     spec_file = workdir / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     out = workdir / "alerts"
-    build = [sys.executable, "-m", "service", "alerts", "build", "--spec", str(spec_file)]
+    build = [sys.executable, "-m", "servewatch", "alerts", "build", "--spec", str(spec_file)]
     subprocess.run([*build, "--out-dir", str(out), "--config", str(config)], check=True, cwd=ROOT)
     return out / "generated"
 

@@ -6,7 +6,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from service.settings import AppConfig
+from core.config import AppConfig
 
 
 def record(

@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from core.timeutil import IsoWeek, midnight
 from monitors.cost import compute_costs, cost_rows
-from monitors.finops import IsoWeek, midnight, weekly_figures
+from monitors.finops import weekly_figures
 from monitors.finops_report import csv_tables, load_figures, render_markdown, write_weekly_report
 from storage.aggregates import compute_totals
 from storage.writer import write_predictions

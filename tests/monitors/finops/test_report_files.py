@@ -10,7 +10,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from monitors.finops_report import WeekNotOverError, finops, write_atomically, write_weekly_report
+from core.files import write_atomically
+from monitors.finops_report import WeekNotOverError, finops, write_weekly_report
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from storage.writer import write_predictions
@@ -68,7 +69,7 @@ def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path):
     target.write_text("old")
 
     with pytest.raises(TypeError):
-        write_atomically(target, "not bytes")  # type: ignore[arg-type]
+        write_atomically(target, 42)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
 
@@ -139,8 +140,8 @@ def test_cli_refuses_an_invalid_database_url(cli, tmp_path):
 
 
 def test_the_cli_reads_the_config_it_is_given(tmp_path):
+    from core.config import ConfigError
     from monitors.finops_cli import finops as finops_command
-    from service.settings import ConfigError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("tenants:\n  acme:\n    weekly_budget_usd: -5\n")

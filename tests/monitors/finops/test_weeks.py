@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from monitors.finops import IsoWeek, MalformedWeekError, data_range
+from core.timeutil import IsoWeek, MalformedWeekError
+from monitors.finops import data_range
 from monitors.finops_report import due_week
 
 

@@ -1,10 +1,11 @@
-"""Time windows: parsing, validation and the cadence-aligned windows a schedule runs."""
+"""Time in UTC: normalising and printing instants, windows a schedule runs, ISO weeks."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 
 class InvalidWindowError(ValueError):
@@ -21,7 +22,20 @@ def parse_time(text: str) -> datetime:
 
 
 def to_utc(value: datetime) -> datetime:
+    """Aware UTC datetime; naive values are taken to be UTC already."""
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` suffix (naive values are taken as UTC)."""
+    return to_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def epoch(value: datetime) -> float:
+    """Unix time of `value` (naive values are taken as UTC)."""
+    return to_utc(value).timestamp()
 
 
 @dataclass(frozen=True, order=True)
@@ -85,3 +99,80 @@ def week_start(moment: datetime) -> datetime:
     """Monday 00:00 UTC of the ISO week holding `moment`."""
     day = to_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
     return day - timedelta(days=day.weekday())
+
+
+def midnight(day: date) -> datetime:
+    """00:00 UTC of `day`."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    """The days from `start` up to `end` (exclusive)."""
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+class MalformedWeekError(ValueError):
+    """Text that is not an ISO week such as 2026-W47."""
+
+
+@dataclass(frozen=True, order=True)
+class IsoWeek:
+    """An ISO 8601 week: Monday 00:00 UTC up to the next Monday."""
+
+    year: int
+    week: int
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisocalendar(self.year, self.week, 1)
+        except ValueError as exc:
+            raise MalformedWeekError(f"{self.year}-W{self.week:02d} is not an ISO week") from exc
+
+    @classmethod
+    def parse(cls, text: str) -> IsoWeek:
+        match = _WEEK.fullmatch(text.strip())
+        if match is None:
+            raise MalformedWeekError(f"malformed week {text!r}: expected YYYY-Www, e.g. 2026-W47")
+        return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def containing(cls, day: date) -> IsoWeek:
+        year, week, _ = day.isocalendar()
+        return cls(year, week)
+
+    @classmethod
+    def last_full(cls, now: datetime) -> IsoWeek:
+        """The latest week that has ended at `now`."""
+        return cls.containing(to_utc(now).date()).previous
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+    @property
+    def start(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    @property
+    def end(self) -> date:
+        """The Monday after the week (exclusive)."""
+        return self.start + timedelta(days=7)
+
+    @property
+    def days(self) -> list[date]:
+        return days_between(self.start, self.end)
+
+    @property
+    def previous(self) -> IsoWeek:
+        return IsoWeek.containing(self.start - timedelta(days=7))
+
+    @property
+    def month_start(self) -> date:
+        """First day of the month the week ends in: the month the forecast is for."""
+        return (self.end - timedelta(days=1)).replace(day=1)
+
+    def __str__(self) -> str:
+        return self.label

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, MONITOR_NAMES, MONITOR_TABLE
+
 Severity = Literal["warn", "alert"]
 
 
@@ -108,19 +110,13 @@ class Threshold(_Strict):
 
 def _default_thresholds() -> dict[str, dict[str, Threshold]]:
     return {
-        "confidence_drift": {
-            "psi": Threshold(warn=0.1, alert=0.25),
-            "js_distance": Threshold(warn=0.1, alert=0.2),
-            "ks_statistic": Threshold(warn=0.1, alert=0.2),
-            "wasserstein_normalized": Threshold(warn=0.1, alert=0.25),
-            "mean_confidence_drop": Threshold(warn=0.05, alert=0.1),
-            "low_confidence_share": Threshold(warn=0.2, alert=0.35),
-        },
-        "class_shift": {
-            "psi": Threshold(warn=0.1, alert=0.25),
-            "js_distance": Threshold(warn=0.1, alert=0.2),
-        },
-        "schema_failures": {"failure_rate": Threshold(warn=0.001, alert=0.01)},
+        monitor.name: {
+            metric.name: Threshold(warn=metric.warn, alert=metric.alert)
+            for metric in monitor.metrics
+            if metric.warn is not None and metric.alert is not None
+        }
+        for monitor in MONITOR_TABLE
+        if any(metric.warn is not None for metric in monitor.metrics)
     }
 
 
@@ -132,29 +128,11 @@ class MonitorSchedule(_Strict):
 
 
 def _default_schedules() -> dict[str, MonitorSchedule]:
-    names = ("confidence_drift", "class_shift", "schema_failures", "cost")
-    return {name: MonitorSchedule() for name in names}
+    return {name: MonitorSchedule() for name in MONITOR_NAMES}
 
 
 # The metrics each monitor computes: a threshold may be set on any of them.
-MONITOR_METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "confidence_drift": (
-        "psi",
-        "js_distance",
-        "ks_statistic",
-        "wasserstein_normalized",
-        "mean_confidence_drop",
-        "low_confidence_share",
-    ),
-    "class_shift": ("psi", "js_distance", "chi_square"),
-    "schema_failures": ("failure_rate",),
-    "cost": (
-        "attributed_cost_usd",
-        "idle_cost_usd",
-        "total_cost_usd",
-        "cost_per_1k_predictions_usd",
-    ),
-}
+MONITOR_METRIC_NAMES: dict[str, tuple[str, ...]] = {m.name: m.metric_names for m in MONITOR_TABLE}
 
 
 def _merged_over_defaults(value: object, defaults: dict, what: str, known: dict) -> object:
@@ -219,20 +197,14 @@ class LimitsConfig(_Strict):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
-ENDPOINT_NAMES = ("classify_ticket", "classify_tickets", "predict_risk")
-
-
 def _default_routing() -> dict[str, RouteConfig]:
-    ticket = RouteConfig(default=ModelRef(model="ticket_classifier"))
-    risk = RouteConfig(default=ModelRef(model="risk_scorer"))
-    return {"classify_ticket": ticket, "classify_tickets": ticket, "predict_risk": risk}
+    return {e.name: RouteConfig(default=ModelRef(model=e.model)) for e in ENDPOINT_TABLE}
 
 
 def _default_batching() -> dict[str, BatchPolicy]:
     return {
-        "classify_ticket": BatchPolicy(max_batch_size=16, max_latency_ms=10),
-        "classify_tickets": BatchPolicy(max_batch_size=128, max_latency_ms=200),
-        "predict_risk": BatchPolicy(max_batch_size=32, max_latency_ms=10),
+        e.name: BatchPolicy(max_batch_size=e.max_batch_size, max_latency_ms=e.max_latency_ms)
+        for e in ENDPOINT_TABLE
     }
 
 

@@ -4,7 +4,8 @@ import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from service.catalog import CATALOG, MONITOR_METRICS, SERVICE_METRICS, create_metrics, series_names
+from core.catalog import CATALOG, MONITOR_METRICS, SERVICE_METRICS, series_names
+from core.metrics import create_metrics
 from tests.conftest import require
 
 
@@ -27,7 +28,7 @@ def test_histogram_series_include_bucket_sum_count():
 
 
 def test_catalog_imports_without_bentoml():
-    code = "import sys, service.catalog; assert 'bentoml' not in sys.modules"
+    code = "import sys, core.catalog; assert 'bentoml' not in sys.modules"
     subprocess.run([__import__("sys").executable, "-c", code], check=True)
 
 

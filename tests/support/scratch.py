@@ -1,4 +1,4 @@
-"""Scratch stores: a migrated PostgreSQL schema of its own, dropped on exit (tests, benches)."""
+"""Scratch stores for tests and benches: a migrated PostgreSQL schema of its own, dropped on exit."""
 
 from __future__ import annotations
 

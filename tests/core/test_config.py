@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import ConfigError, hash_api_key, load_app_config, load_settings
+from core.config import ConfigError, hash_api_key, load_app_config, load_settings
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "servewatch.yaml"
 

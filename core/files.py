@@ -1,4 +1,4 @@
-"""Writing generated files: atomically, and reporting which ones differ from what is on disk."""
+"""Writing files atomically, and telling which generated files differ from what is on disk."""
 
 from __future__ import annotations
 
@@ -8,18 +8,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: readers see the old file or the new one."""
+def write_atomically(path: Path, data: str | bytes) -> Path:
+    """Replace `path` with `data` in one step: readers see the old file or the whole new one.
+
+    Text is written as UTF-8 with `\n` line ends. The data reaches the disk before the rename,
+    and the file gets mode 0644 (generated files are committed and mounted into containers).
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these files are committed and mounted
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def differing(root: Path, files: Mapping[str, str]) -> list[str]:

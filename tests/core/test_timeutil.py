@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitors.windows import InvalidWindowError, Window, due_windows, parse_time, week_start
+from core.timeutil import InvalidWindowError, Window, due_windows, parse_time, week_start
 
 T = datetime(2026, 11, 16, 12, 0, tzinfo=UTC).timestamp()
 

@@ -93,8 +93,8 @@ def up(
     ] = None,
 ) -> None:
     """Start store, models, service, monitors, traffic, and Prometheus/Alertmanager if installed."""
-    from service.settings import load_settings
-    from service.stack import RunningStack, plan_stack
+    from core.config import load_settings
+    from servewatch.stack import RunningStack, plan_stack
     from storage.migrate import upgrade
 
     settings = load_settings(**({"config_file": config} if config else {}))
@@ -146,7 +146,7 @@ def _ensure_models() -> None:
 
 
 def _print_plan(plan: object, database_url: str) -> None:
-    from service.stack import StackPlan
+    from servewatch.stack import StackPlan
 
     assert isinstance(plan, StackPlan)
     table = Table(title="servewatch stack (Ctrl-C stops everything)")

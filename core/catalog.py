@@ -3,29 +3,12 @@ dashboards and alerts. Pure data; imports neither BentoML nor anything heavy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 MetricKind = Literal["counter", "gauge", "histogram"]
 
-# Error classes of DESIGN.md's contract 2; "ok" completes the `outcome` label's value set.
-ERROR_CODES: tuple[str, ...] = (
-    "validation_error",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "payload_too_large",
-    "overloaded",
-    "timeout",
-    "model_error",
-    "not_ready",
-)
-OUTCOMES: tuple[str, ...] = ("ok", *ERROR_CODES)
-ENDPOINTS: tuple[str, ...] = ("classify_ticket", "classify_tickets", "predict_risk")
-MONITORS: tuple[str, ...] = ("confidence_drift", "class_shift", "schema_failures", "cost")
 PREDICTION_LOG_EVENTS: tuple[str, ...] = ("queued", "written", "spilled", "replayed", "dropped")
 # Label value used for anything outside a bounded set (unknown tenant, unrouted model, ...).
 OTHER = "other"
@@ -264,27 +247,3 @@ def spec(name: str) -> MetricSpec:
 def series_names(specs: Iterable[MetricSpec] = CATALOG) -> frozenset[str]:
     """Every selectable sample name the catalog defines."""
     return frozenset(s for entry in specs for s in entry.series)
-
-
-def create_metrics(
-    specs: Iterable[MetricSpec], registry: CollectorRegistry | None
-) -> Mapping[str, Counter | Gauge | Histogram]:
-    """prometheus_client objects for `specs`, registered in `registry` (None: unregistered)."""
-    metrics: dict[str, Counter | Gauge | Histogram] = {}
-    for entry in specs:
-        common = {"documentation": entry.help, "labelnames": entry.labels, "registry": registry}
-        if entry.kind == "counter":
-            metrics[entry.name] = Counter(entry.name, **common)  # type: ignore[arg-type]
-        elif entry.kind == "gauge":
-            metrics[entry.name] = Gauge(
-                entry.name,
-                multiprocess_mode=entry.multiprocess_mode,  # type: ignore[arg-type]
-                **common,  # type: ignore[arg-type]
-            )
-        else:
-            metrics[entry.name] = Histogram(
-                entry.name,
-                buckets=entry.buckets or Histogram.DEFAULT_BUCKETS,
-                **common,  # type: ignore[arg-type]
-            )
-    return metrics

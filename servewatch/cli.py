@@ -12,7 +12,7 @@ from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
 from monitors.cli import monitor_app, report_app
 from monitors.finops_cli import finops
-from service.demo_cli import stack_app, traffic
+from servewatch.demo_cli import stack_app, traffic
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
@@ -36,7 +36,7 @@ app.command("traffic")(traffic)
 
 def main() -> None:
     """Run the CLI; configuration errors become one clear line and exit code 2."""
-    from service.settings import ConfigError
+    from core.config import ConfigError
 
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")  # no usage reports from our commands
     try:

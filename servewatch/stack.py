@@ -97,7 +97,7 @@ def plan_stack(
         env["SERVEWATCH_CONFIG_FILE"] = str(config_file)
     if database_url:
         env["SERVEWATCH_DATABASE_URL"] = database_url
-    cli = (sys.executable, "-m", "service")
+    cli = (sys.executable, "-m", "servewatch")
     service_url = f"http://{host}:{ports['service']}"
     components = [
         Component(

@@ -1,0 +1,1 @@
+"""servewatch core: configuration, the metric catalog, the public contracts, time and files."""

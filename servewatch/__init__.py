@@ -1,0 +1,1 @@
+"""The `servewatch` command line: the one package that imports every other."""
