@@ -1,4 +1,4 @@
-"""Scratch stores for tests and benches: a migrated PostgreSQL schema of its own, dropped on exit."""
+"""Scratch stores for tests and benches: a migrated PostgreSQL schema, dropped on exit."""
 
 from __future__ import annotations
 
