@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -135,7 +136,9 @@ def _default_schedules() -> dict[str, MonitorSchedule]:
 MONITOR_METRIC_NAMES: dict[str, tuple[str, ...]] = {m.name: m.metric_names for m in MONITOR_TABLE}
 
 
-def _merged_over_defaults(value: object, defaults: dict, what: str, known: dict) -> object:
+def _merged_over_defaults(
+    value: object, defaults: Mapping[str, Any], what: str, known: Mapping[str, Any]
+) -> object:
     """A partial mapping from the file, laid over the defaults; unknown names are refused."""
     if not isinstance(value, dict):
         return value

@@ -73,7 +73,7 @@ LEGACY_CUSTOM_KEYS: Mapping[str, tuple[str, ...]] = {"table": ("displayMode",)}
 
 def normalize_dashboard(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of grafanalib's dashboard JSON that Grafana's current schema accepts."""
-    dashboard = _drop_nulls(copy.deepcopy(dict(raw)))
+    dashboard: dict[str, Any] = _drop_nulls(copy.deepcopy(dict(raw)))
     for key in LEGACY_DASHBOARD_KEYS:
         dashboard.pop(key, None)
     if dashboard.get("id") is None:

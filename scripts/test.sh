@@ -11,5 +11,7 @@ uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 echo "== mypy"
 uv run --frozen mypy
+echo "== import-linter (layers, no SQL outside storage, a framework-free core)"
+uv run --frozen lint-imports
 echo "== pytest"
 uv run --frozen pytest -q -p no:cacheprovider "$@"

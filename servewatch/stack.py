@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -60,7 +61,7 @@ def render_prometheus_config(
     evaluation_interval: str = "5s",
 ) -> str:
     """prometheus.yml scraping the service and the monitors on `host:port` targets."""
-    config: dict = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "rule_files": list(rule_files),
         "scrape_configs": [

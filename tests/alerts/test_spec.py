@@ -42,7 +42,7 @@ def test_durations(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "5", "1w", "m5", "1.5h"])
 def test_bad_durations(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a duration"):
         duration_seconds(text)
 
 
