@@ -28,9 +28,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.instrumentation import ItemOutcome, RequestTrace, prediction_rows  # noqa: E402
-from service.prediction_log import ENCODE_TICK_S, PredictionLog  # noqa: E402
-from tests.support.scratch import scratch_schema  # noqa: E402
+from service.instrumentation import ItemOutcome, RequestTrace, prediction_rows
+from service.prediction_log import ENCODE_TICK_S, PredictionLog
+from tests.support.scratch import scratch_schema
 
 DEFAULT_POSTGRES_URL = os.environ.get(
     "SERVEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -64,7 +64,7 @@ def rows_of(trace: RequestTrace, outcome: str, latency_s: float) -> list[list[ob
 
 def writer_cpu_s(log: PredictionLog) -> float:
     """The writer thread's CPU time: scheduler nanoseconds on Linux, else psutil's ticks."""
-    thread = log._thread  # noqa: SLF001 - a benchmark looks inside
+    thread = log._thread
     assert thread is not None and thread.native_id is not None
     schedstat = Path(f"/proc/self/task/{thread.native_id}/schedstat")
     if schedstat.exists():

@@ -404,6 +404,22 @@ def run(
             server.stop()
 
 
+def pin_for_round(
+    servers: dict[str, Server], schedule: str, round_index: int
+) -> dict[str, int | None]:
+    """Pin the servers for one round of a concurrent schedule; the CPU each one's load runs on."""
+    if schedule == "pinned":  # swapping CPUs every round cancels their differences
+        cpus: dict[str, int | None] = {n: (i + round_index) % 2 for i, n in enumerate(servers)}
+        for name, server in servers.items():
+            server.pin(cpus[name] or 0)
+        return cpus
+    if schedule == "shared":  # both servers on CPU 0, both wrk on CPU 1
+        for server in servers.values():
+            server.pin(0)
+        return dict.fromkeys(servers, 1)
+    return dict.fromkeys(servers)
+
+
 def measure(
     servers: dict[str, Server], args: argparse.Namespace, use_wrk: bool, workdir: Path
 ) -> dict[str, list[LoadResult]]:
@@ -430,15 +446,7 @@ def measure(
     for round_index in range(args.rounds):
         if args.schedule in ("together", "pinned", "shared"):
             # Both under load at once: whatever else runs on the machine slows both alike.
-            cpus: dict[str, int | None] = dict.fromkeys(servers)
-            if args.schedule == "pinned":  # swapping CPUs every round cancels their differences
-                cpus = {n: (i + round_index) % 2 for i, n in enumerate(servers)}
-                for name, server in servers.items():
-                    server.pin(cpus[name] or 0)
-            elif args.schedule == "shared":  # both servers on CPU 0, both wrk on CPU 1
-                cpus = dict.fromkeys(servers, 1)
-                for server in servers.values():
-                    server.pin(0)
+            cpus = pin_for_round(servers, args.schedule, round_index)
             with ThreadPoolExecutor(max_workers=len(servers)) as pool:
                 futures = {
                     n: pool.submit(load, s, args.duration, cpus[n]) for n, s in servers.items()

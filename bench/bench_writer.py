@@ -34,17 +34,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-from sqlalchemy import Engine, func, select, text  # noqa: E402
-from sqlalchemy.orm import DeclarativeBase, Session  # noqa: E402
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Session
 
-from core.catalog import SERVICE_METRICS  # noqa: E402
-from core.metrics import create_metrics  # noqa: E402
-from service.prediction_log import PredictionLog  # noqa: E402
-from storage.engine import create_store_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.schema import predictions  # noqa: E402
-from tests.support.scratch import scratch_schema  # noqa: E402
+from core.catalog import SERVICE_METRICS
+from core.metrics import create_metrics
+from service.prediction_log import PredictionLog
+from storage.engine import create_store_engine
+from storage.migrate import upgrade
+from storage.schema import predictions
+from tests.support.scratch import scratch_schema
 
 DEFAULT_POSTGRES_URL = os.environ.get(
     "SERVEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
