@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -179,18 +179,29 @@ class MonitorsConfig(_Strict):
         return self.thresholds.get(monitor, {}).get(metric)
 
 
-def _default_redaction() -> dict[str, str]:
-    return {
-        "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-        "card": r"\b\d(?:[ -]?\d){12,18}\b",
-        # International prefix, area code (optionally in parentheses), two groups of digits.
-        "phone": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\b\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}\b",
-    }
+Detector = Literal["email", "iban", "card", "phone"]
 
 
 class RedactionConfig(_Strict):
-    patterns: dict[str, str] = Field(default_factory=_default_redaction)
+    """What is masked in ticket text before it is stored (only when raw inputs are stored)."""
+
     store_raw_inputs: bool = False
+    # Built-in detectors, applied in this order: IBANs and card numbers only when their
+    # checksum holds (mod 97, Luhn), phone numbers with libphonenumber's matcher.
+    detectors: list[Detector] = Field(default_factory=lambda: list(get_args(Detector)))
+    # Regions whose national phone formats are recognised (ISO 3166 alpha-2 codes); numbers
+    # written with an international prefix are found whatever the region.
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR"])
+    # Extra patterns, name -> regular expression, masked as [NAME] after the detectors.
+    patterns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _region_codes(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if len(region) != 2 or not region.isascii() or not region.isupper():
+                raise ValueError(f"{region!r} is not an ISO 3166 alpha-2 region code such as GB")
+        return value
 
 
 class LimitsConfig(_Strict):

@@ -171,7 +171,7 @@ class ServiceRuntime:
             return str
         from service.redaction import Redactor
 
-        return Redactor(redaction.patterns).redact
+        return Redactor(redaction).redact
 
     # -- start-up checks -------------------------------------------------------------------
 
