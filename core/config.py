@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, MONITOR_NAMES, MONITOR_TABLE
@@ -258,6 +258,9 @@ def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
+MIN_AUDIT_KEY_BYTES = 16
+
+
 class Settings(BaseSettings):
     """Flat settings from `SERVEWATCH_*` variables; `config` holds the parsed YAML file."""
 
@@ -282,6 +285,10 @@ class Settings(BaseSettings):
     # Rows per write to the store.
     log_batch_size: int = Field(default=1000, ge=1)
     log_flush_interval_s: float = Field(default=0.5, gt=0)
+    # The audit log's HMAC key (inputs are stored as HMAC digests): a file holding it, or the
+    # key itself. Read only by the prediction log's writer, never by the model code path.
+    audit_key_file: Path | None = None
+    audit_key: SecretStr | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -294,6 +301,23 @@ class Settings(BaseSettings):
     @property
     def spill_dir(self) -> Path:
         return self.home / "spill"
+
+    def audit_hmac_key(self) -> bytes | None:
+        """The audit log's HMAC key, from the secret file or the variable (None: not set)."""
+        if self.audit_key_file is not None:
+            try:
+                key = self.audit_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"SERVEWATCH_AUDIT_KEY_FILE: cannot read {self.audit_key_file}: {exc.strerror}"
+                ) from exc
+        elif self.audit_key is not None:
+            key = self.audit_key.get_secret_value().encode()
+        else:
+            return None
+        if len(key) < MIN_AUDIT_KEY_BYTES:
+            raise ConfigError(f"the audit key must be at least {MIN_AUDIT_KEY_BYTES} bytes long")
+        return key
 
     @cached_property
     def config(self) -> AppConfig:

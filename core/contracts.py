@@ -1,5 +1,6 @@
 """The public contracts of DESIGN.md, each written once: the `predictions` row, the error classes,
-the monitors with their metrics, the business endpoints and the monitor-result keys.
+the monitors with their metrics, the business endpoints, the monitor-result keys and the audit
+log's events.
 
 Every other module derives its lists from these tables; `tests/core/test_contracts.py` fails when
 another module spells one of them out again.
@@ -7,8 +8,9 @@ another module spells one of them out again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
 
 # --- Contract 1: the `predictions` row -------------------------------------------------------
 
@@ -265,3 +267,29 @@ def endpoint(name: str) -> Endpoint:
         if entry.name == name:
             return entry
     raise KeyError(name)
+
+
+# --- Contract 4: the audit log ---------------------------------------------------------------
+
+AuditKind = Literal["prediction", "release", "rollout_step", "promotion", "abort", "rollback"]
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of the append-only audit log: an answered prediction or a release action."""
+
+    kind: AuditKind
+    ts: datetime
+    request_id: str | None = None
+    tenant: str | None = None
+    endpoint: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    decision: str | None = None
+    confidence: float | None = None
+    input_hmac: str | None = None  # HMAC-SHA256 of the input, never the input itself
+    actor: str | None = None  # who took a release action
+    details: dict[str, Any] | None = None  # e.g. the gates' verdicts of a release action
+
+
+AUDIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditEvent))

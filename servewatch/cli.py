@@ -16,6 +16,7 @@ from servewatch.demo_cli import stack_app, traffic
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
+from storage.cli import audit_app
 
 app = typer.Typer(
     help="servewatch: observability and drift monitoring for BentoML-served models.",
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(alerts_app, name="alerts")

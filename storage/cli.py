@@ -52,3 +52,47 @@ def current(database_url: DatabaseUrl = None) -> None:
         typer.echo(current_revision(engine) or "(empty store)")
     finally:
         engine.dispose()
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+@audit_app.callback()
+def _audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_app.command("verify")
+def verify_audit(
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO time: check the blocks sealed from then on (default: all)"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute the audit chain; exit 1 naming the first block where a row was changed,
+    deleted, inserted or reordered."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.timeutil import parse_time
+    from storage.audit import verify
+    from storage.engine import create_store_engine
+
+    engine = create_store_engine(_url(database_url))
+    try:
+        result = verify(engine, since=parse_time(since) if since else None)
+    except SQLAlchemyError as exc:
+        console.print(
+            f"[red]error:[/red] cannot read the audit log ({type(exc).__name__}); "
+            "is the store reachable and migrated (`servewatch db upgrade`)?"
+        )
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    checked = f"{result.blocks} blocks, {result.rows} rows"
+    if result.ok:
+        typer.echo(f"audit chain intact: {checked}")
+        return
+    where = f"block {result.broken_block}" if result.broken_block is not None else "the chain"
+    console.print(f"[red]audit chain broken at {where}:[/red] {result.reason} (checked {checked})")
+    raise typer.Exit(1)

@@ -98,3 +98,37 @@ model_versions = Table(
     Column("metadata", JSON, nullable=False),
     UniqueConstraint("model_name", "model_version", name="uq_model_versions_name_version"),
 )
+
+# Contract 4: append-only (triggers refuse UPDATE and DELETE, see the migration), chained in
+# blocks: each block covers the rows with ids first_id..last_id and hashes them with the
+# previous block's hash.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64), nullable=True, index=True),
+    Column("tenant", String(128), nullable=True),
+    Column("endpoint", String(64), nullable=True),
+    Column("model_name", String(128), nullable=True),
+    Column("model_version", String(64), nullable=True),
+    Column("decision", String(128), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("input_hmac", String(64), nullable=True),
+    Column("actor", String(128), nullable=True),
+    Column("details", JSON, nullable=True),
+)
+
+audit_blocks = Table(
+    "audit_blocks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("first_id", Integer, nullable=False),
+    Column("last_id", Integer, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("rows_hash", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("block_hash", String(64), nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,193 @@
+"""The audit log (DESIGN.md contract 4): append events in sealed blocks, verify the chain.
+
+Each append is one transaction that inserts the events and seals them as one block: the block
+names its id range and row count and stores the hash of its rows and the previous block's hash,
+so changing, deleting, inserting or reordering a row breaks its block, and changing a block
+breaks the next one. Appends are serialised (a PostgreSQL advisory lock; SQLite has one writer
+at a time), so blocks follow each other in id order. Triggers refuse UPDATE and DELETE on both
+tables (migration 0002); the writer's database role needs only INSERT and SELECT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, func, insert, select
+
+from core.contracts import AUDIT_FIELDS, AuditEvent
+from core.timeutil import iso_utc, to_utc
+from storage.schema import audit_blocks, audit_log
+
+GENESIS = "0" * 64  # the previous hash of the first block
+# Any constant shared by all writers of one database: the lock that serialises appends.
+_APPEND_LOCK = 0x5E12_A0D1
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `verify` found: the blocks and rows checked, and the first broken block if any."""
+
+    blocks: int
+    rows: int
+    broken_block: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_block is None and self.reason is None
+
+
+def append(engine: Engine, events: Sequence[AuditEvent], *, now: datetime) -> int | None:
+    """Append `events` as one sealed block in a transaction of its own; the block's id."""
+    with engine.begin() as connection:
+        return append_in(connection, events, now=now)
+
+
+def append_in(connection: Connection, events: Sequence[AuditEvent], *, now: datetime) -> int | None:
+    """Append `events` as one sealed block inside the caller's transaction; the block's id."""
+    if not events:
+        return None
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(_APPEND_LOCK)))
+    # Inserting first takes SQLite's write lock before the previous block is read.
+    ids = [_insert(connection, event) for event in events]
+    previous = connection.execute(
+        select(audit_blocks.c.block_hash).order_by(audit_blocks.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    rows = _rows(connection, ids[0], ids[-1])
+    rows_hash = hash_rows(rows)
+    prev_hash = previous or GENESIS
+    block = {
+        "first_id": ids[0],
+        "last_id": ids[-1],
+        "row_count": len(rows),
+        "rows_hash": rows_hash,
+        "prev_hash": prev_hash,
+        "block_hash": block_hash(prev_hash, ids[0], ids[-1], len(rows), rows_hash),
+        "sealed_at": to_utc(now),
+    }
+    return _inserted_id(connection.execute(insert(audit_blocks).values(**block)))
+
+
+def verify(engine: Engine, since: datetime | None = None) -> Verification:
+    """Recompute the chain (from the first block sealed at or after `since`, trusting its link)."""
+    with engine.connect() as connection:
+        blocks = _blocks(connection, since)
+        checked_rows = 0
+        previous: str | None = None
+        covered_to: int | None = None
+        for block in blocks:
+            problem = _check(connection, block, previous, covered_to)
+            if problem is not None:
+                return Verification(len(blocks), checked_rows, block["id"], problem)
+            checked_rows += block["row_count"]
+            previous, covered_to = block["block_hash"], block["last_id"]
+        stray = _rows_after(connection, covered_to) if blocks or since is None else 0
+        if stray:
+            return Verification(
+                len(blocks), checked_rows, None, f"{stray} rows after the last block"
+            )
+        return Verification(len(blocks), checked_rows)
+
+
+def _check(
+    connection: Connection, block: dict[str, Any], previous: str | None, covered_to: int | None
+) -> str | None:
+    """Why `block` is broken, or None."""
+    if previous is not None and block["prev_hash"] != previous:
+        return "its previous hash is not the hash of the block before it"
+    if block["block_hash"] != block_hash(
+        block["prev_hash"],
+        block["first_id"],
+        block["last_id"],
+        block["row_count"],
+        block["rows_hash"],
+    ):
+        return "its own hash does not match its contents"
+    if covered_to is not None and _count_between(connection, covered_to, block["first_id"]):
+        return "rows were inserted before it, between it and the block before"
+    rows = _rows(connection, block["first_id"], block["last_id"])
+    if len(rows) != block["row_count"]:
+        return f"it sealed {block['row_count']} rows, {len(rows)} are there"
+    if hash_rows(rows) != block["rows_hash"]:
+        return "a row in it was changed or reordered"
+    return None
+
+
+def hash_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """SHA-256 over the rows' canonical forms, in id order."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(canonical(row).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def block_hash(prev_hash: str, first_id: int, last_id: int, row_count: int, rows_hash: str) -> str:
+    return hashlib.sha256(
+        f"{prev_hash}|{first_id}|{last_id}|{row_count}|{rows_hash}".encode()
+    ).hexdigest()
+
+
+def canonical(row: dict[str, Any]) -> str:
+    """A row as JSON with sorted keys, its time in UTC and its floats exact."""
+    values = {"id": int(row["id"]), **{name: row[name] for name in AUDIT_FIELDS}}
+    values["ts"] = iso_utc(values["ts"])
+    if values["confidence"] is not None:
+        confidence = float(values["confidence"])
+        values["confidence"] = confidence.hex() if math.isfinite(confidence) else None
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _insert(connection: Connection, event: AuditEvent) -> int:
+    values = asdict(event)
+    values["ts"] = to_utc(event.ts)
+    return _inserted_id(connection.execute(insert(audit_log).values(**values)))
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has it
+    return int(key[0])
+
+
+def _rows(connection: Connection, first_id: int, last_id: int) -> list[dict[str, Any]]:
+    c = audit_log.c
+    statement = select(audit_log).where(c.id >= first_id, c.id <= last_id).order_by(c.id)
+    return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+def _blocks(connection: Connection, since: datetime | None) -> list[dict[str, Any]]:
+    statement = select(audit_blocks).order_by(audit_blocks.c.id)
+    if since is not None:
+        statement = statement.where(audit_blocks.c.sealed_at >= to_utc(since))
+    return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+def _count_between(connection: Connection, after_id: int, before_id: int) -> int:
+    c = audit_log.c
+    statement = select(func.count()).where(c.id > after_id, c.id < before_id)
+    return int(connection.execute(statement).scalar_one())
+
+
+def _rows_after(connection: Connection, after_id: int | None) -> int:
+    statement = select(func.count()).select_from(audit_log)
+    if after_id is not None:
+        statement = statement.where(audit_log.c.id > after_id)
+    return int(connection.execute(statement).scalar_one())
+
+
+def iter_events(engine: Engine, request_id: str) -> Iterator[dict[str, Any]]:
+    """The audit rows of one request id, oldest first."""
+    statement = (
+        select(audit_log).where(audit_log.c.request_id == request_id).order_by(audit_log.c.id)
+    )
+    with engine.connect() as connection:
+        for row in connection.execute(statement):
+            yield dict(row._mapping)
