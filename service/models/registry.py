@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.timeutil import to_utc
+from service.models.artifact import check_artifact
 from service.models.metadata import MetadataError, validate_metadata
 
 logger = logging.getLogger("servewatch.models")
@@ -131,12 +132,14 @@ def register_model(
     home: Path | str | None = None,
     replace: bool = False,
 ) -> RegisteredModel:
-    """Save `onnx_model` as `name:version`; refused (MetadataError) when metadata is incomplete."""
+    """Save `onnx_model` as `name:version`; refused when its metadata is incomplete
+    (MetadataError) or when the artifact does not load or fails its sample (ArtifactError)."""
     import bentoml
 
     if not valid_tag_part(name) or not valid_tag_part(version) or version == "latest":
         raise ValueError(f"{name}:{version} is not a valid model name and version")
     checked = validate_metadata(metadata, subject=f"{name}:{version}")
+    check_artifact(name, version, onnx_model, checked)
     models_dir = _models_dir(home)
     models_dir.mkdir(parents=True, exist_ok=True)
     store = _store(models_dir)
