@@ -30,7 +30,7 @@ from service.auth import authenticate, authorize
 from service.errors import ServiceError, describe_validation, render, translate
 from service.faults import FAULT_HEADER, Fault, parse_fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
-from service.readiness import Readiness, StoreCheck
+from service.readiness import Readiness
 from service.routing import Router, parse_region
 from service.runtime import (
     InputMismatch,
@@ -48,6 +48,7 @@ from service.schemas import (
     openapi_overlay,
     request_schemas,
 )
+from storage.probe import StoreProbe
 
 SETTINGS = load_settings()
 if "BENTOML_HOME" not in os.environ:  # `servewatch serve` sets it; plain `bentoml serve` may not
@@ -100,7 +101,7 @@ class ServiceRuntime:
         self.models: dict[tuple[str, str], LoadedModel] = {}
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
-        self._store_check = StoreCheck(settings.resolved_database_url)
+        self._store_check = StoreProbe(settings.resolved_database_url)
         checks: dict[str, Callable[[], str | None]] = {
             "models": self._load_models,
             "provider": self._check_providers,

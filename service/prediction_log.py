@@ -22,11 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-
 from service.spill import SpillDirectory, append_rejected
-from storage.engine import create_store_engine, is_sqlite
+from storage.engine import Engine
+from storage.errors import is_bad_data
+from storage.log_engine import prediction_log_engine
 from storage.writer import (
     REQUEST_ID,
     Record,
@@ -52,17 +51,6 @@ EVENTS = ("queued", "written", "spilled", "replayed", "dropped")
 # encoded ahead: the batch's COPY encodes as it streams, so the store parses one chunk while
 # the next is made.
 ENCODE_TICK_S = 0.25
-# PostgreSQL: give up on a hanging host in bounded time (the URL's own values take precedence).
-_POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "tcp_user_timeout": 10_000}
-
-
-def is_bad_data(exc: BaseException) -> bool:
-    """Whether the store refused the records themselves (retrying them cannot help)."""
-    if isinstance(exc, ValueError | TypeError | KeyError):
-        return True
-    # PEP 249 names these classes the same in every driver; SQLAlchemy wraps them alike.
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"IntegrityError", "DataError"})
 
 
 # What the records of one event are made from, by the writer thread: (make_records, args).
@@ -556,18 +544,7 @@ class PredictionLog:
 
     def _store_engine(self) -> Engine:
         if self._engine is None:
-            extra: dict[str, Any] = {}
-            if not is_sqlite(self.database_url):
-                given = make_url(self.database_url).query
-                defaults = {k: v for k, v in _POSTGRES_CONNECT_ARGS.items() if k not in given}
-                extra["connect_args"] = defaults
-                # No ping per batch (a round trip each): a dead connection fails its batch,
-                # which is spilled and replayed like any other failed write.
-                extra["pool_pre_ping"] = False
-                # A batch is one COPY, atomic on its own: autocommit spares the BEGIN and
-                # COMMIT round trips (~100 µs of the writer's CPU a batch, of ~270 for one row).
-                extra["isolation_level"] = "AUTOCOMMIT"
-            self._engine = create_store_engine(self.database_url, **extra)
+            self._engine = prediction_log_engine(self.database_url)
         return self._engine
 
     def _store_due(self) -> bool:
