@@ -8,10 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
-
-from storage.engine import create_store_engine, is_sqlite
-
 logger = logging.getLogger("servewatch.readiness")
 
 # A check returns None when it passes, else a short reason; raising counts as failing.
@@ -78,36 +74,3 @@ def _run(name: str, check: Check) -> CheckResult:
         logger.warning("readiness check %s fails: %s", name, problem)
         return CheckResult(name, False, problem)
     return CheckResult(name, True, "ok")
-
-
-class StoreCheck:
-    """The store answers and holds the predictions table (migrated)."""
-
-    def __init__(self, database_url: str, *, timeout_s: float = 2.0) -> None:
-        self._url = database_url
-        self._timeout_s = timeout_s
-        self._engine: Engine | None = None
-
-    def __call__(self) -> str | None:
-        if self._engine is None:
-            if is_sqlite(self._url):
-                self._engine = create_store_engine(self._url)
-            else:
-                self._engine = create_store_engine(
-                    self._url,
-                    pool_size=1,
-                    max_overflow=0,
-                    connect_args={"connect_timeout": max(1, round(self._timeout_s))},
-                )
-        try:
-            with self._engine.connect() as connection:
-                connection.execute(text("SELECT 1 FROM predictions WHERE 1 = 0"))
-        except Exception as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            return f"store does not answer: {reason}"
-        return None
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None

@@ -175,27 +175,27 @@ def _print_outcome(outcome: BuildOutcome) -> None:
 
 def _mirror(url: str, home: Path) -> bool:
     """Mirror versions into the store when it is migrated; False (and why) when not done."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from service.models.mirror import mirror_ready, sync_model_versions
+    from service.models.mirror import sync_model_versions
     from storage.engine import create_store_engine, is_sqlite
+    from storage.errors import StoreError
+    from storage.model_versions import model_versions_ready
+    from storage.urls import shown_url, sqlite_file_exists
 
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_url(url)
     hint = (
         f"the store at {shown} is not migrated: run `servewatch db upgrade`, then "
         "`servewatch models sync` to mirror model versions into it"
     )
-    if is_sqlite(url) and not _sqlite_file_exists(url):
+    if is_sqlite(url) and not sqlite_file_exists(url):
         _say(hint)
         return False
     engine = create_store_engine(url)
     try:
-        if not mirror_ready(engine):
+        if not model_versions_ready(engine):
             _say(hint)
             return False
         count = sync_model_versions(engine, home=home)
-    except SQLAlchemyError as exc:
+    except StoreError as exc:
         _say(f"cannot mirror into {shown}: {exc}", prefix="[yellow]warning:[/yellow] ")
         return False
     finally:
@@ -209,13 +209,6 @@ def _say(text: str, prefix: str = "") -> None:
     from rich.markup import escape
 
     console.print(prefix + escape(text), highlight=False, soft_wrap=True)
-
-
-def _sqlite_file_exists(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    return bool(database) and database != ":memory:" and Path(str(database)).is_file()
 
 
 def _flag_latest(models: list[RegisteredModel]) -> list[tuple[RegisteredModel, bool]]:

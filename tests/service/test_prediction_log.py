@@ -112,20 +112,31 @@ def make_log(
         log.close(timeout=10)
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_records_are_written_in_batches_of_the_configured_size(make_log, store_engine, observed):
-    log = make_log(batch_size=10, flush_interval_s=30.0)
+    clock = FakeClock()  # never moves: the 30 s timer cannot fire, only a full batch or flush
+    log = make_log(batch_size=10, flush_interval_s=30.0, monotonic=clock)
     log.start()
     records = make_records(25)
     for record in records:
         log.submit(record)
 
     assert wait_until(lambda: row_count(store_engine) == 20)
-    time.sleep(0.1)
-    assert row_count(store_engine) == 20  # the last 5 wait for a full batch or the timer
+    assert observed.events()["written"] == 20  # the last 5 wait for a full batch or the timer
 
-    started = time.monotonic()
-    assert log.flush(timeout=10)
-    assert time.monotonic() - started < 5  # flush does not wait for the 30 s timer
+    assert log.flush(timeout=10)  # flush does not wait for the timer (it never fires here)
     assert sorted(stored_ids(store_engine)) == sorted(r["request_id"] for r in records)
     assert observed.events() == {
         "queued": 25,
@@ -139,28 +150,32 @@ def test_records_are_written_in_batches_of_the_configured_size(make_log, store_e
 
 def test_records_trickling_in_are_written_together(make_log, store_engine, observed):
     """Records are encoded as they arrive (a tick at a time) but written as one batch."""
-    log = make_log(batch_size=1000, flush_interval_s=1.0, tick_s=0.05)
-    log.start()
+    clock = FakeClock()
+    log = make_log(batch_size=1000, flush_interval_s=1.0, tick_s=0.05, monotonic=clock)
     records = make_records(8)
     for record in records:
         log.submit(record)
-        time.sleep(0.06)  # more than a tick apart: each is taken and encoded on its own
-    assert row_count(store_engine) == 0  # the first arrived < 1 s ago
-    assert wait_until(lambda: row_count(store_engine) == 8)
+        log.run_once()  # each is taken and encoded on its own
+        clock.advance(0.06)
+    assert row_count(store_engine) == 0  # the first arrived 0.48 s ago
+    clock.advance(0.6)
+    log.run_once()
+    assert row_count(store_engine) == 8
     assert observed.events()["written"] == 8
 
 
 def test_the_writer_idles_while_records_wait_for_their_batch(make_log, store_engine):
     """Between writes the writer sleeps until the next tick, record or flush, and does not
     spin (its upkeep timers fall due while records wait, and must not wake it)."""
-    log = make_log(batch_size=1000, flush_interval_s=30.0, adopt_interval_s=0.01)
-    log.start()
+    clock = FakeClock()
+    log = make_log(batch_size=1000, flush_interval_s=30.0, adopt_interval_s=0.01, monotonic=clock)
     log.submit(make_records(1)[0])
-    time.sleep(0.2)  # the record is taken and waits; the adoption timer is overdue
-    cpu_before = time.process_time()
-    time.sleep(0.6)
-    assert time.process_time() - cpu_before < 0.2  # spinning would burn ~0.6 s
-    assert log.flush(timeout=10)
+    log.run_once()  # the record is taken and waits
+    clock.advance(0.2)  # the adoption timer is overdue
+    linger, idle = log._waits()  # noqa: SLF001 - how long the writer's next take may wait
+    assert linger == log.tick_s and idle == pytest.approx(29.8)  # waits: no spinning
+    clock.advance(30.0)
+    log.run_once()
     assert row_count(store_engine) == 1
 
 
@@ -169,12 +184,13 @@ def test_a_record_that_cannot_be_encoded_is_set_aside_and_its_batch_written(
 ):
     records = make_records(30)
     records[7] = {**records[7], "error_message": "broken \ud800 text"}
-    log = make_log(batch_size=1000, flush_interval_s=0.3)
-    log.start()
+    clock = FakeClock()
+    log = make_log(batch_size=1000, flush_interval_s=0.3, monotonic=clock)
     for record in records:
         log.submit(record)
-        time.sleep(0.002)
-    assert log.flush(timeout=10)
+        log.run_once()  # encoded ahead one by one, until the broken one
+    clock.advance(0.31)
+    log.run_once()
     assert row_count(store_engine) == 29
     assert records[7]["request_id"] not in stored_ids(store_engine)
     assert observed.events()["written"] == 29 and observed.events()["dropped"] == 1
@@ -183,14 +199,17 @@ def test_a_record_that_cannot_be_encoded_is_set_aside_and_its_batch_written(
 
 
 def test_a_partial_batch_is_written_after_the_flush_interval(make_log, store_engine):
-    log = make_log(batch_size=1000, flush_interval_s=0.3)
-    log.start()
-    started = time.monotonic()
+    clock = FakeClock()
+    log = make_log(batch_size=1000, flush_interval_s=0.3, monotonic=clock)
     for record in make_records(3):
         log.submit(record)
-
-    assert wait_until(lambda: row_count(store_engine) == 3, timeout=10)
-    assert time.monotonic() - started >= 0.3
+    log.run_once()
+    clock.advance(0.29)
+    log.run_once()
+    assert row_count(store_engine) == 0  # not before the interval
+    clock.advance(0.02)
+    log.run_once()
+    assert row_count(store_engine) == 3
 
 
 def test_close_flushes_everything_submitted(make_log, store_engine, tmp_path):
@@ -307,7 +326,8 @@ def test_leftovers_shared_by_two_workers_are_replayed_once(make_log, store_engin
     assert wait_until(lambda: row_count(store_engine) == 300)
     assert wait_until(lambda: sum(w.events()["replayed"] for w in workers) == 300)
     assert sorted(stored_ids(store_engine)) == sorted(r["request_id"] for r in records)
-    time.sleep(0.2)
+    for log in logs:
+        log.close()  # whatever either would still do is done: nothing is replayed twice
     assert sum(w.events()["replayed"] for w in workers) == 300
 
 
@@ -376,9 +396,9 @@ def test_a_spilled_record_no_store_can_encode_is_set_aside_on_replay(
     spill_dir.mkdir()
     (spill_dir / "spill-424242-left.jsonl").write_bytes(encode_records(records))
     log = make_log()
-    log.start()
-    assert wait_until(lambda: row_count(store_engine) == 11)
-    assert wait_until(lambda: spill_files(spill_dir) == [])
+    log.run_once()  # adopts the file and replays its one chunk
+    assert row_count(store_engine) == 11
+    assert spill_files(spill_dir) == []
     assert observed.events()["replayed"] == 11 and observed.events()["dropped"] == 1
     assert records[3]["request_id"] not in stored_ids(store_engine)
 

@@ -3,7 +3,6 @@ mid-traffic, and a worker process killed with spilled records on disk."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import sys
@@ -26,92 +25,15 @@ from tests.service.test_prediction_log import (
     wait_until,
 )
 from tests.storage.records import make_records
+from tests.support.tcp_proxy import TcpProxy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-class TcpProxy:
-    """Forwards a loopback port to a target; stop() refuses new connections and cuts live ones."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self._listener: socket.socket | None = None
-        self._stopped = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self._stopped.clear()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._listener.settimeout(0.05)
-        self._spawn(self._accept_loop, self._listener)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads.clear()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-
-    def _spawn(self, target, *args) -> None:  # type: ignore[no-untyped-def]
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(0.05)
-        while not self._stopped.is_set():
-            try:
-                data = source.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not data:
-                break
-            try:
-                sink.sendall(data)
-            except OSError:
-                break
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture
 def proxy(store_url: str) -> Iterator[TcpProxy]:
     url = make_url(store_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    proxy.start()
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     yield proxy
     proxy.stop()
 

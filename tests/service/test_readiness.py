@@ -1,7 +1,4 @@
-import socket
-import time
-
-from service.readiness import Readiness, StoreCheck
+from service.readiness import Readiness
 
 
 class Clock:
@@ -54,32 +51,3 @@ def test_a_check_that_raises_fails_with_its_reason():
     readiness = Readiness({"sample": sample})
     (result,) = readiness.evaluate()
     assert not result.ok and result.detail == "KeyError: 'sample'"
-
-
-def test_store_check_passes_on_a_migrated_store(store_url):
-    check = StoreCheck(store_url)
-    try:
-        assert check() is None
-    finally:
-        check.close()
-
-
-def test_store_check_names_an_unmigrated_store(tmp_path):
-    check = StoreCheck(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        problem = check()
-    finally:
-        check.close()
-    assert problem is not None and "predictions" in problem
-
-
-def test_store_check_fails_fast_when_the_store_is_unreachable():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    check = StoreCheck(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test", timeout_s=1)
-    start = time.monotonic()
-    problem = check()
-    check.close()
-    assert problem is not None and problem.startswith("store does not answer")
-    assert time.monotonic() - start < 5

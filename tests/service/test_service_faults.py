@@ -14,13 +14,8 @@ from sqlalchemy.engine import make_url
 from storage.engine import create_store_engine
 from storage.schema import predictions
 from tests.conftest import require
-from tests.service.conftest import (
-    ServiceServer,
-    TcpProxy,
-    auth,
-    fresh_postgres_url,
-    write_config,
-)
+from tests.service.conftest import ServiceServer, auth, fresh_postgres_url, write_config
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture()

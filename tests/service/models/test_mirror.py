@@ -6,9 +6,9 @@ from datetime import UTC
 
 from sqlalchemy import select
 
-from service.models.mirror import mirror_ready, sync_model_versions
+from service.models.mirror import sync_model_versions
 from service.models.registry import get_model, register_model
-from storage.engine import create_store_engine
+from storage.model_versions import model_versions_ready
 from storage.schema import model_versions
 
 
@@ -19,7 +19,7 @@ def _rows(engine):
 
 
 def test_sync_upserts_one_row_per_registered_version(store_engine, registered, session_models_home):
-    assert mirror_ready(store_engine)
+    assert model_versions_ready(store_engine)
     assert sync_model_versions(store_engine, home=session_models_home) == 2
     rows = _rows(store_engine)
     assert set(rows) == {(m.name, m.version) for m in registered.values()}
@@ -63,11 +63,3 @@ def test_a_rebuilt_version_updates_its_row_and_a_new_one_is_added(
     if created.tzinfo is None:  # SQLite keeps the UTC wall time only
         created = created.replace(tzinfo=UTC)
     assert created == get_model("risk_scorer", "extra", home=models_home).created_at
-
-
-def test_an_unmigrated_store_is_not_ready(tmp_path):
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        assert not mirror_ready(engine)
-    finally:
-        engine.dispose()

@@ -1,0 +1,311 @@
+"""The runtime of one worker process: its models, their batchers, the metrics and the
+prediction log, and the start-up checks behind /readyz.
+
+Importing it loads no settings and no BentoML: the Bento class builds one per worker, and
+tests can build one from any `Settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from core.catalog import OTHER
+from core.config import Settings
+from service.errors import ServiceError
+from service.faults import Fault
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
+from service.readiness import Readiness
+from service.routing import Router
+from service.runtime import (
+    InputMismatch,
+    LoadedModel,
+    MicroBatcher,
+    QueueFull,
+    Scored,
+    load_model,
+    requested_providers,
+)
+from storage.probe import StoreProbe
+
+logger = logging.getLogger("servewatch.service")
+
+# Items a batcher may hold, in batches of its route's size, before it sheds load.
+QUEUE_BATCHES = 64
+SERVING_CHECKS = ("models", "sample")
+
+
+class ServiceRuntime:
+    """Models, batchers, metrics and prediction log of one worker process."""
+
+    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None) -> None:
+        config = settings.config
+        self.settings = settings
+        self.router = Router(config.routing)
+        self.instrumentation = Instrumentation.create(
+            enabled=settings.metrics_enabled,
+            registry=registry,
+            tenants=config.tenants,
+            flush_interval_s=settings.metrics_flush_interval_s,
+        )
+        self._metrics_flusher: asyncio.TimerHandle | None = None
+        self.models: dict[tuple[str, str], LoadedModel] = {}
+        self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
+        self._store_check = StoreProbe(settings.resolved_database_url)
+        checks: dict[str, Callable[[], str | None]] = {
+            "models": self._load_models,
+            "provider": self._check_providers,
+            "sample": self._check_samples,
+        }
+        if settings.prediction_log_enabled:  # without a log the service needs no store
+            checks["store"] = self._store_check
+        self.readiness = Readiness(checks)
+        self._serving = False
+        self.log = self._prediction_log() if settings.prediction_log_enabled else None
+        self._redact = self._redactor()
+
+    def start(self) -> None:
+        """Start the prediction log and run the start-up checks once."""
+        if self.log is not None:
+            self.log.start()
+        self.readiness.evaluate()
+
+    def keep_metrics_flushed(self) -> None:
+        """Write buffered metric updates every flush interval, on the running event loop."""
+        if self._metrics_flusher is None and self.instrumentation.buffered:
+            loop = asyncio.get_running_loop()
+            interval = self.instrumentation.flush_interval_s
+            self._metrics_flusher = loop.call_later(interval, self._flush_metrics, loop, interval)
+
+    def _flush_metrics(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.instrumentation.flush()
+        self._metrics_flusher = loop.call_later(interval, self._flush_metrics, loop, interval)
+
+    async def close(self) -> None:
+        """Stop batching and flush the metrics and the prediction log (what can't be written
+        stays spilled)."""
+        for batcher in self._batchers.values():
+            await batcher.close()
+        if self._metrics_flusher is not None:
+            self._metrics_flusher.cancel()
+        self.instrumentation.flush()
+        loop = asyncio.get_running_loop()
+        if self.log is not None:
+            await loop.run_in_executor(None, self.log.close)
+        self._executor.shutdown(wait=False)
+        self._store_check.close()
+
+    @property
+    def serving(self) -> bool:
+        """Whether business requests can be answered (models loaded, samples right)."""
+        if not self._serving:  # passed checks are never re-run, so this only turns on
+            results = {r.name: r.ok for r in self.readiness.results()}
+            self._serving = all(results.get(name, False) for name in SERVING_CHECKS)
+        return self._serving
+
+    def _prediction_log(self) -> Any:
+        from service.prediction_log import PredictionLog
+
+        s = self.settings
+        return PredictionLog(
+            s.resolved_database_url,
+            s.spill_dir,  # shared by the workers: the log names its files per process
+            queue_size=s.log_queue_size,
+            batch_size=s.log_batch_size,
+            flush_interval_s=s.log_flush_interval_s,
+            metrics=self.instrumentation.metrics,
+        )
+
+    def _redactor(self) -> Callable[[str], str]:
+        redaction = self.settings.config.redaction
+        if not redaction.store_raw_inputs:
+            return str
+        from service.redaction import Redactor
+
+        return Redactor(redaction).redact
+
+    # -- start-up checks -------------------------------------------------------------------
+
+    def _load_models(self) -> str | None:
+        from service.models.registry import get_model
+
+        problems = []
+        for ref in self.router.targets():
+            if (ref.model, ref.version) in self.models:
+                continue
+            try:
+                registered = get_model(ref.model, ref.version)
+            except LookupError as exc:
+                problems.append(f"{ref.model}@{ref.version}: {exc}")
+                continue
+            loaded = self._loaded(registered.name, registered.version)
+            if loaded is None:
+                loaded = load_model(
+                    registered,
+                    use_cuda=self.settings.use_cuda,
+                    intra_op_threads=self.settings.ort_intra_op_threads,
+                    inter_op_threads=self.settings.ort_inter_op_threads,
+                )
+                self.instrumentation.model_loaded(loaded)
+            self.models[(ref.model, ref.version)] = loaded
+        return "; ".join(problems) or None
+
+    def _loaded(self, name: str, version: str) -> LoadedModel | None:
+        for model in self.models.values():
+            if (model.name, model.version) == (name, version):
+                return model
+        return None
+
+    def _check_providers(self) -> str | None:
+        if not self.models:
+            return "no model loaded"
+        expected = requested_providers(self.settings.use_cuda)[0]
+        wrong = [
+            f"{m.name} {m.version} runs on {m.provider}, {expected} was expected"
+            for m in set(self.models.values())
+            if m.provider != expected
+        ]
+        return "; ".join(wrong) or None
+
+    def _check_samples(self) -> str | None:
+        if len(self.models) < len(self.router.targets()):
+            return "models not loaded"
+        problems = []
+        for model in set(self.models.values()):
+            problem = model.sample_check()
+            if problem is not None:
+                problems.append(f"{model.name} {model.version}: {problem}")
+        return "; ".join(problems) or None
+
+    # -- requests --------------------------------------------------------------------------
+
+    def resolve(self, trace: RequestTrace) -> LoadedModel:
+        """Route the request and attach the serving model to its trace."""
+        ref = self.router.route(trace.endpoint, trace.tenant, trace.region)
+        model = self.models.get((ref.model, ref.version))
+        if model is None:
+            trace.model_name = ref.model
+            raise ServiceError("not_ready", f"model {ref.model}@{ref.version} is not loaded")
+        trace.routed_to(model)
+        return model
+
+    def finish(self, trace: RequestTrace, latency_s: float) -> None:
+        """Metrics and prediction records of an answered request."""
+        if trace.model_name == OTHER:
+            self._label_unrouted(trace)
+        outcome = trace.error.code if trace.error is not None else "ok"
+        self.instrumentation.request_finished(trace, outcome, latency_s)
+        if self.log is not None:  # the log's writer thread makes (and redacts) the records
+            self.log.submit_later(self._rows_of, trace, outcome, latency_s)
+
+    def _rows_of(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
+        return prediction_rows(
+            trace,
+            outcome,
+            latency_s,
+            store_raw_inputs=self.settings.config.redaction.store_raw_inputs,
+            redact=self._redact,
+            error_message=trace.error.message if trace.error is not None else None,
+        )
+
+    def _label_unrouted(self, trace: RequestTrace) -> None:
+        tenant = trace.tenant if trace.tenant in self.settings.config.tenants else None
+        try:
+            ref = self.router.route(trace.endpoint, tenant, trace.region)
+        except ServiceError:
+            return
+        model = self.models.get((ref.model, ref.version))
+        if model is not None:
+            trace.routed_to(model)
+        else:
+            trace.model_name = ref.model
+
+    async def infer(self, trace: RequestTrace, values: Sequence[Any]) -> list[ItemOutcome]:
+        """Run `values` through the routed model's batcher; output-schema failures raise."""
+        model = trace.model
+        if model is None:
+            raise ServiceError("not_ready", f"model {trace.model_name} is not loaded")
+        try:
+            prepared = [model.prepare(value) for value in values]
+        except InputMismatch as exc:
+            raise ServiceError("validation_error", str(exc), status=422) from exc
+        limit = self.settings.config.limits.request_timeout_s
+        deadline = trace.started + limit
+        fault: Fault | None = trace.fault
+        if fault is not None and fault.latency_ms:
+            await _slow_down(fault.latency_ms / 1000.0, deadline, limit)
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise ServiceError("timeout", f"no answer within {limit:g} s")
+        try:
+            batcher = self._batcher(trace.endpoint, model)
+            scored = await asyncio.wait_for(batcher.infer(prepared), remaining)
+        except QueueFull as exc:
+            raise ServiceError("overloaded", str(exc), headers={"Retry-After": "1"}) from exc
+        except TimeoutError as exc:
+            raise ServiceError("timeout", f"no answer within {limit:g} s") from exc
+        except Exception as exc:
+            logger.exception("inference failed (request %s)", trace.request_id)
+            raise ServiceError("model_error") from exc
+        trace.items = [_outcome(s, value) for s, value in zip(scored, values, strict=True)]
+        failures = sorted({s.result.failure for s in scored if s.result.failure is not None})
+        if failures:
+            raise ServiceError(
+                "model_error", "the model's output broke the output schema: " + ", ".join(failures)
+            )
+        if fault is not None and fault.error is not None:
+            raise ServiceError(fault.error, "injected fault")
+        return trace.items
+
+    def route_features(self, endpoint: str) -> tuple[str, ...] | None:
+        """The feature names every model `endpoint` may route to takes, if they agree."""
+        refs = self.router.targets(endpoint)
+        models = [self.models.get((ref.model, ref.version)) for ref in refs]
+        feature_sets = {m.features for m in models if m is not None}
+        if None in models or len(feature_sets) != 1:
+            return None
+        return feature_sets.pop() or None
+
+    def _batcher(self, endpoint: str, model: LoadedModel) -> MicroBatcher:
+        key = (endpoint, model.name, model.version)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            policy = self.settings.config.batching.get(endpoint)
+            size = policy.max_batch_size if policy else 1
+            latency_s = (policy.max_latency_ms if policy else 1) / 1000.0
+            batcher = MicroBatcher(
+                model,
+                max_batch_size=size,
+                max_latency_s=latency_s,
+                executor=self._executor,
+                max_queue=max(size * QUEUE_BATCHES, self.settings.config.limits.max_bulk_items),
+                observer=self.instrumentation,
+            )
+            self._batchers[key] = batcher
+        return batcher
+
+
+async def _slow_down(seconds: float, deadline: float, limit: float) -> None:
+    """An injected slow model: wait, but never past the request's deadline."""
+    await asyncio.sleep(max(0.0, min(seconds, deadline - time.perf_counter())))
+    if time.perf_counter() >= deadline:
+        raise ServiceError("timeout", f"no answer within {limit:g} s")
+
+
+def _outcome(scored: Scored, raw_input: Any) -> ItemOutcome:
+    result = scored.result
+    return ItemOutcome(
+        predicted_class=result.predicted_class,
+        confidence=result.confidence,
+        probabilities=result.probabilities,
+        batch_size=scored.batch_size,
+        compute_seconds=scored.compute_seconds,
+        raw_input=raw_input,
+    )
