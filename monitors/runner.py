@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
 
 from core.config import AppConfig, PricingConfig
 from core.contracts import ALL, MONITOR_NAMES
@@ -22,6 +21,7 @@ from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
 from monitors.results import Measurement, MonitorResult
 from monitors.thresholds import judge
 from storage import aggregates
+from storage.engine import Engine
 
 Key = tuple[str, str, str]  # model_name, model_version, tenant ("*" = all tenants)
 ModelVersion = tuple[str, str]
