@@ -125,7 +125,7 @@ class Scheduler:
         """Write the weekly FinOps report once it is due (config.monitors.finops_weekday)."""
         if self.finops_out_dir is None:
             return []
-        from monitors.finops_report import due_week, write_weekly_report
+        from monitors.finops.report import due_week, write_weekly_report
 
         now = datetime.fromtimestamp(self.clock(), UTC)
         started = self.clock()

@@ -11,7 +11,7 @@ from rich.console import Console
 from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
 from monitors.cli import monitor_app, registry_hooks, report_app
-from monitors.finops_cli import finops
+from monitors.finops.command import finops
 from servewatch.demo_cli import stack_app, traffic
 from servewatch.model_registry import bentoml_lookups
 from service.models.cli import app as models_app

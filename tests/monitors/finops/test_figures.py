@@ -18,8 +18,10 @@ import pytest
 
 from core.timeutil import IsoWeek, midnight
 from monitors.cost import compute_costs, cost_rows
-from monitors.finops import weekly_figures
-from monitors.finops_report import csv_tables, load_figures, render_markdown, write_weekly_report
+from monitors.finops.figures import weekly_figures
+from monitors.finops.markdown_page import render_markdown
+from monitors.finops.report import load_figures, write_weekly_report
+from monitors.finops.tables import csv_tables
 from storage.aggregates import compute_totals
 from storage.writer import write_predictions
 from tests.monitors.finops.records import HAND_CONFIG, HAND_RECORDS
