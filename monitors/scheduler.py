@@ -23,7 +23,8 @@ from core.timeutil import Window, aligned_end, due_windows, epoch
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
 from monitors.exporter import MonitorExporter
-from monitors.runner import run_monitors, store_results, tenant_week_costs
+from monitors.runner import run_monitors, store_results
+from monitors.week_costs import tenant_week_costs
 from storage.engine import Engine
 from storage.locks import monitor_lock
 from storage.monitor_results import windows_ending_after

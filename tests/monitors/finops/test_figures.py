@@ -255,7 +255,7 @@ def test_a_week_across_two_months_forecasts_from_the_new_month():
 
 
 def test_budget_gauge_at_week_end_matches_the_report_per_tenant(store_engine, figures):
-    from monitors.runner import tenant_week_costs
+    from monitors.week_costs import tenant_week_costs
 
     last_moment = midnight(WEEK.start) + timedelta(days=7, microseconds=-1)
     gauge = tenant_week_costs(store_engine, last_moment, HAND_CONFIG.pricing)
