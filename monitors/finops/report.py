@@ -49,9 +49,13 @@ def write_weekly_report(
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> list[Path]:
-    """Write the week's CSV tables, Markdown and HTML into `out_dir`; returns their paths."""
+    """Write the week's CSV tables, Markdown and HTML into `out_dir`; returns their paths.
+
+    `now` (default: the wall clock, read once) decides whether the week is over and stamps the page.
+    """
+    moment = to_utc(now or datetime.now(UTC))
     target = IsoWeek.parse(week) if isinstance(week, str) else week
-    require_week_over(target, now or datetime.now(UTC))
+    require_week_over(target, moment)
     config = settings.config if isinstance(settings, Settings) else settings
     step = progress or (lambda _: None)
     step("reading the store")
@@ -66,8 +70,7 @@ def write_weekly_report(
     for name, text in csv_tables(figures).items():
         written.append(write_atomically(out / f"{stem}-{name}.csv", text))
     written.append(write_atomically(out / f"{stem}.md", render_markdown(figures)))
-    generated = to_utc(now or datetime.now(UTC))
-    page = render_html(figures, charts, generated)
+    page = render_html(figures, charts, moment)
     written.append(write_atomically(html_path(out, target), page))
     return written
 
