@@ -2,7 +2,8 @@
 
 A model version's evaluation report holds the validation set's confidence histogram, deciles
 and class counts. They are read from the store's `model_versions` mirror of the model
-registry (cheap, works from any cron host) and else from the BentoML model store itself.
+registry (cheap, works from any cron host) and else, when the composition root passes the
+lookups in (servewatch.model_registry), from the BentoML model store itself.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, select
 
 from monitors.histograms import ConfidenceHistogram, baseline_anchors, normalize_edges
-from storage.schema import model_versions
+from storage.engine import Engine
+from storage.model_versions import is_mirrored, mirrored_versions, version_metadata
 
 
 class BaselineError(ValueError):
@@ -82,28 +83,18 @@ class Baseline:
         )
 
 
+# A model registry beyond the store's mirror: a version's metadata (None if it lacks it), and
+# whether it holds any version of a model.
 RegistryLookup = Callable[[str, str], Mapping[str, Any] | None]
+RegistryHasModel = Callable[[str], bool]
 
 
-def registry_metadata(model_name: str, model_version: str) -> Mapping[str, Any] | None:
-    """Metadata of a version in the BentoML model store (None if the registry lacks it)."""
-    try:
-        from service.models.registry import ModelNotFoundError, get_model
-    except ImportError:
-        return None
-    try:
-        return get_model(model_name, model_version).metadata
-    except ModelNotFoundError:
-        return None
+@dataclass(frozen=True)
+class RegistryLookups:
+    """A model registry beyond the store's mirror, passed in by the composition root."""
 
-
-def registry_has_model(model_name: str) -> bool:
-    """Whether the BentoML model store holds a version of `model_name`."""
-    try:
-        from service.models.registry import list_models
-    except ImportError:
-        return False
-    return bool(list_models(model_name))
+    metadata: RegistryLookup
+    has_model: RegistryHasModel
 
 
 @dataclass
@@ -111,7 +102,8 @@ class BaselineStore:
     """Baselines by (model, version), cached once found; why one is unavailable is kept."""
 
     engine: Engine
-    registry: RegistryLookup | None = registry_metadata
+    registry: RegistryLookup | None = None  # no fallback beyond the mirror unless passed in
+    registry_has_model: RegistryHasModel | None = None
     _cache: dict[tuple[str, str], Baseline] = field(default_factory=dict)
     problems: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -138,28 +130,14 @@ class BaselineStore:
             return None
 
     def _stored_metadata(self, model_name: str, model_version: str) -> Mapping[str, Any] | None:
-        c = model_versions.c
-        statement = select(c.metadata).where(
-            c.model_name == model_name, c.model_version == model_version
-        )
-        with self.engine.connect() as connection:
-            value = connection.execute(statement).scalar_one_or_none()
-        return value if isinstance(value, Mapping) else None
+        return version_metadata(self.engine, model_name, model_version)
 
     def registered_versions(self, model_name: str | None = None) -> list[tuple[str, str]]:
         """(model, version) pairs in the store's registry mirror."""
-        c = model_versions.c
-        statement = select(c.model_name, c.model_version).order_by(c.model_name, c.model_version)
-        if model_name is not None:
-            statement = statement.where(c.model_name == model_name)
-        with self.engine.connect() as connection:
-            return [(str(m), str(v)) for m, v in connection.execute(statement).all()]
+        return mirrored_versions(self.engine, model_name)
 
     def is_registered(self, model_name: str) -> bool:
         """Whether the store's registry mirror or the model registry knows `model_name`."""
-        c = model_versions.c
-        statement = select(c.model_name).where(c.model_name == model_name).limit(1)
-        with self.engine.connect() as connection:
-            if connection.execute(statement).first() is not None:
-                return True
-        return self.registry is not None and registry_has_model(model_name)
+        if is_mirrored(self.engine, model_name):
+            return True
+        return self.registry_has_model is not None and self.registry_has_model(model_name)

@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,11 +17,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from core.config import Settings
-    from monitors.baselines import BaselineStore
+    from monitors.baselines import BaselineStore, RegistryLookups
     from monitors.runner import RunOutcome
+    from storage.engine import Engine
 
 monitor_app = typer.Typer(
     help="Drift, class-shift, output-schema and cost monitors over the prediction store.",
@@ -54,6 +54,20 @@ ReferenceStart = Annotated[
 ReferenceEnd = Annotated[str | None, typer.Option("--reference-end", help="Reference window end")]
 
 
+@dataclass
+class RegistryHooks:
+    """How the commands reach a model registry beyond the store's mirror.
+
+    monitors may not import service: the composition root (servewatch.cli) sets `connect`;
+    unset, baselines come from the store's mirror only.
+    """
+
+    connect: Callable[[Settings], RegistryLookups] | None = None
+
+
+registry_hooks = RegistryHooks()
+
+
 class CliError(Exception):
     """A failure explained in one line; `code` 2 for bad input, 1 for an unusable store."""
 
@@ -65,12 +79,11 @@ class CliError(Exception):
 @contextmanager
 def _clear_errors() -> Iterator[None]:
     """Turn expected failures into one red line on stderr and a non-zero exit."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from core.config import ConfigError
     from core.timeutil import InvalidWindowError
     from monitors.drift_report import ReportInputError
     from monitors.runner import UnknownModelError
+    from storage.errors import StoreError
 
     try:
         yield
@@ -80,7 +93,7 @@ def _clear_errors() -> Iterator[None]:
         _fail(f"configuration error: {exc}", 2)
     except (InvalidWindowError, UnknownModelError, ReportInputError) as exc:
         _fail(str(exc), 2)
-    except SQLAlchemyError as exc:
+    except StoreError as exc:
         _fail(f"store error: {getattr(exc, 'orig', None) or exc}", 1)
 
 
@@ -97,23 +110,17 @@ def _settings(config: Path | None) -> Settings:
 
 def _open_store(url: str) -> Engine:
     """An engine on a reachable, migrated store, or a CliError saying what is wrong."""
-    from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
+    from storage.engine import create_store_engine, shown_url, sqlite_file, table_names
+    from storage.errors import StoreError
 
-    from storage.engine import create_store_engine
-
-    parsed = make_url(url)
-    shown = parsed.render_as_string(hide_password=True)
-    database = parsed.database or ""
-    sqlite_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if sqlite_file and not Path(database).exists():  # connecting would create an empty file
+    shown = shown_url(url)
+    database = sqlite_file(url)
+    if database is not None and not database.exists():  # connecting would create an empty file
         raise CliError(f"no store at {shown}: run `servewatch db upgrade` first")
     try:
         engine = create_store_engine(url)
-        with engine.connect() as connection:
-            tables = set(inspect(connection).get_table_names())
-    except SQLAlchemyError as exc:
+        tables = table_names(engine)
+    except StoreError as exc:
         raise CliError(f"cannot reach the store at {shown}: {getattr(exc, 'orig', exc)}") from exc
     missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
@@ -126,16 +133,13 @@ def _open_store(url: str) -> Engine:
 
 
 def _baselines(engine: Engine, settings: Settings) -> BaselineStore:
-    """Baselines from the store's registry mirror, else from the BentoML store of `settings`."""
-    from monitors.baselines import BaselineStore, registry_metadata
+    """Baselines from the store's registry mirror, else from the registry hooked in (if any)."""
+    from monitors.baselines import BaselineStore
 
-    def lookup(model_name: str, model_version: str) -> Any:
-        from core.config import use_bentoml_home
-
-        use_bentoml_home(settings)  # before bentoml is first imported
-        return registry_metadata(model_name, model_version)
-
-    return BaselineStore(engine, registry=lookup)
+    if registry_hooks.connect is None:
+        return BaselineStore(engine)
+    lookups = registry_hooks.connect(settings)
+    return BaselineStore(engine, registry=lookups.metadata, registry_has_model=lookups.has_model)
 
 
 def _reference_window(start: str | None, end: str | None) -> Any:

@@ -8,23 +8,20 @@ which every tenant is compared with.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
-from sqlalchemy.sql.elements import ColumnElement
 
 from core.config import AppConfig
 from core.files import write_atomically
 from core.timeutil import Window
 from monitors.baselines import Baseline, BaselineStore
-from storage.schema import predictions
+from storage import prediction_samples
+from storage.engine import Engine
 
-COLUMNS = ("tenant", "confidence", "predicted_class")
 VALUE_COLUMNS = ("confidence", "predicted_class")
 DEFAULT_MAX_ROWS = 200_000
 
@@ -45,48 +42,18 @@ class DriftReportSummary:
     values: dict[str, Any]
 
 
-def _ok_rows(model_name: str, model_version: str | None, window: Window) -> ColumnElement[bool]:
-    p = predictions.c
-    condition = and_(
-        p.model_name == model_name,
-        p.ts >= window.start,
-        p.ts < window.end,
-        p.status == "ok",
-        p.confidence.is_not(None),
-    )
-    return condition if model_version is None else and_(condition, p.model_version == model_version)
-
-
 def busiest_version(engine: Engine, model_name: str, window: Window) -> str | None:
     """The version of `model_name` with the most successful predictions in the window."""
-    p = predictions.c
-    statement = (
-        select(p.model_version, func.count().label("n"))
-        .where(_ok_rows(model_name, None, window))
-        .group_by(p.model_version)
-        .order_by(func.count().desc(), p.model_version)
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
-    return None if row is None else str(row[0])
+    return prediction_samples.busiest_version(engine, model_name, window.start, window.end)
 
 
 def window_frame(
     engine: Engine, model_name: str, model_version: str, window: Window, max_rows: int
 ) -> pd.DataFrame:
     """Raw rows of the window, every k-th one (by id) when there are more than `max_rows`."""
-    p = predictions.c
-    condition = _ok_rows(model_name, model_version, window)
-    with engine.connect() as connection:
-        total = connection.execute(select(func.count()).where(condition)).scalar_one()
-        step = max(math.ceil(total / max_rows), 1)
-        if step > 1:
-            condition = and_(condition, p.id % step == 0)
-        rows = connection.execute(
-            select(p.tenant, p.confidence, p.predicted_class).where(condition).order_by(p.id)
-        ).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS))
+    return prediction_samples.sampled_rows(
+        engine, model_name, model_version, window.start, window.end, max_rows
+    )
 
 
 def allocate(shares: np.ndarray, total: int) -> np.ndarray:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select
 
 from core.config import AppConfig, MonitorSchedule
 from core.contracts import MONITOR_NAMES
@@ -24,9 +23,11 @@ from core.timeutil import Window, aligned_end, due_windows, epoch
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
 from monitors.exporter import MonitorExporter
-from monitors.locks import monitor_lock
-from monitors.runner import run_monitors, store_results, tenant_week_costs
-from storage.schema import monitor_results
+from monitors.runner import run_monitors, store_results
+from monitors.week_costs import tenant_week_costs
+from storage.engine import Engine
+from storage.locks import monitor_lock
+from storage.monitor_results import windows_ending_after
 
 log = logging.getLogger("servewatch.monitors.scheduler")
 Clock = Callable[[], float]
@@ -86,17 +87,9 @@ class Scheduler:
         horizon = datetime.fromtimestamp(
             now - (self.max_catchup + 1) * plan.every_seconds - plan.window_seconds, UTC
         )
-        c = monitor_results.c
-        statement = (
-            select(c.window_start, c.window_end)
-            .where(c.monitor == monitor, c.window_end > horizon)
-            .distinct()
-        )
-        with self.engine.connect() as connection:
-            rows = connection.execute(statement).all()
         ends = [
             epoch(end)
-            for start, end in rows
+            for start, end in windows_ending_after(self.engine, monitor, horizon)
             if epoch(end) - epoch(start) == plan.window_seconds
             and epoch(end) % plan.every_seconds == 0  # windows of manual runs do not count
         ]
@@ -133,7 +126,7 @@ class Scheduler:
         """Write the weekly FinOps report once it is due (config.monitors.finops_weekday)."""
         if self.finops_out_dir is None:
             return []
-        from monitors.finops_report import due_week, write_weekly_report
+        from monitors.finops.report import due_week, write_weekly_report
 
         now = datetime.fromtimestamp(self.clock(), UTC)
         started = self.clock()

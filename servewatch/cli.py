@@ -10,9 +10,10 @@ from rich.console import Console
 
 from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
-from monitors.cli import monitor_app, report_app
-from monitors.finops_cli import finops
+from monitors.cli import monitor_app, registry_hooks, report_app
+from monitors.finops.command import finops
 from servewatch.demo_cli import stack_app, traffic
+from servewatch.model_registry import bentoml_lookups
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
@@ -28,6 +29,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(alerts_app, name="alerts")
+# The monitors fall back to the BentoML model store for baselines the store does not mirror.
+registry_hooks.connect = bentoml_lookups
 app.add_typer(monitor_app, name="monitor")
 report_app.command("finops")(finops)
 app.add_typer(report_app, name="report")

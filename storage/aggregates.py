@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import (
@@ -135,3 +135,11 @@ def _utc_day(engine: Engine) -> ColumnElement:
     if is_sqlite(engine):
         return func.date(_p.ts)
     return func.date(func.timezone("UTC", _p.ts))
+
+
+def first_prediction_day(engine: Engine, before: datetime) -> date | None:
+    """UTC day of the store's first prediction before `before`."""
+    statement = select(func.min(_p.ts)).where(_p.ts < to_utc(before))
+    with engine.connect() as connection:
+        first = connection.execute(statement).scalar()
+    return to_utc(first).date() if first is not None else None

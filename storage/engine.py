@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine as Engine
-from sqlalchemy import create_engine, event
+from sqlalchemy import Engine as Engine  # re-exported: other packages type with it, not SQL
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 
 def normalize_url(url: str) -> str:
@@ -20,6 +21,37 @@ def normalize_url(url: str) -> str:
 def is_sqlite(engine_or_url: Engine | str) -> bool:
     url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be printed: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other stores and in-memory SQLite)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return Path(database)
+
+
+def sqlite_file_exists(url: str) -> bool:
+    """Whether a SQLite URL names a database file that exists (in-memory ones never do)."""
+    path = sqlite_file(url)
+    return path is not None and path.is_file()
+
+
+def table_names(engine: Engine) -> set[str]:
+    """The tables of the store's current schema."""
+    with engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def missing_table(exc: DBAPIError) -> bool:
+    """Whether the database refused a statement because a table does not exist (unmigrated)."""
+    return "no such table" in str(exc.orig) or "UndefinedTable" in type(exc.orig).__name__
 
 
 def create_store_engine(url: str, **kwargs: object) -> Engine:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import SQLAlchemyError as StoreError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-__all__ = ["StoreError", "is_bad_data"]
+# What a store's callers catch without importing SQLAlchemy.
+StoreError = SQLAlchemyError  # any failure of the store or of talking to it
+DatabaseError = DBAPIError  # the database refused a statement (its driver error is `.orig`)
+BadUrlError = (ArgumentError, NoSuchModuleError)  # a URL that names no usable database
+
+__all__ = ["BadUrlError", "DatabaseError", "StoreError", "is_bad_data"]
 
 
 def is_bad_data(exc: BaseException) -> bool:

@@ -176,10 +176,9 @@ def _print_outcome(outcome: BuildOutcome) -> None:
 def _mirror(url: str, home: Path) -> bool:
     """Mirror versions into the store when it is migrated; False (and why) when not done."""
     from service.models.mirror import sync_model_versions
-    from storage.engine import create_store_engine, is_sqlite
+    from storage.engine import create_store_engine, is_sqlite, shown_url, sqlite_file_exists
     from storage.errors import StoreError
     from storage.model_versions import model_versions_ready
-    from storage.urls import shown_url, sqlite_file_exists
 
     shown = shown_url(url)
     hint = (

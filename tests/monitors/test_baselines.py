@@ -75,6 +75,7 @@ def _metadata(seed: int = 5) -> dict:
 
 @SQLITE_ONLY
 def test_falls_back_to_the_model_registry(store_engine, tmp_path, monkeypatch):
+    from servewatch.model_registry import registry_has_model, registry_metadata
     from service.models.registry import register_model
 
     home = tmp_path / "bentoml"
@@ -82,7 +83,10 @@ def test_falls_back_to_the_model_registry(store_engine, tmp_path, monkeypatch):
     metadata = _metadata()
     # The registry stores the ONNX bytes as they come; the monitors only read the metadata.
     register_model(traffic.MODEL, "v7", b"onnx", labels={}, metadata=metadata, home=home)
-    store = BaselineStore(store_engine)  # the mirror table is empty
+    # The lookups the root CLI wires in (monitors do not import service themselves).
+    store = BaselineStore(
+        store_engine, registry=registry_metadata, registry_has_model=registry_has_model
+    )  # the mirror table is empty
     baseline = store.get(traffic.MODEL, "v7")
     reference = metadata["evaluation"]["reference"]
     assert baseline is not None and baseline.confidence.n == reference["n"]

@@ -9,8 +9,8 @@ from sqlalchemy import func, select, text
 from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig
 from monitors.baselines import BaselineStore
 from monitors.exporter import MonitorExporter
-from monitors.locks import monitor_lock
 from monitors.scheduler import Scheduler
+from storage.locks import monitor_lock
 from storage.schema import monitor_results
 from tests.monitors import traffic
 

@@ -9,6 +9,7 @@ from storage.aggregates import (
     compute_totals,
     confidence_histogram,
     daily_compute_totals,
+    first_prediction_day,
     status_counts,
 )
 from storage.writer import write_predictions
@@ -69,3 +70,8 @@ def test_model_filter_and_daily_totals(store_engine, records):
 def test_inverted_window_is_refused(store_engine):
     with pytest.raises(ValueError, match="inverted"):
         class_counts(store_engine, END, START)
+
+
+def test_first_prediction_day_is_the_utc_day_of_the_earliest_row_before(store_engine, records):
+    assert first_prediction_day(store_engine, END) == START.date()
+    assert first_prediction_day(store_engine, START) is None

@@ -1,13 +1,19 @@
-"""Upserts into model_versions, on SQLite and PostgreSQL."""
+"""The store's mirror of the model registry: upserts and reads, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from storage.engine import create_store_engine
-from storage.model_versions import model_versions_ready, upsert_model_versions
+from storage.model_versions import (
+    is_mirrored,
+    mirrored_versions,
+    model_versions_ready,
+    upsert_model_versions,
+    version_metadata,
+)
 from storage.schema import model_versions
 
 
@@ -43,3 +49,33 @@ def test_an_unmigrated_store_is_not_ready(tmp_path):
         assert not model_versions_ready(engine)
     finally:
         engine.dispose()
+
+
+def _mirror(engine, model_name, version, metadata):
+    with engine.begin() as connection:
+        connection.execute(
+            insert(model_versions).values(
+                model_name=model_name,
+                model_version=version,
+                created_at=datetime(2026, 11, 1, tzinfo=UTC),
+                snapshot_id="0" * 64,
+                preprocessing_version="1",
+                labels={},
+                metadata=metadata,
+            )
+        )
+
+
+def test_versions_metadata_and_membership(store_engine):
+    _mirror(store_engine, "b_model", "v2", {"classes": ["x"]})
+    _mirror(store_engine, "a_model", "v1", {"classes": ["y"]})
+    _mirror(store_engine, "b_model", "v1", {"classes": ["z"]})
+    assert mirrored_versions(store_engine) == [
+        ("a_model", "v1"),
+        ("b_model", "v1"),
+        ("b_model", "v2"),
+    ]
+    assert mirrored_versions(store_engine, "b_model") == [("b_model", "v1"), ("b_model", "v2")]
+    assert version_metadata(store_engine, "b_model", "v2") == {"classes": ["x"]}
+    assert version_metadata(store_engine, "b_model", "v9") is None
+    assert is_mirrored(store_engine, "a_model") and not is_mirrored(store_engine, "c_model")

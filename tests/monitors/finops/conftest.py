@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitors.finops_report import write_weekly_report
+from monitors.finops.report import write_weekly_report
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from storage.writer import write_predictions

@@ -18,8 +18,10 @@ import pytest
 
 from core.timeutil import IsoWeek, midnight
 from monitors.cost import compute_costs, cost_rows
-from monitors.finops import weekly_figures
-from monitors.finops_report import csv_tables, load_figures, render_markdown, write_weekly_report
+from monitors.finops.figures import weekly_figures
+from monitors.finops.markdown_page import render_markdown
+from monitors.finops.report import load_figures, write_weekly_report
+from monitors.finops.tables import csv_tables
 from storage.aggregates import compute_totals
 from storage.writer import write_predictions
 from tests.monitors.finops.records import HAND_CONFIG, HAND_RECORDS
@@ -253,7 +255,7 @@ def test_a_week_across_two_months_forecasts_from_the_new_month():
 
 
 def test_budget_gauge_at_week_end_matches_the_report_per_tenant(store_engine, figures):
-    from monitors.runner import tenant_week_costs
+    from monitors.week_costs import tenant_week_costs
 
     last_moment = midnight(WEEK.start) + timedelta(days=7, microseconds=-1)
     gauge = tenant_week_costs(store_engine, last_moment, HAND_CONFIG.pricing)

@@ -11,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from core.files import write_atomically
-from monitors.finops_report import WeekNotOverError, finops, write_weekly_report
+from monitors.finops.command import finops
+from monitors.finops.report import WeekNotOverError, write_weekly_report
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from storage.writer import write_predictions
@@ -141,10 +142,9 @@ def test_cli_refuses_an_invalid_database_url(cli, tmp_path):
 
 def test_the_cli_reads_the_config_it_is_given(tmp_path):
     from core.config import ConfigError
-    from monitors.finops_cli import finops as finops_command
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("tenants:\n  acme:\n    weekly_budget_usd: -5\n")
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.raises(ConfigError, match="weekly_budget_usd"):
-        finops_command(week="2026-W47", out_dir=tmp_path, database_url=url, config=bad)
+        finops(week="2026-W47", out_dir=tmp_path, database_url=url, config=bad)

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from core.timeutil import IsoWeek, MalformedWeekError
-from monitors.finops import data_range
-from monitors.finops_report import due_week
+from monitors.finops.figures import data_range
+from monitors.finops.report import due_week
 
 
 @pytest.mark.parametrize(

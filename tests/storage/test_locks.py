@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitors.locks import monitor_lock
+from storage.locks import monitor_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ def test_a_held_lock_is_refused_until_released(store_engine):
 
 def test_another_process_cannot_take_a_held_lock(store_engine, store_url):
     probe = (
-        "import sys; from monitors.locks import monitor_lock; "
+        "import sys; from storage.locks import monitor_lock; "
         "from storage.engine import create_store_engine; "
         "e = create_store_engine(sys.argv[1]); "
         "ctx = monitor_lock(e, 'cost'); print(ctx.__enter__())"

@@ -1,6 +1,6 @@
 """Store URLs as users see them."""
 
-from storage.urls import shown_url, sqlite_file_exists
+from storage.engine import shown_url, sqlite_file_exists
 
 
 def test_shown_url_masks_the_password():

@@ -1,4 +1,4 @@
-"""A per-monitor lock across processes, so that no window of a monitor runs twice at once.
+"""A named lock across processes on one store, so that no window of a monitor runs twice at once.
 
 PostgreSQL: a session advisory lock (released by the server if the process dies).
 SQLite: an exclusive `flock` on a file beside the database (released by the kernel likewise);

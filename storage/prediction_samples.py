@@ -1,0 +1,66 @@
+"""Raw rows of one model's successful predictions in a window, sampled evenly when many."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.timeutil import to_utc
+from storage.schema import predictions
+
+SAMPLE_COLUMNS = ("tenant", "confidence", "predicted_class")
+_p = predictions.c
+
+
+def _ok_rows(
+    model_name: str, model_version: str | None, start: datetime, end: datetime
+) -> ColumnElement[bool]:
+    condition = and_(
+        _p.model_name == model_name,
+        _p.ts >= to_utc(start),
+        _p.ts < to_utc(end),
+        _p.status == "ok",
+        _p.confidence.is_not(None),
+    )
+    return (
+        condition if model_version is None else and_(condition, _p.model_version == model_version)
+    )
+
+
+def busiest_version(engine: Engine, model_name: str, start: datetime, end: datetime) -> str | None:
+    """The version of `model_name` with the most successful predictions in [start, end)."""
+    statement = (
+        select(_p.model_version, func.count().label("n"))
+        .where(_ok_rows(model_name, None, start, end))
+        .group_by(_p.model_version)
+        .order_by(func.count().desc(), _p.model_version)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return None if row is None else str(row[0])
+
+
+def sampled_rows(
+    engine: Engine,
+    model_name: str,
+    model_version: str,
+    start: datetime,
+    end: datetime,
+    max_rows: int,
+) -> pd.DataFrame:
+    """Tenant, confidence and class in [start, end); every k-th row (by id) past `max_rows`."""
+    condition = _ok_rows(model_name, model_version, start, end)
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).where(condition)).scalar_one()
+        step = max(math.ceil(total / max_rows), 1)
+        if step > 1:
+            condition = and_(condition, _p.id % step == 0)
+        rows = connection.execute(
+            select(_p.tenant, _p.confidence, _p.predicted_class).where(condition).order_by(_p.id)
+        ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(SAMPLE_COLUMNS))

@@ -1,0 +1,36 @@
+"""Sampled raw rows of one model's successful predictions (the drift report's input)."""
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from storage.prediction_samples import SAMPLE_COLUMNS, busiest_version, sampled_rows
+from storage.writer import write_predictions
+from tests.storage.records import T0, make_records
+
+START, END = T0, T0 + timedelta(seconds=600)
+
+
+@pytest.fixture
+def records(store_engine):
+    rows = make_records(1000, step_s=1.0)
+    write_predictions(store_engine, rows)
+    return [r for r in rows if START <= r["ts"] < END and r["status"] == "ok"]
+
+
+def test_the_busiest_version_has_the_most_successful_predictions(store_engine, records):
+    counts = Counter(r["model_version"] for r in records)
+    expected = min(counts, key=lambda v: (-counts[v], v))
+    assert busiest_version(store_engine, "ticket_classifier", START, END) == expected
+    assert busiest_version(store_engine, "no_such_model", START, END) is None
+
+
+def test_rows_are_all_returned_below_the_cap_and_sampled_evenly_above(store_engine, records):
+    v1 = [r for r in records if r["model_version"] == "v1"]
+    everything = sampled_rows(store_engine, "ticket_classifier", "v1", START, END, 10_000)
+    assert list(everything.columns) == list(SAMPLE_COLUMNS)
+    assert sorted(everything["confidence"]) == pytest.approx(sorted(r["confidence"] for r in v1))
+    sampled = sampled_rows(store_engine, "ticket_classifier", "v1", START, END, 50)
+    # Every k-th id of the whole table (k = ceil(rows / cap)): about the cap, not exactly it.
+    assert 0 < len(sampled) < len(everything) and len(sampled) == pytest.approx(50, rel=0.2)
