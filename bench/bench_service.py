@@ -7,6 +7,8 @@ the same time: the servers then share that CPU's speed at every instant, which o
 by up to 30 % (`--schedule shared`; without wrk or a second CPU, `together`: at the same time,
 unpinned). `--schedule alternate` loads them in turns instead (rounds A-B / B-A). Targets at 16
 connections: throughput ratio >= 0.95 and p99 latency ratio <= 1.10 (instrumented / bare).
+`--baseline bentoml-defaults` compares with BentoML's own default instrumentation instead (its
+request metrics and access log on, servewatch's off): what a user saves by switching.
 
     .venv/bin/python bench/bench_service.py --duration 10 --rounds 9
 """
@@ -320,6 +322,13 @@ def main() -> None:
         help="what the instrumented variant switches on (to price one part; none = A/A)",
     )
     parser.add_argument(
+        "--baseline",
+        choices=("bare", "bentoml-defaults"),
+        default="bare",
+        help="the variant compared with: `bare` (no instrumentation at all) or `bentoml-defaults` "
+        "(BentoML's own request metrics and access log on, as a plain BentoML service has them)",
+    )
+    parser.add_argument(
         "--schedule",
         choices=("auto", "together", "shared", "pinned", "alternate"),
         default="auto",
@@ -381,6 +390,7 @@ def run(
         "bare": {
             "SERVEWATCH_METRICS_ENABLED": "false",
             "SERVEWATCH_PREDICTION_LOG_ENABLED": "false",
+            "SERVEWATCH_BENTOML_INSTRUMENTATION": str(args.baseline == "bentoml-defaults").lower(),
         },
     }
     servers = {}
@@ -490,7 +500,7 @@ def report(
     print(
         f"POST /{args.endpoint}, {args.connections} connections per variant, {args.rounds} rounds"
         f" x {args.duration:g} s ({args.schedule}), 1 worker each, load: {generator}; medians;"
-        f" instrumented variant has {args.instrument} on"
+        f" instrumented variant has {args.instrument} on; baseline: {args.baseline}"
     )
     print(
         f"{'variant':<14}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"

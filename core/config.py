@@ -274,6 +274,11 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(default=1, ge=0)
     ort_inter_op_threads: int = Field(default=1, ge=0)
     metrics_enabled: bool = True
+    # BentoML's own request metrics and access log label the raw path (a path scanner adds
+    # series without bound) and repeat servewatch's catalog: off unless asked for (benchmarks).
+    bentoml_instrumentation: bool = False
+    # servewatch's own access log: one line per request, every field from a bounded set.
+    access_log: bool = False
     # Metric updates are summed in memory and written this often (0: as they happen).
     metrics_flush_interval_s: float = Field(default=1.0, ge=0)
     # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).

@@ -50,6 +50,10 @@ PREDICTION_ROW: tuple[PredictionColumn, ...] = (
     PredictionColumn("probabilities", "json", True, public=False),
     PredictionColumn("features", "json", True, public=False),
     PredictionColumn("error_message", "text", True, public=False),
+    # The client's own X-Request-ID, kept beside ours: it never names another tenant's row.
+    PredictionColumn("client_request_id", "text", True, public=False, length=64, indexed=True),
+    # HMAC-SHA256 of the input (the audit log's digest), never the input itself.
+    PredictionColumn("input_hmac", "text", True, public=False, length=64),
 )
 # The order of the values in a prediction row, as the service makes them and the store takes them.
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(column.name for column in PREDICTION_ROW)

@@ -22,6 +22,7 @@ from core.contracts import ENDPOINT_TABLE
 from service.errors import ServiceError
 from service.gateway import BUSINESS_ROUTES, Gateway, RuntimeSlot
 from service.instrumentation import RequestTrace
+from service.parent_watch import die_with_parent
 from service.schemas import (
     BulkPrediction,
     ItemPrediction,
@@ -60,12 +61,16 @@ def _metrics_registry() -> CollectorRegistry | None:
     workers=_workers(),
     # BentoML's own timeout answers outside our middleware: keep it behind ours.
     traffic={"timeout": SETTINGS.config.limits.request_timeout_s + 5.0},
+    # The gateway serves /metrics from the catalog's series and keeps its own access log.
+    metrics={"enabled": SETTINGS.bentoml_instrumentation},
+    logging={"access": {"enabled": SETTINGS.bentoml_instrumentation}},
 )
 class Servewatch:
     """Support-ticket classification and account risk scoring, instrumented."""
 
     def __init__(self) -> None:
         logging.getLogger("servewatch").setLevel(logging.INFO)
+        die_with_parent()  # no orphan keeps serving if the arbiter is killed
         self.runtime = ServiceRuntime(SETTINGS, registry=_metrics_registry())
         self.runtime.start()
         RuntimeSlot.runtime = self.runtime

@@ -1,5 +1,8 @@
 """The `Gateway` ASGI middleware in front of BentoML's routes: HTTP concerns (request ids, API
-keys, payload size, the error envelope, /livez and /readyz); it closes each request's trace.
+keys, payload size, the error envelope, /livez, /readyz, /metrics); it closes each request's trace.
+
+Only business requests reach BentoML; every other path is answered here, so no request of any
+kind can add a metric series, and no page of BentoML's (with third-party scripts) is served.
 
 Importing it loads no settings and no BentoML: it reaches the worker's runtime through a
 `RuntimeSlot` the Bento class fills, so tests can drive it with any runtime.
@@ -14,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
 from core.contracts import ENDPOINT_TABLE
+from service import exposition
 from service.auth import authenticate, authorize
 from service.errors import ServiceError, describe_validation, render, translate
 from service.faults import FAULT_HEADER, parse_fault
@@ -31,10 +36,14 @@ if TYPE_CHECKING:
     from service.worker import ServiceRuntime
 
 logger = logging.getLogger("servewatch.service")
+access_logger = logging.getLogger("servewatch.access")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 BUSINESS_ROUTES: Mapping[str, str] = {endpoint.route: endpoint.name for endpoint in ENDPOINT_TABLE}
-# Client ids are kept when safe; no ':' so that bulk item ids `<id>:<index>` stay unambiguous.
+PROBES = frozenset({"/livez", "/healthz", "/readyz", "/readyz/details", "/metrics"})
+# A client's own id is kept beside ours (never instead of it: ids are unique across tenants).
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,40}")
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -42,12 +51,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
 
 
-def request_id_from(headers: Headers) -> str:
-    """The client's `X-Request-ID` when well-formed, else a fresh one."""
-    supplied = headers.get("x-request-id", "")
-    if _CLIENT_REQUEST_ID.fullmatch(supplied):
-        return supplied
+def new_request_id() -> str:
+    """A fresh request id: what the answer, the header and the stored row carry."""
     return os.urandom(16).hex()
+
+
+def client_request_id(headers: Headers) -> str | None:
+    """The client's `X-Request-ID` when well-formed (kept beside ours and echoed back)."""
+    supplied = headers.get("x-request-id", "")
+    return supplied if _CLIENT_REQUEST_ID.fullmatch(supplied) else None
 
 
 class RuntimeSlot:
@@ -80,53 +92,88 @@ class Gateway:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         guarded = _StartTracking(send)
+        started = time.perf_counter()
         try:
             await self._route(scope, receive, guarded)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not guarded.started:
-                await _send_error(send, ServiceError("model_error"), os.urandom(16).hex())
+                await _send_error(send, ServiceError("model_error"), _Ids(new_request_id(), None))
+        runtime = self.slot.runtime
+        if runtime is not None and runtime.settings.access_log:
+            _log_access(scope, guarded.status, time.perf_counter() - started)
 
     async def _route(self, scope: Message, receive: Receive, send: _StartTracking) -> None:
-        path = scope["path"]
+        path, method = scope["path"], scope["method"]
         endpoint = BUSINESS_ROUTES.get(path)
         runtime = self.slot.runtime
-        if endpoint is not None and scope["method"] == "POST" and runtime is not None:
+        if endpoint is not None and method == "POST" and runtime is not None:
             return await self._business(runtime, endpoint, scope, receive, send)
-        if path == "/metrics" and runtime is not None:
-            runtime.instrumentation.flush()  # this worker is current; others within their interval
-        request_id = request_id_from(Headers(scope=scope))
-        own = path in ("/livez", "/healthz", "/readyz") or (
-            path == "/docs.json" and self._openapi is not None
-        )
-        if own and scope["method"] not in ("GET", "HEAD"):
+        ids = _Ids(new_request_id(), client_request_id(Headers(scope=scope)))
+        if endpoint is not None:
+            if method != "POST":
+                error = ServiceError("not_found", "this route only answers POST", status=405)
+                return await _send_error(send, error, ids, {"allow": "POST"})
+            return await _send_error(
+                send, ServiceError("not_ready", "the service is starting"), ids
+            )
+        own = path in PROBES or (path == "/docs.json" and self._openapi is not None)
+        if not own:
+            return await _send_error(send, ServiceError("not_found"), ids)
+        if method not in ("GET", "HEAD"):
             error = ServiceError("not_found", "this route only answers GET", status=405)
-            return await _send_error(send, error, request_id, {"allow": "GET, HEAD"})
+            return await _send_error(send, error, ids, {"allow": "GET, HEAD"})
         if path in ("/livez", "/healthz"):
             return await _send_json(send, 200, {"status": "alive"})
         if path == "/readyz":
-            return await self._readyz(send, request_id)
-        if path == "/docs.json" and self._openapi is not None:
-            return await _send_json(send, 200, self._openapi())
-        if endpoint is not None and scope["method"] == "POST":  # no runtime yet
-            error = ServiceError("not_ready", "the service is starting")
-            return await _send_error(send, error, request_id)
-        # BentoML's own routes; its error answers are rewritten into the envelope.
-        await self.app(scope, receive, _EnvelopeSend(send, request_id, None))
+            return await self._readyz(send, ids)
+        if path == "/readyz/details":
+            return await self._readyz_details(scope, send, ids)
+        if path == "/metrics":
+            return await self._metrics(send)
+        assert self._openapi is not None
+        return await _send_json(send, 200, self._openapi())
 
-    async def _readyz(self, send: Send, request_id: str) -> None:
+    async def _readyz(self, send: Send, ids: _Ids) -> None:
+        """Ready or not, with check names only: details are for operators (/readyz/details)."""
         runtime = self.slot.runtime
         if runtime is None:
-            return await _send_error(send, ServiceError("not_ready", "starting"), request_id)
+            return await _send_error(send, ServiceError("not_ready", "starting"), ids)
         readiness = runtime.readiness
         if not readiness.ready:
             await asyncio.get_running_loop().run_in_executor(None, readiness.evaluate)
         if readiness.ready:
-            checks = {r.name: r.detail for r in readiness.results()}
+            checks = [r.name for r in readiness.results()]
             return await _send_json(send, 200, {"status": "ready", "checks": checks})
-        failing = "; ".join(f"{r.name}: {r.detail}" for r in readiness.failing())
-        error = ServiceError("not_ready", f"failing checks: {failing}")
-        await _send_error(send, error, request_id)
+        failing = ", ".join(r.name for r in readiness.failing())
+        await _send_error(send, ServiceError("not_ready", f"failing checks: {failing}"), ids)
+
+    async def _readyz_details(self, scope: Message, send: Send, ids: _Ids) -> None:
+        """Each check's detail, for a caller on the loopback interface or with a valid key."""
+        runtime = self.slot.runtime
+        if runtime is None:
+            return await _send_error(send, ServiceError("not_ready", "starting"), ids)
+        if not _on_loopback(scope):
+            try:
+                authenticate(Headers(scope=scope).get("authorization"), runtime.settings.config)
+            except ServiceError as error:
+                return await _send_error(send, error, ids)
+        readiness = runtime.readiness
+        await asyncio.get_running_loop().run_in_executor(None, readiness.evaluate)
+        checks = {r.name: r.detail for r in readiness.results()}
+        status = "ready" if readiness.ready else "not_ready"
+        await _send_json(
+            send, 200 if readiness.ready else 503, {"status": status, "checks": checks}
+        )
+
+    async def _metrics(self, send: Send) -> None:
+        runtime = self.slot.runtime
+        if runtime is not None:
+            runtime.instrumentation.flush()  # this worker is current; others within their interval
+        body, content_type = await asyncio.get_running_loop().run_in_executor(
+            None, exposition.metrics_page
+        )
+        await _send_bytes(send, 200, body, {}, content_type=content_type)
 
     async def _business(
         self,
@@ -138,7 +185,8 @@ class Gateway:
     ) -> None:
         headers = Headers(scope=scope)
         trace = RequestTrace(
-            request_id=request_id_from(headers),
+            request_id=new_request_id(),
+            client_request_id=client_request_id(headers),
             endpoint=endpoint,
             received_at=datetime.now(UTC),
             started=time.perf_counter(),
@@ -149,19 +197,17 @@ class Gateway:
         try:
             body = await self._admit(runtime, trace, headers, receive)
             scope.setdefault("state", {})["servewatch"] = trace
-            await self.app(
-                scope, _replay(body, receive), _EnvelopeSend(send, trace.request_id, trace)
-            )
+            await self.app(scope, _replay(body, receive), _EnvelopeSend(send, trace))
         except ServiceError as error:
             trace.error = error
-            await _send_error(send, error, trace.request_id)
+            await _send_error(send, error, _Ids.of(trace))
         except ClientGone:
             answered = False
         except Exception:
             logger.exception("unhandled error on %s (request %s)", endpoint, trace.request_id)
             trace.error = ServiceError("model_error")
             if not send.started:
-                await _send_error(send, trace.error, trace.request_id)
+                await _send_error(send, trace.error, _Ids.of(trace))
         finally:
             latency = time.perf_counter() - trace.started
             if answered:
@@ -247,24 +293,44 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class _StartTracking:
-    """A `send` that remembers whether the answer has started."""
+    """A `send` that remembers whether the answer has started, and its status."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
+        self.status = 0
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
         await self._send(message)
 
 
-class _EnvelopeSend:
-    """A `send` that tags answers with X-Request-ID and turns error answers into envelopes."""
+@dataclass(frozen=True)
+class _Ids:
+    """The ids an answer carries: ours, and the client's own when it sent a well-formed one."""
 
-    def __init__(self, send: Send, request_id: str, trace: RequestTrace | None) -> None:
+    request_id: str
+    client_request_id: str | None
+
+    @classmethod
+    def of(cls, trace: RequestTrace) -> _Ids:
+        return cls(trace.request_id, trace.client_request_id)
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-request-id": self.request_id}
+        if self.client_request_id is not None:
+            headers["x-client-request-id"] = self.client_request_id
+        return headers
+
+
+class _EnvelopeSend:
+    """A `send` that tags a business answer with its ids and turns an error answer from
+    BentoML into the envelope."""
+
+    def __init__(self, send: Send, trace: RequestTrace) -> None:
         self._send = send
-        self._request_id = request_id
         self._trace = trace
         self._error_status: int | None = None
         self._kept_headers: dict[str, str] = {}
@@ -278,7 +344,8 @@ class _EnvelopeSend:
                     if name.lower() in (b"allow", b"retry-after"):
                         self._kept_headers[name.lower().decode()] = value.decode("latin-1")
                 return
-            message = {**message, "headers": [*message.get("headers", []), *self._id_header()]}
+            ids = [(k.encode(), v.encode()) for k, v in _Ids.of(self._trace).headers().items()]
+            message = {**message, "headers": [*message.get("headers", []), *ids]}
             return await self._send(message)
         if message["type"] != "http.response.body" or self._error_status is None:
             return await self._send(message)
@@ -286,19 +353,26 @@ class _EnvelopeSend:
         if message.get("more_body", False):
             return
         error = self._error(b"".join(self._held))
-        await _send_error(self._send, error, self._request_id, self._kept_headers)
+        await _send_error(self._send, error, _Ids.of(self._trace), self._kept_headers)
 
     def _error(self, body: bytes) -> ServiceError:
         assert self._error_status is not None
-        if self._trace is not None and self._trace.error is not None:
-            return self._trace.error
-        error = translate(self._error_status, body)
-        if self._trace is not None:
-            self._trace.error = error
-        return error
+        if self._trace.error is None:
+            self._trace.error = translate(self._error_status, body)
+        return self._trace.error
 
-    def _id_header(self) -> list[tuple[bytes, bytes]]:
-        return [(b"x-request-id", self._request_id.encode())]
+
+def _log_access(scope: Message, status: int, seconds: float) -> None:
+    """One access-log line; the path is logged as its route or `other`, never as sent."""
+    path = scope["path"]
+    route = path if path in BUSINESS_ROUTES or path in PROBES or path == "/docs.json" else "other"
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    access_logger.info("%s %s %d %.1fms", method, route, status, seconds * 1000.0)
+
+
+def _on_loopback(scope: Message) -> bool:
+    client = scope.get("client")
+    return client is not None and client[0] in _LOOPBACK
 
 
 async def _send_json(
@@ -311,16 +385,22 @@ async def _send_json(
 async def _send_error(
     send: Send,
     error: ServiceError,
-    request_id: str,
+    ids: _Ids,
     extra_headers: Mapping[str, str] | None = None,
 ) -> None:
-    headers = {**(extra_headers or {}), **error.headers, "x-request-id": request_id}
-    await _send_bytes(send, error.status, render(error, request_id), headers)
+    headers = {**(extra_headers or {}), **error.headers, **ids.headers()}
+    await _send_bytes(send, error.status, render(error, ids.request_id), headers)
 
 
-async def _send_bytes(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+async def _send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    content_type: str = "application/json",
+) -> None:
     raw = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().encode(), v.encode()) for k, v in headers.items()),
     ]

@@ -72,6 +72,7 @@ class RequestTrace:
     error: ServiceError | None = None
     model: LoadedModel | None = field(default=None, repr=False)
     fault: Any = None  # a service.faults.Fault when fault injection is on
+    client_request_id: str | None = None  # the client's X-Request-ID, when well-formed
 
     def routed_to(self, model: LoadedModel) -> None:
         self.model = model
@@ -87,12 +88,14 @@ def prediction_rows(
     *,
     store_raw_inputs: bool,
     redact: Callable[[str], str],
+    digest: Callable[[Any], str] | None = None,
     error_message: str | None = None,
 ) -> list[list[Any]]:
     """The `predictions` rows of a finished request, in `PREDICTION_COLUMNS` order.
 
     A successful bulk request gives one row per item (`<request id>:<index>`); anything else
     gives one row under the request id, errors with no class and the compute they did use.
+    `digest` makes each input's HMAC for the audit log (None: no audit key configured).
     Rows, not dicts: the prediction log's writer makes one per answered request. Their order
     (and width: `storage.writer.prediction_record` refuses another) is pinned by a test.
     """
@@ -120,6 +123,8 @@ def prediction_rows(
                 None,
                 None,
                 error_message,
+                t.client_request_id,
+                _digest_of(t.items[0].raw_input, digest) if t.items else None,
             ]
         ]
     bulk = t.endpoint in BULK_ENDPOINTS
@@ -142,9 +147,15 @@ def prediction_rows(
             item.probabilities,
             _stored_input(item.raw_input, redact) if store_raw_inputs else None,
             None,
+            t.client_request_id,
+            _digest_of(item.raw_input, digest),
         ]
         for index, item in enumerate(t.items)
     ]
+
+
+def _digest_of(raw: Any, digest: Callable[[Any], str] | None) -> str | None:
+    return None if digest is None or raw is None else digest(raw)
 
 
 def _stored_input(raw: Any, redact: Callable[[str], str]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -40,7 +41,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve classify_ticket, classify_tickets and predict_risk with metrics and prediction log."""
-    env = serve_environment(config=config, metrics=metrics, prediction_log=prediction_log)
+    env = serve_environment(
+        config=config,
+        metrics=metrics,
+        prediction_log=prediction_log,
+        instance=f"{socket.gethostname()}-{port}",
+    )
     command = serve_command(host=host, port=port, workers=workers)
     os.execve(sys.executable, command, env)
 
@@ -50,8 +56,15 @@ def serve_environment(
     config: Path | None = None,
     metrics: bool | None = None,
     prediction_log: bool | None = None,
+    instance: str = "default",
 ) -> dict[str, str]:
-    """The server's environment: settings validated now, paths absolute, BENTOML_HOME set."""
+    """The server's environment: settings validated now, paths absolute, the model store named.
+
+    BentoML's home is the instance's own folder (`<home>/run/<instance>/bentoml`; an instance
+    is a host and port): BentoML keeps its multiprocess metrics directory there and wipes it
+    when a server starts, so servers sharing a home or a volume never touch each other's
+    metrics. The model store stays shared (SERVEWATCH_MODELS_HOME).
+    """
     from core.config import load_settings
 
     env = dict(os.environ)
@@ -69,7 +82,10 @@ def serve_environment(
         env["SERVEWATCH_CONFIG_FILE"] = str(Path(settings.config_file).resolve())
     models_home = settings.bentoml_home.resolve()
     models_home.mkdir(parents=True, exist_ok=True)
-    env["SERVEWATCH_MODELS_HOME"] = env["BENTOML_HOME"] = str(models_home)
+    env["SERVEWATCH_MODELS_HOME"] = str(models_home)
+    instance_home = (settings.home / "run" / instance / "bentoml").resolve()
+    instance_home.mkdir(parents=True, exist_ok=True)
+    env["BENTOML_HOME"] = str(instance_home)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     return env
 

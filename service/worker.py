@@ -12,12 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from core.catalog import OTHER
 from core.config import Settings
+from core.digest import input_hmac
 from service.errors import ServiceError
 from service.faults import Fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
@@ -70,6 +72,7 @@ class ServiceRuntime:
         self._serving = False
         self.log = self._prediction_log() if settings.prediction_log_enabled else None
         self._redact = self._redactor()
+        self._digest = self._input_digest()
 
     def start(self) -> None:
         """Start the prediction log and run the start-up checks once."""
@@ -131,6 +134,14 @@ class ServiceRuntime:
 
         return Redactor(redaction).redact
 
+    def _input_digest(self) -> Callable[[Any], str] | None:
+        """The audit log's input digest (the key stays with the log's record maker)."""
+        key = self.settings.audit_hmac_key()
+        if key is None:
+            logger.warning("no audit key (SERVEWATCH_AUDIT_KEY_FILE): inputs get no digest")
+            return None
+        return partial(input_hmac, key)
+
     # -- start-up checks -------------------------------------------------------------------
 
     def _load_models(self) -> str | None:
@@ -141,7 +152,7 @@ class ServiceRuntime:
             if (ref.model, ref.version) in self.models:
                 continue
             try:
-                registered = get_model(ref.model, ref.version)
+                registered = get_model(ref.model, ref.version, home=self.settings.bentoml_home)
             except LookupError as exc:
                 problems.append(f"{ref.model}@{ref.version}: {exc}")
                 continue
@@ -212,6 +223,7 @@ class ServiceRuntime:
             latency_s,
             store_raw_inputs=self.settings.config.redaction.store_raw_inputs,
             redact=self._redact,
+            digest=self._digest,
             error_message=trace.error.message if trace.error is not None else None,
         )
 

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, func, insert, select
+from sqlalchemy import Connection, CursorResult, Engine, func, insert, literal, select
 
 from core.contracts import AUDIT_FIELDS, AuditEvent
 from core.timeutil import iso_utc, to_utc
-from storage.schema import audit_blocks, audit_log
+from storage.schema import audit_blocks, audit_log, predictions
 
 GENESIS = "0" * 64  # the previous hash of the first block
 # Any constant shared by all writers of one database: the lock that serialises appends.
@@ -53,23 +53,76 @@ def append_in(connection: Connection, events: Sequence[AuditEvent], *, now: date
     """Append `events` as one sealed block inside the caller's transaction; the block's id."""
     if not events:
         return None
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(_APPEND_LOCK)))
+    lock_appends(connection)
     # Inserting first takes SQLite's write lock before the previous block is read.
     ids = [_insert(connection, event) for event in events]
+    return _seal(connection, ids[0], ids[-1], now)
+
+
+def lock_appends(connection: Connection) -> None:
+    """Serialise appends to the chain until the caller's transaction ends (PostgreSQL; SQLite
+    has one writer at a time). Take it before anything the block will cover is written."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(_APPEND_LOCK)))
+
+
+def audit_predictions(connection: Connection, after_id: int, *, now: datetime) -> int | None:
+    """Audit the `predictions` rows above `after_id` (those the caller's transaction wrote, under
+    `lock_appends`) as one sealed block, in the same transaction: as durable as they are."""
+    p = predictions.c
+    before = _last_audit_id(connection)
+    source = (
+        select(
+            literal("prediction"),
+            p.ts,
+            p.request_id,
+            p.tenant,
+            p.endpoint,
+            p.model_name,
+            p.model_version,
+            p.predicted_class,
+            p.confidence,
+            p.input_hmac,
+        )
+        .where(p.id > after_id)
+        .order_by(p.id)
+    )
+    columns = [
+        "kind",
+        "ts",
+        "request_id",
+        "tenant",
+        "endpoint",
+        "model_name",
+        "model_version",
+        "decision",
+        "confidence",
+        "input_hmac",
+    ]
+    connection.execute(insert(audit_log).from_select(columns, source))
+    last = _last_audit_id(connection)
+    return None if last == before else _seal(connection, before + 1, last, now)
+
+
+def _last_audit_id(connection: Connection) -> int:
+    return int(connection.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one())
+
+
+def _seal(connection: Connection, first_id: int, last_id: int, now: datetime) -> int:
+    """Seal the audit rows first_id..last_id as the chain's next block; the block's id."""
     previous = connection.execute(
         select(audit_blocks.c.block_hash).order_by(audit_blocks.c.id.desc()).limit(1)
     ).scalar_one_or_none()
-    rows = _rows(connection, ids[0], ids[-1])
+    rows = _rows(connection, first_id, last_id)
     rows_hash = hash_rows(rows)
     prev_hash = previous or GENESIS
     block = {
-        "first_id": ids[0],
-        "last_id": ids[-1],
+        "first_id": first_id,
+        "last_id": last_id,
         "row_count": len(rows),
         "rows_hash": rows_hash,
         "prev_hash": prev_hash,
-        "block_hash": block_hash(prev_hash, ids[0], ids[-1], len(rows), rows_hash),
+        "block_hash": block_hash(prev_hash, first_id, last_id, len(rows), rows_hash),
         "sealed_at": to_utc(now),
     }
     return _inserted_id(connection.execute(insert(audit_blocks).values(**block)))

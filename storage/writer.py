@@ -11,10 +11,24 @@ from typing import Any
 
 import orjson
 from psycopg.errors import UniqueViolation
-from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, and_, delete, insert, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+)
 
 from core.contracts import PREDICTION_COLUMNS
 from core.timeutil import to_utc
+from storage.audit import audit_predictions, lock_appends
 from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
@@ -132,48 +146,66 @@ def prediction_encoder(engine_or_url: Engine | str) -> Callable[[Record], Any]:
 
 
 def write_predictions(
-    engine: Engine, records: Sequence[Record], encoded: Sequence[Any] = ()
+    engine: Engine,
+    records: Sequence[Record],
+    encoded: Sequence[Any] = (),
+    *,
+    now: datetime | None = None,
 ) -> int:
-    """Insert records in one round trip, ignoring replayed request_ids; returns rows added.
+    """Insert records in one transaction, ignoring replayed request_ids; returns rows added.
 
-    `encoded` may hold the `prediction_encoder` output for a prefix of `records`, made ahead
-    of time (the prediction log spreads that work between its writes); the rest is encoded here.
+    The rows added are audited in the same transaction (an `audit_log` block sealed at `now`),
+    so a stored prediction always has its audit row and a refused one has none. `encoded` may
+    hold the `prediction_encoder` output for a prefix of `records`, made ahead of time (the
+    prediction log spreads that work between its writes); the rest is encoded here.
     """
     if not records:
         return 0
+    sealed_at = now or datetime.now(UTC)
     if is_sqlite(engine):
         rows = [*encoded, *(encode_sqlite_row(r) for r in records[len(encoded) :])]
-        return _write_sqlite(engine, rows)
-    return _write_postgres_copy(engine, records, encoded)
+        return _write_sqlite(engine, rows, sealed_at)
+    return _write_postgres_copy(engine, records, encoded, sealed_at)
 
 
-def _write_sqlite(engine: Engine, rows: list[list[Any]]) -> int:
+def _write_sqlite(engine: Engine, rows: list[list[Any]], now: datetime) -> int:
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
             cursor.executemany(_SQLITE_INSERT, rows)
-            return max(cursor.rowcount, 0)
+            added = max(int(cursor.rowcount), 0)
         finally:
             cursor.close()
+        if added:
+            # One writer holds SQLite's lock: the rows just added have the highest ids, in a run.
+            audit_predictions(connection, _last_prediction_id(connection) - added, now=now)
+        return added
 
 
 def _write_postgres_copy(
-    engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]]
+    engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]], now: datetime
 ) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
-    the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING."""
-    try:
-        with engine.begin() as connection:
-            raw = connection.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cursor:
+    the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING.
+
+    Each attempt is one transaction (even on the log's autocommit engine) holding the audit
+    chain's lock, so the ids above the last one seen before the COPY are this batch's rows.
+    """
+    with engine.begin() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.transaction(), raw.cursor() as cursor:
+                lock_appends(connection)
+                before = _last_prediction_id(connection)
                 _copy_records(cursor, "predictions", records, encoded)
-        return len(records)
-    except UniqueViolation:
-        pass
-    return _write_postgres_ignoring_duplicates(engine, records, encoded)
+                audit_predictions(connection, before, now=now)
+            return len(records)
+        except UniqueViolation:
+            pass
+        return _write_postgres_ignoring_duplicates(connection, raw, records, encoded, now)
 
 
 def _copy_records(
@@ -190,24 +222,34 @@ def _copy_records(
 
 
 def _write_postgres_ignoring_duplicates(
-    engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]]
+    connection: Connection,
+    raw: Any,
+    records: Sequence[Record],
+    encoded: Sequence[list[Any]],
+    now: datetime,
 ) -> int:
-    with engine.begin() as connection:
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        # Its own transaction even on an autocommit engine (the prediction log's): the temporary
-        # table empties at each commit.
-        with raw.transaction(), raw.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
-                "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            _copy_records(cursor, "_incoming_predictions", records, encoded)
-            cursor.execute(
-                f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
-                "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
-            )
-            return max(cursor.rowcount, 0)
+    # Its own transaction even on an autocommit engine (the prediction log's): the temporary
+    # table empties at each commit.
+    with raw.transaction(), raw.cursor() as cursor:
+        lock_appends(connection)
+        before = _last_prediction_id(connection)
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
+            "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        _copy_records(cursor, "_incoming_predictions", records, encoded)
+        cursor.execute(
+            f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+            "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
+        )
+        added = max(int(cursor.rowcount), 0)
+        audit_predictions(connection, before, now=now)
+        return added
+
+
+def _last_prediction_id(connection: Connection) -> int:
+    statement = select(func.coalesce(func.max(predictions.c.id), 0))
+    return int(connection.execute(statement).scalar_one())
 
 
 # A re-run replaces a monitor's whole window for a model, so groups gone from the data go too.

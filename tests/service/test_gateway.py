@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from service.gateway import Gateway, RuntimeSlot, request_id_from
+from service.gateway import Gateway, RuntimeSlot, client_request_id, new_request_id
 
 
 class NoRuntime(RuntimeSlot):
@@ -29,12 +29,19 @@ class Inner:
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-def call(gateway: Gateway, method: str, path: str, headers: dict[str, str] | None = None):
+def call(
+    gateway: Gateway,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+):
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": client,
     }
     sent: list[dict[str, Any]] = []
 
@@ -46,7 +53,13 @@ def call(gateway: Gateway, method: str, path: str, headers: dict[str, str] | Non
 
     asyncio.run(gateway(scope, receive, send))
     start, body = sent
-    return start["status"], dict(start["headers"]), json.loads(body["body"])
+    content = body["body"]
+    payload = (
+        json.loads(content)
+        if dict(start["headers"])[b"content-type"] == b"application/json"
+        else content
+    )
+    return start["status"], dict(start["headers"]), payload
 
 
 def test_livez_answers_without_a_runtime():
@@ -60,7 +73,8 @@ def test_readyz_and_business_routes_are_not_ready_while_starting():
     client_id = "client-id-0001"
     status, headers, payload = call(gateway, "GET", "/readyz", {"X-Request-ID": client_id})
     assert status == 503 and payload["error"]["code"] == "not_ready"
-    assert headers[b"x-request-id"] == client_id.encode()
+    assert headers[b"x-client-request-id"] == client_id.encode()
+    assert headers[b"x-request-id"] == payload["error"]["request_id"].encode() != client_id.encode()
     status, _, payload = call(gateway, "POST", "/classify_ticket")
     assert status == 503 and payload["error"]["code"] == "not_ready"
 
@@ -71,14 +85,84 @@ def test_probes_only_answer_get():
     assert payload["error"]["code"] == "not_found"
 
 
-def test_bentoml_error_answers_are_rewritten_into_the_envelope():
-    inner = Inner(status=404, body=b"Not Found")
-    status, headers, payload = call(Gateway(inner, slot=NoRuntime), "GET", "/nowhere")
-    assert status == 404 and payload["error"]["code"] == "not_found"
-    assert payload["error"]["request_id"] == headers[b"x-request-id"].decode()
+def test_unknown_paths_are_answered_here_and_never_reach_bentoml():
+    inner = Inner(status=200, body=b"<html><script src='https://tags.example'></script>")
+    gateway = Gateway(inner, slot=NoRuntime)
+    for path in ("/", "/docs", "/nowhere", "/x1/y2", "/schema.json"):
+        status, headers, payload = call(gateway, "GET", path)
+        assert status == 404
+        assert payload["error"]["code"] == "not_found"
+        assert payload["error"]["request_id"] == headers[b"x-request-id"].decode()
+    assert inner.calls == 0
 
 
-def test_request_ids_are_kept_only_when_well_formed():
-    assert request_id_from(Headers({"x-request-id": "abc-DEF.123_4"})) == "abc-DEF.123_4"
-    fresh = request_id_from(Headers({"x-request-id": "bad:id:0001"}))
-    assert fresh != "bad:id:0001" and len(fresh) == 32
+def test_a_business_route_with_another_method_is_a_405_envelope():
+    status, headers, payload = call(Gateway(Inner(), slot=NoRuntime), "GET", "/classify_ticket")
+    assert (status, headers[b"allow"]) == (405, b"POST")
+    assert payload["error"]["code"] == "not_found"
+
+
+def test_metrics_are_served_by_the_gateway():
+    status, headers, payload = call(Gateway(Inner(), slot=NoRuntime), "GET", "/metrics")
+    assert status == 200
+    assert headers[b"content-type"].startswith(b"text/plain")
+    assert b"# TYPE" in payload
+
+
+class _Check:
+    def __init__(self, name: str, ok: bool, detail: str) -> None:
+        self.name, self.ok, self.detail = name, ok, detail
+
+
+class _Readiness:
+    ready = False
+
+    def evaluate(self) -> None:
+        return None
+
+    def results(self) -> list[_Check]:
+        return [_Check("models", True, "ok"), _Check("store", False, "db.internal:5432 refused")]
+
+    def failing(self) -> list[_Check]:
+        return [r for r in self.results() if not r.ok]
+
+
+class _Runtime:
+    readiness = _Readiness()
+
+    class settings:  # noqa: N801 - stands for core.config.Settings
+        access_log = False
+
+        class config:  # noqa: N801
+            tenants: dict[str, object] = {}
+
+            @staticmethod
+            def tenant_for_key(key: str) -> str | None:
+                return "acme" if key == "good-key" else None
+
+
+class Starting(RuntimeSlot):
+    runtime = _Runtime()  # type: ignore[assignment]
+
+
+def test_readyz_names_checks_only_and_details_need_loopback_or_a_key():
+    gateway = Gateway(Inner(), slot=Starting)
+    stranger = ("203.0.113.9", 40000)
+    status, _, payload = call(gateway, "GET", "/readyz", client=stranger)
+    assert status == 503
+    assert payload["error"]["message"] == "failing checks: store"
+    assert "5432" not in json.dumps(payload)
+    status, _, payload = call(gateway, "GET", "/readyz/details", client=stranger)
+    assert (status, payload["error"]["code"]) == (401, "unauthorized")
+    keyed = {"Authorization": "Bearer good-key"}
+    status, _, payload = call(gateway, "GET", "/readyz/details", keyed, client=stranger)
+    assert (status, payload["checks"]["store"]) == (503, "db.internal:5432 refused")
+    status, _, payload = call(gateway, "GET", "/readyz/details")  # on loopback
+    assert payload["checks"] == {"models": "ok", "store": "db.internal:5432 refused"}
+
+
+def test_request_ids_are_ours_and_the_clients_is_kept_only_when_well_formed():
+    assert client_request_id(Headers({"x-request-id": "abc-DEF.123_4"})) == "abc-DEF.123_4"
+    assert client_request_id(Headers({"x-request-id": "bad:id:0001"})) is None
+    assert client_request_id(Headers({})) is None
+    assert len(new_request_id()) == 32 and new_request_id() != new_request_id()

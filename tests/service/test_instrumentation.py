@@ -223,7 +223,8 @@ def test_error_request_is_one_record_without_a_decision():
 
 
 def test_records_carry_every_column_of_the_predictions_table():
-    trace = _trace(tenant="acme", region="eu", items=[_item()])
+    trace = _trace(tenant="acme", region="eu", items=[_item()], client_request_id="client-0001")
+    digest = "hmac({})".format
     common = {
         "request_id": "r1",
         "ts": T0,
@@ -236,8 +237,12 @@ def test_records_carry_every_column_of_the_predictions_table():
         "batch_size": 4,
         "region": "eu",
         "resource_class": "cpu",
+        "client_request_id": "client-0001",
+        "input_hmac": "hmac(mail a@b.io)",
     }
-    ok = prediction_records(trace, "ok", 0.01, store_raw_inputs=True, redact=str.upper)
+    ok = prediction_records(
+        trace, "ok", 0.01, store_raw_inputs=True, redact=str.upper, digest=digest
+    )
     assert ok == [
         {
             **common,
@@ -250,7 +255,13 @@ def test_records_carry_every_column_of_the_predictions_table():
         }
     ]
     failed = prediction_records(
-        trace, "model_error", 0.01, store_raw_inputs=True, redact=str, error_message="broken"
+        trace,
+        "model_error",
+        0.01,
+        store_raw_inputs=True,
+        redact=str,
+        digest=digest,
+        error_message="broken",
     )
     assert failed == [
         {

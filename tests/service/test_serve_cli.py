@@ -21,10 +21,14 @@ def test_environment_makes_paths_absolute_and_points_bentoml_home(monkeypatch, t
     monkeypatch.setenv("SERVEWATCH_HOME", "var")
     config = tmp_path / "servewatch.yaml"
     config.write_text("limits: {max_payload_bytes: 1024}\n")
-    env = serve_environment(config=Path("servewatch.yaml"), metrics=False, prediction_log=True)
+    env = serve_environment(
+        config=Path("servewatch.yaml"), metrics=False, prediction_log=True, instance="h-3000"
+    )
     assert env["SERVEWATCH_HOME"] == str(tmp_path / "var")
     assert env["SERVEWATCH_CONFIG_FILE"] == str(config)
-    assert env["BENTOML_HOME"] == env["SERVEWATCH_MODELS_HOME"] == str(tmp_path / "var" / "bentoml")
+    assert env["SERVEWATCH_MODELS_HOME"] == str(tmp_path / "var" / "bentoml")
+    # BentoML's own home (its metrics directory) is the instance's, not the shared store's.
+    assert env["BENTOML_HOME"] == str(tmp_path / "var" / "run" / "h-3000" / "bentoml")
     assert env["SERVEWATCH_METRICS_ENABLED"] == "false"
     assert env["SERVEWATCH_PREDICTION_LOG_ENABLED"] == "true"
     assert (tmp_path / "var" / "bentoml").is_dir()

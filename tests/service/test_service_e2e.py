@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import time
@@ -20,7 +21,7 @@ from core.contracts import ENDPOINT_NAMES as ENDPOINTS
 from storage.engine import create_store_engine
 from storage.schema import predictions
 from tests.conftest import require
-from tests.service.conftest import ServiceServer, auth
+from tests.service.conftest import KEYS, ServiceServer, auth
 from tests.service.test_service_http import risk_features
 
 TICKETS = [
@@ -49,20 +50,27 @@ def outcome_counts(metrics_text: str) -> Counter[str]:
 
 
 def wait_for_rows(url: str, request_ids: set[str], timeout: float = 30) -> dict[str, Any]:
+    """Rows by the client's request id (a bulk request's items by their own ids)."""
     engine = create_store_engine(url)
     deadline = time.monotonic() + timeout
+    client_ids = {request_id.split(":")[0] for request_id in request_ids}
     try:
         while True:
             with engine.connect() as connection:
                 rows = connection.execute(
-                    select(predictions).where(predictions.c.request_id.in_(request_ids))
+                    select(predictions).where(predictions.c.client_request_id.in_(client_ids))
                 ).mappings()
-                found = {row["request_id"]: dict(row) for row in rows}
+                found = {_key(row): dict(row) for row in rows}
             if len(found) >= len(request_ids) or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
     finally:
         engine.dispose()
+
+
+def _key(row: Any) -> str:
+    item = row["request_id"].partition(":")[2]
+    return f"{row['client_request_id']}:{item}" if item else row["client_request_id"]
 
 
 def send_mixed_traffic(server: ServiceServer) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -94,7 +102,8 @@ def send_mixed_traffic(server: ServiceServer) -> dict[str, tuple[int, dict[str, 
         for index, (kind, path, body, headers) in enumerate(plan):
             request_id = f"{prefix}-{index:02d}-{kind}"
             answer = client.post(path, json=body, headers={**headers, "X-Request-ID": request_id})
-            assert answer.headers["x-request-id"] == request_id
+            assert answer.headers["x-client-request-id"] == request_id  # echoed beside ours
+            assert answer.headers["x-request-id"] != request_id
             results[request_id] = (answer.status_code, answer.json())
     return results
 
@@ -106,7 +115,8 @@ def traffic(service_server: ServiceServer, service_database_url: str) -> dict[st
     expected_ids = set()
     for request_id, (_status, body) in results.items():
         if request_id.endswith("ok-bulk"):
-            expected_ids |= {item["request_id"] for item in body["predictions"]}
+            items = (item["request_id"].partition(":")[2] for item in body["predictions"])
+            expected_ids |= {f"{request_id}:{item}" for item in items}
         else:
             expected_ids.add(request_id)
     rows = wait_for_rows(service_database_url, expected_ids)
@@ -130,13 +140,16 @@ def test_rows_hold_the_answers(traffic):
         kind = request_id.split("-", 2)[2]
         if kind == "ok-bulk":
             for item in body["predictions"]:
-                row = rows[item["request_id"]]
+                row = rows[f"{request_id}:{item['request_id'].partition(':')[2]}"]
+                assert row["request_id"] == item["request_id"]
                 assert (row["status"], row["predicted_class"]) == ("ok", item["predicted_class"])
                 assert row["confidence"] == pytest.approx(item["confidence"])
                 assert row["endpoint"] == "classify_tickets" and row["tenant"] == "globex"
                 assert row["model_version"] == body["model_version"] and row["batch_size"] >= 1
             continue
         row = rows[request_id]
+        answered_id = body["request_id"] if status == 200 else body["error"]["request_id"]
+        assert row["request_id"] == answered_id
         assert now - timedelta(minutes=5) < row["ts"] <= now
         assert row["latency_ms"] > 0 and row["compute_ms"] >= 0
         if status == 200:
@@ -222,3 +235,87 @@ def test_promtool_finds_nothing_to_report(service_server):
         ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
     )
     assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
+
+
+def _series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_no_request_of_any_kind_creates_a_series(service_server):
+    """1,000 hostile requests (random paths, methods, keys, regions, ids), after a first round of
+    the same kinds with other values has made every series a request can legitimately touch:
+    BentoML's own path-labelled metrics are off and the catalog's labels are bounded."""
+    rng = random.Random(7)
+    methods = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+    def hostile(client: httpx.Client, i: int) -> None:
+        headers = {
+            "Authorization": f"Bearer {rng.choice(['-', 'k' + str(i), KEYS['acme']])}",
+            "X-Region": rng.choice(["eu", "us", f"r{i}", "x" * 200]),
+            "X-Request-ID": uuid.uuid4().hex if i % 2 else f"id:{i}",
+        }
+        path = rng.choice(["/classify_ticket", "/predict_risk", "/readyz", "/metrics", "/"])
+        path = path if i % 3 else f"/x{i}/{uuid.uuid4().hex[:6]}"
+        body = {"text": "x" * rng.randint(0, 3)} if i % 4 else {"tickets": [i]}
+        client.request(rng.choice(methods), path, json=body, headers=headers)
+
+    legit = [
+        ("/classify_ticket", {"text": "I was charged twice"}),
+        ("/classify_tickets", {"tickets": ["refund please", "app crashes"]}),
+        ("/predict_risk", {"features": risk_features(service_server)}),
+    ]
+    with service_server.client(timeout=10) as client:
+        for _ in range(4):  # both workers answer each tenant and endpoint at least once
+            for tenant in KEYS:
+                for path, body in legit:
+                    client.post(path, json=body, headers=auth(tenant))
+        for i in range(400):  # every hostile kind, so the series they may touch exist
+            hostile(client, i)
+        time.sleep(2.5)  # each worker flushes its counts within a second
+        before = _series(client.get("/metrics").text)
+        for i in range(400, 1400):  # other paths, keys, regions and ids than the first round
+            hostile(client, i)
+        time.sleep(2.5)
+        after = _series(client.get("/metrics").text)
+    new = sorted(after - before)
+    assert new == [], new[:10]
+    assert not any(name.startswith("bentoml_") for name, _ in after)
+
+
+def test_a_client_id_never_names_another_tenants_record(service_server, service_database_url):
+    shared = f"shared-{uuid.uuid4().hex[:12]}"
+    answers = {}
+    with service_server.client() as client:
+        for tenant in ("acme", "globex"):
+            answer = client.post(
+                "/classify_ticket",
+                json={"text": f"{tenant} was charged twice"},
+                headers={**auth(tenant), "X-Request-ID": shared},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-client-request-id"] == shared
+            answers[tenant] = answer.json()
+    assert answers["acme"]["request_id"] != answers["globex"]["request_id"]
+    ids = {answers[t]["request_id"] for t in answers}
+    rows = wait_for_rows(service_database_url, {shared})
+    engine = create_store_engine(service_database_url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(
+                select(predictions).where(predictions.c.request_id.in_(ids))
+            ).mappings()
+            by_id = {row["request_id"]: dict(row) for row in stored}
+    finally:
+        engine.dispose()
+    assert rows  # found by the client's id
+    for tenant, body in answers.items():
+        row = by_id[body["request_id"]]
+        assert (row["tenant"], row["client_request_id"]) == (tenant, shared)
+        assert (row["model_version"], row["predicted_class"]) == (
+            body["model_version"],
+            body["predicted_class"],
+        )

@@ -53,8 +53,8 @@ def stored_ids(url: str, prefix: str) -> list[str]:
         with engine.connect() as connection:
             return list(
                 connection.execute(
-                    select(predictions.c.request_id).where(
-                        predictions.c.request_id.like(f"{prefix}-%")
+                    select(predictions.c.client_request_id).where(
+                        predictions.c.client_request_id.like(f"{prefix}-%")
                     )
                 ).scalars()
             )

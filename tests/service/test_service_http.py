@@ -60,17 +60,19 @@ def test_classify_ticket_answers_decision_confidence_model_and_request_id(client
     assert body["request_id"] == answer.headers["x-request-id"]
 
 
-def test_a_well_formed_client_request_id_is_kept_and_others_are_replaced(client):
+def test_a_well_formed_client_request_id_is_echoed_beside_ours(client):
     kept = client.post(
         "/classify_ticket",
         json={"text": "hello"},
         headers={**auth(), "X-Request-ID": "client-0001"},
     )
-    assert kept.headers["x-request-id"] == kept.json()["request_id"] == "client-0001"
-    replaced = client.post(
+    assert kept.headers["x-client-request-id"] == "client-0001"
+    assert kept.headers["x-request-id"] == kept.json()["request_id"] != "client-0001"
+    dropped = client.post(
         "/classify_ticket", json={"text": "hello"}, headers={**auth(), "X-Request-ID": "a:b"}
     )
-    assert replaced.headers["x-request-id"] not in ("a:b", "client-0001")
+    assert "x-client-request-id" not in dropped.headers
+    assert dropped.headers["x-request-id"] not in ("a:b", "client-0001")
 
 
 def test_bulk_answers_in_order_with_item_request_ids(client):
@@ -213,7 +215,9 @@ def test_probes_answer_without_a_key(client):
     assert client.get("/livez").json() == {"status": "alive"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {
+    assert ready.json()["checks"] == ["models", "provider", "sample", "store"]
+    details = client.get("/readyz/details")  # the test client is on loopback
+    assert details.json()["checks"] == {
         "models": "ok",
         "provider": "ok",
         "sample": "ok",

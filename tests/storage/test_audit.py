@@ -179,3 +179,24 @@ def test_concurrent_appenders_keep_one_chain(store_engine):
     result = verify(store_engine)
     assert result.ok
     assert (result.blocks, result.rows) == (15, 45)
+
+
+def test_every_stored_prediction_is_audited_once_in_the_same_transaction(store_engine):
+    from storage.writer import write_predictions
+    from tests.storage.records import make_records
+
+    first = make_records(30)
+    assert write_predictions(store_engine, first, now=NOW) == 30
+    replay = [*first[10:20], *make_records(5, seed=8)]  # ten known ids, five new ones
+    assert write_predictions(store_engine, replay, now=NOW) == 5
+    with store_engine.connect() as connection:
+        audited = connection.execute(
+            text("SELECT request_id, decision FROM audit_log ORDER BY id")
+        ).all()
+        stored = connection.execute(
+            text("SELECT request_id, predicted_class FROM predictions ORDER BY id")
+        ).all()
+    assert audited == stored
+    result = verify(store_engine)
+    assert result.ok
+    assert (result.blocks, result.rows) == (2, 35)

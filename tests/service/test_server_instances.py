@@ -1,0 +1,85 @@
+"""Server instances on one home: each keeps its own metrics; workers die with their arbiter."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from storage.migrate import upgrade
+from tests.service.conftest import ServiceServer, auth, write_config
+
+
+def _requests_total(server: ServiceServer) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("servewatch_requests_total{")
+    )
+
+
+@pytest.fixture
+def shared_home(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
+    home = tmp_path / "shared"
+    home.mkdir()
+    database_url = f"sqlite:///{home / 'store.db'}"
+    upgrade(database_url)
+    yield home, database_url, write_config(home / "servewatch.yaml")
+
+
+def test_two_servers_on_one_home_keep_their_own_metrics(shared_home, built_models_home):
+    home, database_url, config = shared_home
+    first = ServiceServer(
+        home=home, config=config, models_home=built_models_home, database_url=database_url
+    )
+    second = ServiceServer(
+        home=home, config=config, models_home=built_models_home, database_url=database_url
+    )
+    try:
+        first.start()
+        with first.client() as client:
+            for _ in range(5):
+                answer = client.post("/classify_ticket", json={"text": "refund"}, headers=auth())
+                assert answer.status_code == 200
+        time.sleep(1.5)  # the worker flushes its counts within a second
+        assert _requests_total(first) == 5
+        second.start()  # BentoML wipes its metrics directory when a server starts
+        assert _requests_total(first) == 5
+        assert _requests_total(second) == 0
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_workers_stop_when_their_arbiter_is_killed(shared_home, built_models_home):
+    home, database_url, config = shared_home
+    server = ServiceServer(
+        home=home,
+        config=config,
+        models_home=built_models_home,
+        database_url=database_url,
+        workers=2,
+    )
+    server.start()
+    try:
+        assert server.process is not None
+        arbiter = psutil.Process(server.process.pid)
+        workers = [p for p in arbiter.children(recursive=True) if "worker" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        os.kill(arbiter.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert alive == [], [p.pid for p in alive]
+    finally:
+        server.stop()
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if str(server.port) in cmdline or str(home) in cmdline:
+                process.kill()
