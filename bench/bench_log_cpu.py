@@ -65,7 +65,8 @@ def rows_of(trace: RequestTrace, outcome: str, latency_s: float) -> list[list[ob
 def writer_cpu_s(log: PredictionLog) -> float:
     """The writer thread's CPU time: scheduler nanoseconds on Linux, else psutil's ticks."""
     thread = log._thread
-    assert thread is not None and thread.native_id is not None
+    assert thread is not None
+    assert thread.native_id is not None
     schedstat = Path(f"/proc/self/task/{thread.native_id}/schedstat")
     if schedstat.exists():
         return int(schedstat.read_text().split()[0]) / 1e9

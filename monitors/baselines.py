@@ -8,6 +8,7 @@ lookups in (servewatch.model_registry), from the BentoML model store itself.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,7 @@ class Baseline:
             class_counts = {str(k): float(v) for k, v in reference["class_counts"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise BaselineError(f"{where}: malformed reference ({exc})") from exc
-        if any(b < a for a, b in zip(quantiles, quantiles[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(quantiles)):
             raise BaselineError(f"{where}: confidence_quantile_edges are not sorted")
         if confidence.n <= 0 or sum(class_counts.values()) <= 0:
             raise BaselineError(f"{where}: empty reference distributions")

@@ -63,7 +63,7 @@ def allocate(shares: np.ndarray, total: int) -> np.ndarray:
     remainder = total - counts.sum()
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[:remainder]] += 1
-    return counts
+    return np.asarray(counts)
 
 
 def baseline_frame(baseline: Baseline, max_rows: int, seed: int = 0) -> pd.DataFrame:

@@ -35,7 +35,8 @@ class MonitorExporter:
         self._set_config(config)
 
     def _gauge(self, name: str) -> Gauge:
-        return self.metrics[name]
+        gauge: Gauge = self.metrics[name]
+        return gauge
 
     def _set_config(self, config: AppConfig) -> None:
         thresholds = self._gauge("servewatch_monitor_threshold")
@@ -87,7 +88,7 @@ class MonitorExporter:
         versions: set[LabelValues] = set()
         if not costs.empty:
             totals = costs.groupby(["model_name", "model_version"])[["n", "attributed_cost_usd"]]
-            for (model, version), row in totals.sum().iterrows():  # type: ignore[misc]
+            for (model, version), row in totals.sum().iterrows():
                 if row["n"] > 0:
                     labels = (str(model), str(version))
                     per_1k.labels(*labels).set(row["attributed_cost_usd"] / row["n"] * 1000)

@@ -70,7 +70,7 @@ class ConfidenceHistogram:
         result = np.interp(x, self.edges, cumulative)
         for point, anchored in self.anchors.items():
             self._apply_anchor(x, result, cumulative, round(point, EDGE_DECIMALS), anchored)
-        return result
+        return np.asarray(result, dtype=np.float64)
 
     def _apply_anchor(
         self,

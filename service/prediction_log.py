@@ -256,7 +256,7 @@ class PredictionLog:
         made = 0
         for entry in entries:
             if type(entry) is list:
-                records.append(entry)  # type: ignore[arg-type]
+                records.append(entry)
             else:
                 before = len(records)
                 records.extend(self._make(entry))  # type: ignore[arg-type]

@@ -52,13 +52,13 @@ def request_schemas(limits: LimitsConfig) -> RequestSchemas:
     class TicketRequest(_Strict):
         """One support ticket to classify."""
 
-        text: ticket_text  # type: ignore[valid-type]
+        text: ticket_text
 
     class TicketsRequest(_Strict):
         """Support tickets to classify in bulk; answers keep the order."""
 
         tickets: Annotated[
-            list[ticket_text],  # type: ignore[valid-type]
+            list[ticket_text],
             Field(min_length=1, max_length=limits.max_bulk_items),
         ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
@@ -37,12 +39,16 @@ def _window(start: datetime, end: datetime, model_name: str | None) -> ColumnEle
     return condition
 
 
-def _grouped(extra: Sequence[ColumnElement], aggregates: Sequence, where) -> Select:
+def _grouped(
+    extra: Sequence[ColumnElement[Any]],
+    aggregates: Sequence[ColumnElement[Any]],
+    where: ColumnElement[bool],
+) -> Select[Any]:
     keys = [_p[c] for c in GROUP_COLUMNS] + list(extra)
     return select(*keys, *aggregates).where(where).group_by(*keys)
 
 
-def _frame(engine: Engine, statement: Select, columns: Sequence[str]) -> pd.DataFrame:
+def _frame(engine: Engine, statement: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
     with engine.connect() as connection:
         rows = connection.execute(statement).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
@@ -66,7 +72,7 @@ def confidence_histogram(
     model_name: str | None = None,
 ) -> pd.DataFrame:
     """Successful predictions per bin [edges[i], edges[i+1]); the last bin is closed, ends clamp."""
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
         raise ValueError("bin edges must be at least two strictly increasing values")
     where = and_(_window(start, end, model_name), _p.status == "ok", _p.confidence.is_not(None))
     bin_index = _bin_expression(engine, [float(e) for e in edges[1:-1]]).label("bin")
@@ -75,7 +81,7 @@ def confidence_histogram(
     return frame.astype({"bin": "int64", "n": "int64"})
 
 
-def _bin_expression(engine: Engine, inner: list[float]) -> ColumnElement:
+def _bin_expression(engine: Engine, inner: list[float]) -> ColumnElement[Any]:
     """Index of the bin holding `confidence`, given the interior edges."""
     if not inner:
         return literal(0)
@@ -85,7 +91,7 @@ def _bin_expression(engine: Engine, inner: list[float]) -> ColumnElement:
     return func.width_bucket(_p.confidence, cast(literal(inner, ARRAY(Float)), ARRAY(Float)))
 
 
-def _binary_case(inner: list[float], lo: int, hi: int) -> ColumnElement:
+def _binary_case(inner: list[float], lo: int, hi: int) -> ColumnElement[Any]:
     """Nested CASE that binary-searches the interior edges: depth log2(bins), not bins."""
     if lo == hi:
         return literal(lo)
@@ -131,7 +137,7 @@ def daily_compute_totals(
     return frame.astype({"n": "int64", "compute_ms": "float64"})
 
 
-def _utc_day(engine: Engine) -> ColumnElement:
+def _utc_day(engine: Engine) -> ColumnElement[Any]:
     if is_sqlite(engine):
         return func.date(_p.ts)
     return func.date(func.timezone("UTC", _p.ts))

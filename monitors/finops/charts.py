@@ -117,7 +117,7 @@ def _trend_chart(f: WeeklyFigures) -> Figure:
 def _date_formatter() -> Any:
     from matplotlib.dates import DateFormatter
 
-    return DateFormatter("%d %b")
+    return DateFormatter("%d %b")  # type: ignore[no-untyped-call]
 
 
 def _compare_chart(frame: pd.DataFrame, keys: Sequence[str], title: str) -> Figure:

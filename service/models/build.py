@@ -131,7 +131,7 @@ def train_candidate(
     artifact = export_pipeline(pipeline, dataset.kind, len(dataset.features))
     step("parity")
     inputs = dataset.validation_inputs
-    labels, onnx_probabilities = run_onnx(artifact, dataset.onnx_input(inputs))
+    _labels, onnx_probabilities = run_onnx(artifact, dataset.onnx_input(inputs))
     parity = compare_probabilities(
         pipeline.predict_proba(dataset.model_input(inputs)),
         onnx_probabilities,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -160,14 +161,25 @@ def _check_evaluation(evaluation: Mapping[str, Any], classes: list[str]) -> list
 
 
 def _check_reference(reference: Mapping[str, Any], classes: list[str]) -> list[str]:
-    where = "evaluation.reference"
-    problems = []
     n = reference["n"]
     if not _int(n) or n < 1:
-        return [f"{where}.n: must be a positive integer"]
-    histogram = reference["confidence_histogram"]
+        return [f"{_REFERENCE}.n: must be a positive integer"]
+    return [
+        *_check_histogram(reference["confidence_histogram"], n),
+        *_check_quantiles(reference["confidence_quantile_edges"]),
+        *_check_classes(reference["class_counts"], reference["class_shares"], classes, n),
+        *_check_mean(reference["mean_confidence"]),
+    ]
+
+
+_REFERENCE = "evaluation.reference"
+
+
+def _check_histogram(histogram: Mapping[str, Any], n: int) -> list[str]:
+    where = f"{_REFERENCE}.confidence_histogram"
     edges, counts = histogram["edges"], histogram["counts"]
     expected_edges = [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)]
+    problems = []
     if (
         not _number_list(edges)
         or len(edges) != HISTOGRAM_BINS + 1
@@ -175,37 +187,47 @@ def _check_reference(reference: Mapping[str, Any], classes: list[str]) -> list[s
             not math.isclose(e, x, abs_tol=1e-9) for e, x in zip(edges, expected_edges, strict=True)
         )
     ):
-        problems.append(f"{where}.confidence_histogram.edges: must be 0.0..1.0 in steps of 0.005")
+        problems.append(f"{where}.edges: must be 0.0..1.0 in steps of 0.005")
     if (
         not isinstance(counts, list)
         or len(counts) != HISTOGRAM_BINS
         or not all(_int(c) and c >= 0 for c in counts)
     ):
-        problems.append(f"{where}.confidence_histogram.counts: must be {HISTOGRAM_BINS} counts")
+        problems.append(f"{where}.counts: must be {HISTOGRAM_BINS} counts")
     elif sum(counts) != n:
-        problems.append(f"{where}.confidence_histogram.counts: sum {sum(counts)} is not n={n}")
-    quantiles = reference["confidence_quantile_edges"]
+        problems.append(f"{where}.counts: sum {sum(counts)} is not n={n}")
+    return problems
+
+
+def _check_quantiles(quantiles: Any) -> list[str]:
     if (
         not _number_list(quantiles)
         or len(quantiles) != QUANTILE_EDGES
         or quantiles[0] != 0.0
         or quantiles[-1] != 1.0
-        or any(b < a for a, b in zip(quantiles, quantiles[1:], strict=False))
+        or any(b < a for a, b in itertools.pairwise(quantiles))
     ):
-        problems.append(f"{where}.confidence_quantile_edges: must be 0.0, 9 sorted deciles, 1.0")
-    class_counts, shares = reference["class_counts"], reference["class_shares"]
+        return [f"{_REFERENCE}.confidence_quantile_edges: must be 0.0, 9 sorted deciles, 1.0"]
+    return []
+
+
+def _check_classes(class_counts: Any, shares: Any, classes: list[str], n: int) -> list[str]:
+    problems = []
     if not isinstance(class_counts, Mapping) or set(class_counts) != set(classes):
-        problems.append(f"{where}.class_counts: must have one count per class")
+        problems.append(f"{_REFERENCE}.class_counts: must have one count per class")
     elif sum(class_counts.values()) != n:
-        problems.append(f"{where}.class_counts: sum is not n={n}")
+        problems.append(f"{_REFERENCE}.class_counts: sum is not n={n}")
     if not isinstance(shares, Mapping) or set(shares) != set(classes):
-        problems.append(f"{where}.class_shares: must have one share per class")
+        problems.append(f"{_REFERENCE}.class_shares: must have one share per class")
     elif not math.isclose(sum(shares.values()), 1.0, abs_tol=1e-6):
-        problems.append(f"{where}.class_shares: must sum to 1")
-    mean = reference["mean_confidence"]
-    if not _number(mean) or not 0 <= mean <= 1:
-        problems.append(f"{where}.mean_confidence: must be a number in [0, 1]")
+        problems.append(f"{_REFERENCE}.class_shares: must sum to 1")
     return problems
+
+
+def _check_mean(mean: Any) -> list[str]:
+    if not _number(mean) or not 0 <= mean <= 1:
+        return [f"{_REFERENCE}.mean_confidence: must be a number in [0, 1]"]
+    return []
 
 
 def _check_sample(

@@ -72,7 +72,7 @@ def _features(rng: random.Random, profile: str) -> dict[str, float]:
 
 def latent_risk(features: Mapping[str, float]) -> float:
     """The noise-free risk score of an account; higher is riskier."""
-    return (
+    return float(
         -1.6
         + 1.6 * math.exp(-features["account_age_days"] / 45.0)
         + 0.35 * features["orders_last_30d"] ** 0.5

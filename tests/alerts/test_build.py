@@ -32,7 +32,8 @@ def test_build_writes_everything_then_check_spots_a_hand_edit(tmp_path, rendered
     (tmp_path / "generated" / "old.rules.yaml").write_text("groups: []\n")
     result = runner.invoke(app, ["build", "--check", "--out-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "servewatch.rules.yaml" in result.output and "old.rules.yaml" in result.output
+    assert "servewatch.rules.yaml" in result.output
+    assert "old.rules.yaml" in result.output
     result = runner.invoke(app, ["build", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0
     assert differing(tmp_path, rendered) == []

@@ -34,7 +34,8 @@ from alerts.promql import (
 def test_selectors(expr, expected):
     found = selectors(expr)
     if expected is None:
-        assert {s.name for s in found} <= {"x", "y"} and found
+        assert {s.name for s in found} <= {"x", "y"}
+        assert found
     else:
         assert found == expected
 

@@ -59,6 +59,6 @@ def test_promtool_check_metrics_reports_nothing():
     result = subprocess.run(
         [promtool, "check", "metrics"], input=_exposition(), capture_output=True, check=False
     )
-    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
-        result.stdout + result.stderr
-    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    assert not report.strip(), report

@@ -57,7 +57,8 @@ def test_bad_file_value_names_the_field_and_the_file(tmp_path, yaml_text, field)
     path.write_text(yaml_text)
     with pytest.raises(ConfigError) as excinfo:
         load_app_config(path)
-    assert field in str(excinfo.value) and str(path) in str(excinfo.value)
+    assert field in str(excinfo.value)
+    assert str(path) in str(excinfo.value)
 
 
 def test_unreadable_or_malformed_file(tmp_path):

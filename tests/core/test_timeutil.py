@@ -31,7 +31,8 @@ def test_bad_windows_are_refused_with_a_clear_message(start, end, message):
 def test_first_run_only_takes_the_latest_completed_window():
     windows = due_windows(T + 170, 300, 3600, None, max_windows=10)
     assert len(windows) == 1
-    assert windows[0].end.timestamp() == T and windows[0].seconds == 3600
+    assert windows[0].end.timestamp() == T
+    assert windows[0].seconds == 3600
 
 
 def test_nothing_is_due_until_the_next_cadence_point():

@@ -52,7 +52,8 @@ def test_thresholds_follow_the_app_config_given(tmp_path):
     model = json.loads((tmp_path / "generated" / "servewatch-model-quality.json").read_text())
     titles = [p["title"] for p in model["panels"]]
     # A partial file keeps the other defaults (class_shift) and overrides what it names.
-    assert "confidence_drift: psi" in titles and "class_shift: psi" in titles
+    assert "confidence_drift: psi" in titles
+    assert "class_shift: psi" in titles
     psi = next(p for p in model["panels"] if p["title"] == "confidence_drift: psi")
     steps = psi["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, 0.05, 0.5]

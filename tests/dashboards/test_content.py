@@ -49,7 +49,8 @@ def test_template_variables_for_datasource_model_and_tenant(dashboards):
         assert {"datasource", "model", "tenant"} <= set(names), uid
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
-                assert variable["includeAll"] and variable["allValue"] == ".*"
+                assert variable["includeAll"]
+                assert variable["allValue"] == ".*"
                 assert variable["current"]["value"] == ["$__all"]
     quality = [v["name"] for v in dashboards["servewatch-model-quality"]["templating"]["list"]]
     assert "version" in quality
@@ -69,7 +70,8 @@ def test_panels_tile_the_grid_without_overlap(dashboards):
         assert len(ids) == len(set(ids)), uid
         for panel in dashboard["panels"]:
             pos = panel["gridPos"]
-            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, (uid, panel["title"])
+            assert pos["x"] >= 0, (uid, panel["title"])
+            assert pos["x"] + pos["w"] <= 24, (uid, panel["title"])
             for x in range(pos["x"], pos["x"] + pos["w"]):
                 for y in range(pos["y"], pos["y"] + pos["h"]):
                     assert (x, y) not in cells, (uid, panel["title"])

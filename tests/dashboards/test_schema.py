@@ -97,7 +97,8 @@ def test_normalize_maps_legacy_thresholds_and_drops_legacy_keys():
             ],
         }
     )
-    assert "span" not in panel and "editable" not in panel
+    assert "span" not in panel
+    assert "editable" not in panel
     assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"] == [
         {"color": "green", "value": None},
         {"color": "red", "value": 80.0},

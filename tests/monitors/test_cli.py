@@ -41,7 +41,8 @@ def test_run_prints_the_contract_json_and_stores_the_same_rows_once(loaded_url):
     result = _invoke("run", "--start", START, "--end", END, "--database-url", loaded_url, "--json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert rows and all(set(RESULT_KEYS) <= set(row) for row in rows)
+    assert rows
+    assert all(set(RESULT_KEYS) <= set(row) for row in rows)
     assert {row["monitor"] for row in rows} == {
         "confidence_drift",
         "class_shift",
@@ -53,7 +54,8 @@ def test_run_prints_the_contract_json_and_stores_the_same_rows_once(loaded_url):
     assert all(row["window_start"] == START and row["window_end"] == END for row in rows)
     assert _stored(loaded_url) == len(rows)
     again = _invoke("run", "--start", START, "--end", END, "--database-url", loaded_url, "--json")
-    assert again.exit_code == 0 and _stored(loaded_url) == len(rows)
+    assert again.exit_code == 0
+    assert _stored(loaded_url) == len(rows)
 
 
 def test_run_against_a_reference_window_and_one_monitor(loaded_url):
@@ -72,7 +74,8 @@ def test_run_against_a_reference_window_and_one_monitor(loaded_url):
 def test_run_prints_a_table_without_json(loaded_url):
     result = _invoke("run", "--start", START, "--end", END, "--database-url", loaded_url)
     assert result.exit_code == 0
-    assert "confidence_drift" in result.stdout and "alert" in result.stdout
+    assert "confidence_drift" in result.stdout
+    assert "alert" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -89,7 +92,8 @@ def test_bad_input_is_one_clear_line_and_exit_2(loaded_url, args, message):
     result = _invoke("run", *args, "--database-url", loaded_url, "--json")
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())
-    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
     assert _stored(loaded_url) == 0
 
 
@@ -97,7 +101,8 @@ def test_an_unreachable_store_exits_1(isolated_settings):
     url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
     result = _invoke("run", "--start", START, "--end", END, "--database-url", url)
     assert result.exit_code == 1
-    assert "cannot reach the store" in result.stderr and "Traceback" not in result.stderr
+    assert "cannot reach the store" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unmigrated_store_asks_for_db_upgrade(isolated_settings, tmp_path):
@@ -105,15 +110,16 @@ def test_an_unmigrated_store_asks_for_db_upgrade(isolated_settings, tmp_path):
     sqlite3.connect(path).close()
     result = _invoke("run", "--start", START, "--end", END, "--database-url", f"sqlite:///{path}")
     assert result.exit_code == 1
-    assert (
-        "lacks table(s) predictions" in result.stderr and "servewatch db upgrade" in result.stderr
-    )
+    assert "lacks table(s) predictions" in result.stderr
+    assert "servewatch db upgrade" in result.stderr
 
 
 def test_a_missing_sqlite_store_is_not_created(isolated_settings, tmp_path):
     path = tmp_path / "missing.db"
     result = _invoke("run", "--start", START, "--end", END, "--database-url", f"sqlite:///{path}")
-    assert result.exit_code == 1 and "no store at" in result.stderr and not path.exists()
+    assert result.exit_code == 1
+    assert "no store at" in result.stderr
+    assert not path.exists()
 
 
 def test_a_malformed_config_exits_2(loaded_url, tmp_path):
@@ -125,7 +131,8 @@ def test_a_malformed_config_exits_2(loaded_url, tmp_path):
         "run", "--start", START, "--end", END, "--database-url", loaded_url, "--config", str(bad)
     )
     assert result.exit_code == 2
-    assert "configuration error" in result.stderr and "alert threshold" in result.stderr
+    assert "configuration error" in result.stderr
+    assert "alert threshold" in result.stderr
 
 
 def test_schedule_once_runs_the_due_windows_like_a_cron_job(
@@ -147,4 +154,5 @@ def test_schedule_once_runs_the_due_windows_like_a_cron_job(
     assert list((isolated_settings / "reports").glob("finops-*.html"))
     # The windows at the real clock are empty, leave no rows and so are run again: cheaply.
     again = _invoke(*args, "--no-finops")
-    assert again.exit_code == 0 and "4 run(s) succeeded, 0 failed" in again.stderr
+    assert again.exit_code == 0
+    assert "4 run(s) succeeded, 0 failed" in again.stderr

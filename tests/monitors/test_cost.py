@@ -34,7 +34,8 @@ def test_attributed_cost_prices_compute_time_and_requests_per_model():
     costs = compute_costs(TOTALS, PRICING, window_seconds=100)
     acme = _row(costs, model_name="ticket_classifier", tenant="acme")
     assert acme["attributed_cost_usd"] == pytest.approx(2.0 * 0.001 + 0.5 * 0.01 + 110 * 0.0001)
-    assert acme["n"] == 110 and acme["compute_seconds"] == pytest.approx(2.5)
+    assert acme["n"] == 110
+    assert acme["compute_seconds"] == pytest.approx(2.5)
     risk = _row(costs, model_name="risk_scorer")
     assert risk["attributed_cost_usd"] == pytest.approx(4.0 * 0.002)
 

@@ -25,7 +25,8 @@ def loaded_url(store_engine, store_url, isolated_settings):
 
 def test_allocate_keeps_proportions_and_the_total():
     counts = allocate(np.array([1.0, 2.0, 7.0]), 11)
-    assert counts.sum() == 11 and counts.tolist() == [1, 2, 8]
+    assert counts.sum() == 11
+    assert counts.tolist() == [1, 2, 8]
 
 
 def test_baseline_rows_follow_the_baseline_shares():
@@ -69,7 +70,8 @@ def test_report_drift_writes_an_html_report_per_tenant(loaded_url, tmp_path):
     html = out.read_text()
     assert html.lstrip().startswith("<!DOCTYPE html>")
     # Evidently embeds the widgets as JSON, with "·" escaped.
-    assert "confidence \\u00b7 globex" in html and "predicted_class \\u00b7 initech" in html
+    assert "confidence \\u00b7 globex" in html
+    assert "predicted_class \\u00b7 initech" in html
     assert "baseline rows" in result.stderr
     assert not list(out.parent.glob(".*.partial"))
 
@@ -97,7 +99,8 @@ def test_per_tenant_drift_in_the_report_matches_scipy_on_the_same_rows(store_eng
         tmp_path / "r.html",
         reference_window=Window(*traffic.PREVIOUS),
     )
-    assert summary.reference == "window" and summary.tenants == ("acme", "globex", "initech")
+    assert summary.reference == "window"
+    assert summary.tenants == ("acme", "globex", "initech")
 
     def ok(rows, tenant):
         return np.array(

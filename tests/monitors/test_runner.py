@@ -68,7 +68,9 @@ def test_statuses_separate_drift_from_noise_and_small_samples(loaded):
     assert psi[("v1", "acme", "psi")].status == "ok"
     assert psi[("v1", "globex", "psi")].status == "alert"
     small = psi[("v1", "initech", "psi")]
-    assert small.status == "insufficient_data" and small.value is None and small.n == 30
+    assert small.status == "insufficient_data"
+    assert small.value is None
+    assert small.n == 30
     assert "fewer than 100" in small.details["reason"]
     everyone = psi[("v1", "*", "psi")]
     assert everyone.n == sum(r.n for k, r in psi.items() if k[1] != "*")
@@ -82,7 +84,9 @@ def test_statuses_separate_drift_from_noise_and_small_samples(loaded):
 def test_metrics_without_thresholds_are_ok_with_a_null_threshold(loaded):
     outcome = _run(loaded, monitors=["class_shift"])
     chi = _rows(outcome, "class_shift", "chi_square")[("v1", "globex", "chi_square")]
-    assert chi.status == "ok" and chi.threshold is None and chi.value > 100
+    assert chi.status == "ok"
+    assert chi.threshold is None
+    assert chi.value > 100
 
 
 def test_schema_failure_rate_counts_model_errors_among_inference_outputs(loaded):
@@ -114,7 +118,8 @@ def test_cost_rows_add_up_to_the_capacity_of_the_window(loaded):
     per_1k = rows[("v1", "*", "cost_per_1k_predictions_usd")]
     attributed = rows[("v1", "*", "attributed_cost_usd")].value
     assert per_1k.value == pytest.approx(attributed / per_1k.n * 1000)
-    assert outcome.costs is not None and set(outcome.costs["tenant"]) == {
+    assert outcome.costs is not None
+    assert set(outcome.costs["tenant"]) == {
         "acme",
         "globex",
         "initech",

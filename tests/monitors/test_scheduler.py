@@ -118,11 +118,13 @@ def test_a_failing_run_is_counted_and_retried_at_the_next_tick(engine):
     finally:
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE monitor_results_away RENAME TO monitor_results"))
-    assert failed and all(r.outcome == "failure" for r in failed)
+    assert failed
+    assert all(r.outcome == "failure" for r in failed)
     failures = {"monitor": "cost", "outcome": "failure"}
     assert registry.get_sample_value("servewatch_monitor_runs_total", failures) == 1
     retried = scheduler.tick()
-    assert retried and all(r.outcome == "success" for r in retried)
+    assert retried
+    assert all(r.outcome == "success" for r in retried)
     assert _ends(retried, "cost") == [0]
 
 
@@ -131,7 +133,8 @@ def test_a_monitor_locked_by_another_process_is_skipped(engine):
     with monitor_lock(engine, "cost") as acquired:
         assert acquired
         runs = scheduler.tick()
-    assert "cost" not in {r.monitor for r in runs} and len(runs) == 3
+    assert "cost" not in {r.monitor for r in runs}
+    assert len(runs) == 3
     assert _ends(scheduler.tick(), "cost") == [0]
 
 
@@ -148,7 +151,8 @@ def test_serve_ticks_until_stopped(engine):
     finally:
         stop.set()
         thread.join(timeout=10)
-    assert not thread.is_alive() and _stored(engine) > 0
+    assert not thread.is_alive()
+    assert _stored(engine) > 0
 
 
 def test_the_weekly_finops_report_is_written_once_when_due(engine, tmp_path):

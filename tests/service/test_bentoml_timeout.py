@@ -55,7 +55,8 @@ def test_answered_request_leaves_no_timer_armed():
     sent, loop = _call(answering, timeout=30)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     timeouts = [t for t in loop.timers if t.when() - loop.time() > 20]
-    assert timeouts and all(t.cancelled() for t in timeouts)
+    assert timeouts
+    assert all(t.cancelled() for t in timeouts)
 
 
 def test_slow_handler_still_gets_504_after_the_timeout():

@@ -19,7 +19,8 @@ def test_every_error_class_has_a_status_and_renders_the_envelope():
         error = ServiceError(code)
         body = json.loads(render(error, "req-1"))
         assert body == envelope(code, error.message, "req-1")
-        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}
+        assert set(body) == {"error"}
+        assert set(body["error"]) == {"code", "message", "request_id"}
         assert error.status == ERROR_STATUS[code]
 
 
@@ -72,7 +73,8 @@ def test_bentoml_validation_detail_becomes_a_readable_message():
 def test_bentoml_exception_arrays_and_hidden_5xx_messages_do_not_leak():
     assert translate(400, b'[{"error": "bad media type"}]').message == "bad media type"
     hidden = translate(500, b'{"error": "An unexpected error has occurred, check the log"}')
-    assert "unexpected" not in hidden.message and hidden.code == "model_error"
+    assert "unexpected" not in hidden.message
+    assert hidden.code == "model_error"
     assert translate(404, b"Not Found").message == "no such route"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.datastructures import Headers
 
@@ -72,16 +72,19 @@ def test_readyz_and_business_routes_are_not_ready_while_starting():
     gateway = Gateway(Inner(), slot=NoRuntime)
     client_id = "client-id-0001"
     status, headers, payload = call(gateway, "GET", "/readyz", {"X-Request-ID": client_id})
-    assert status == 503 and payload["error"]["code"] == "not_ready"
+    assert status == 503
+    assert payload["error"]["code"] == "not_ready"
     assert headers[b"x-client-request-id"] == client_id.encode()
     assert headers[b"x-request-id"] == payload["error"]["request_id"].encode() != client_id.encode()
     status, _, payload = call(gateway, "POST", "/classify_ticket")
-    assert status == 503 and payload["error"]["code"] == "not_ready"
+    assert status == 503
+    assert payload["error"]["code"] == "not_ready"
 
 
 def test_probes_only_answer_get():
     status, headers, payload = call(Gateway(Inner(), slot=NoRuntime), "POST", "/livez")
-    assert status == 405 and headers[b"allow"] == b"GET, HEAD"
+    assert status == 405
+    assert headers[b"allow"] == b"GET, HEAD"
     assert payload["error"]["code"] == "not_found"
 
 
@@ -130,11 +133,11 @@ class _Readiness:
 class _Runtime:
     readiness = _Readiness()
 
-    class settings:  # noqa: N801 - stands for core.config.Settings
+    class settings:
         access_log = False
 
-        class config:  # noqa: N801
-            tenants: dict[str, object] = {}
+        class config:
+            tenants: ClassVar[dict[str, object]] = {}
 
             @staticmethod
             def tenant_for_key(key: str) -> str | None:
@@ -165,4 +168,5 @@ def test_request_ids_are_ours_and_the_clients_is_kept_only_when_well_formed():
     assert client_request_id(Headers({"x-request-id": "abc-DEF.123_4"})) == "abc-DEF.123_4"
     assert client_request_id(Headers({"x-request-id": "bad:id:0001"})) is None
     assert client_request_id(Headers({})) is None
-    assert len(new_request_id()) == 32 and new_request_id() != new_request_id()
+    assert len(new_request_id()) == 32
+    assert new_request_id() != new_request_id()

@@ -183,16 +183,18 @@ def test_ok_single_request_is_one_record_with_its_decision():
         store_raw_inputs=False,
         redact=str.upper,
     )
-    assert record["request_id"] == "r1" and record["ts"] == T0
+    assert record["request_id"] == "r1"
+    assert record["ts"] == T0
     assert (record["predicted_class"], record["confidence"], record["status"]) == (
         "billing",
         0.9,
         "ok",
     )
-    assert (
-        record["latency_ms"] == 12.0 and record["compute_ms"] == 2.0 and record["batch_size"] == 4
-    )
-    assert record["region"] == "eu" and record["features"] is None
+    assert record["latency_ms"] == 12.0
+    assert record["compute_ms"] == 2.0
+    assert record["batch_size"] == 4
+    assert record["region"] == "eu"
+    assert record["features"] is None
 
 
 def test_ok_bulk_request_is_one_record_per_item_with_indexed_ids():
@@ -213,13 +215,17 @@ def test_error_request_is_one_record_without_a_decision():
     (record,) = prediction_records(
         trace, "model_error", 0.03, store_raw_inputs=True, redact=str, error_message="broken"
     )
-    assert record["predicted_class"] is None and record["confidence"] is None
-    assert record["status"] == "model_error" and record["error_message"] == "broken"
-    assert record["batch_size"] == 16 and record["compute_ms"] == 4.0
+    assert record["predicted_class"] is None
+    assert record["confidence"] is None
+    assert record["status"] == "model_error"
+    assert record["error_message"] == "broken"
+    assert record["batch_size"] == 16
+    assert record["compute_ms"] == 4.0
     (unauthorized,) = prediction_records(
         _trace(), "unauthorized", 0.001, store_raw_inputs=False, redact=str
     )
-    assert unauthorized["tenant"] == OTHER and unauthorized["batch_size"] == 0
+    assert unauthorized["tenant"] == OTHER
+    assert unauthorized["batch_size"] == 0
 
 
 def test_records_carry_every_column_of_the_predictions_table():

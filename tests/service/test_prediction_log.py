@@ -172,8 +172,9 @@ def test_the_writer_idles_while_records_wait_for_their_batch(make_log, store_eng
     log.submit(make_records(1)[0])
     log.run_once()  # the record is taken and waits
     clock.advance(0.2)  # the adoption timer is overdue
-    linger, idle = log._waits()  # noqa: SLF001 - how long the writer's next take may wait
-    assert linger == log.tick_s and idle == pytest.approx(29.8)  # waits: no spinning
+    linger, idle = log._waits()
+    assert linger == log.tick_s
+    assert idle == pytest.approx(29.8)
     clock.advance(30.0)
     log.run_once()
     assert row_count(store_engine) == 1
@@ -193,7 +194,8 @@ def test_a_record_that_cannot_be_encoded_is_set_aside_and_its_batch_written(
     log.run_once()
     assert row_count(store_engine) == 29
     assert records[7]["request_id"] not in stored_ids(store_engine)
-    assert observed.events()["written"] == 29 and observed.events()["dropped"] == 1
+    assert observed.events()["written"] == 29
+    assert observed.events()["dropped"] == 1
     [rejected] = (tmp_path / "spill").glob("rejected-*.jsonl")
     assert records[7]["request_id"] in rejected.read_text()
 
@@ -280,7 +282,8 @@ def test_store_down_spills_then_replays_exactly_once(make_log, store_engine, obs
     assert sorted(ids) == sorted(r["request_id"] for r in first + during + after)
     events = observed.events()
     assert events["replayed"] == events["spilled"] == 230
-    assert events["written"] == 140 and events["dropped"] == 0
+    assert events["written"] == 140
+    assert events["dropped"] == 0
     assert observed.lag() == 0
     assert wait_until(lambda: spill_files(tmp_path / "spill") == [])
 
@@ -362,7 +365,8 @@ def test_a_record_the_store_refuses_is_set_aside_not_blocking_the_rest(
         assert log.flush()
     assert row_count(store_engine) == 39
     assert log.healthy
-    assert observed.events()["dropped"] == 1 and observed.events()["written"] == 39
+    assert observed.events()["dropped"] == 1
+    assert observed.events()["written"] == 39
     [rejected] = (tmp_path / "spill").glob("rejected-*.jsonl")
     assert broken["request_id"] in rejected.read_text()
     assert any("rejected 1 record" in message for message in caplog.messages)
@@ -384,7 +388,8 @@ def test_text_no_store_can_encode_survives_the_spill_and_is_set_aside(
     bring_store_back(store_engine)
     assert wait_until(lambda: observed.backlog() == 0 and log.healthy)
     assert row_count(store_engine) == 29
-    assert observed.events()["replayed"] == 29 and observed.events()["dropped"] == 1
+    assert observed.events()["replayed"] == 29
+    assert observed.events()["dropped"] == 1
 
 
 def test_a_spilled_record_no_store_can_encode_is_set_aside_on_replay(
@@ -399,7 +404,8 @@ def test_a_spilled_record_no_store_can_encode_is_set_aside_on_replay(
     log.run_once()  # adopts the file and replays its one chunk
     assert row_count(store_engine) == 11
     assert spill_files(spill_dir) == []
-    assert observed.events()["replayed"] == 11 and observed.events()["dropped"] == 1
+    assert observed.events()["replayed"] == 11
+    assert observed.events()["dropped"] == 1
     assert records[3]["request_id"] not in stored_ids(store_engine)
 
 
@@ -533,7 +539,9 @@ def test_a_maker_that_fails_loses_its_event_loudly_and_nothing_else(
         assert log.flush(timeout=10)
     assert row_count(store_engine) == 9
     events = observed.events()
-    assert events["queued"] == 10 and events["written"] == 9 and events["dropped"] == 1
+    assert events["queued"] == 10
+    assert events["written"] == 9
+    assert events["dropped"] == 1
     assert "could not make the records" in caplog.text
 
 
@@ -550,7 +558,8 @@ def test_a_maker_returning_a_row_of_the_wrong_width_loses_only_its_event(
     assert sorted(stored_ids(store_engine)) == sorted(
         r["request_id"] for i, r in enumerate(records) if i != 2
     )
-    assert observed.events()["dropped"] == 1 and log.healthy
+    assert observed.events()["dropped"] == 1
+    assert log.healthy
 
 
 def test_records_made_later_overflow_and_park_like_any_other(
@@ -562,7 +571,8 @@ def test_records_made_later_overflow_and_park_like_any_other(
         log.submit_later(lambda a, b: [a, b], *pair)
     log.close()  # parks the queue (made now) and the overflow on disk
 
-    assert observed.events()["queued"] == 20 and observed.events()["spilled"] == 20
+    assert observed.events()["queued"] == 20
+    assert observed.events()["spilled"] == 20
     lines = b"".join(p.read_bytes() for p in spill_files(tmp_path / "spill")).splitlines()
     assert len(lines) == 20
 

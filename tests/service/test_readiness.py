@@ -20,7 +20,8 @@ def test_failing_checks_are_named_and_retried_only_when_due():
     readiness = Readiness({"models": lambda: None, "store": store}, retry_interval_s=5, clock=clock)
     results = readiness.evaluate()
     assert [(r.name, r.ok) for r in results] == [("models", True), ("store", False)]
-    assert readiness.failing()[0].detail == "connection refused" and not readiness.ready
+    assert readiness.failing()[0].detail == "connection refused"
+    assert not readiness.ready
     clock.now += 1
     readiness.evaluate()
     assert calls["store"] == 1  # not due yet
@@ -28,7 +29,8 @@ def test_failing_checks_are_named_and_retried_only_when_due():
     readiness.evaluate()
     clock.now += 5
     readiness.evaluate()
-    assert calls["store"] == 3 and readiness.ready
+    assert calls["store"] == 3
+    assert readiness.ready
 
 
 def test_passed_checks_are_not_rerun_and_readiness_latches():
@@ -41,7 +43,8 @@ def test_passed_checks_are_not_rerun_and_readiness_latches():
     for _ in range(3):
         clock.now += 1
         readiness.evaluate()
-    assert runs == ["models"] and readiness.ready
+    assert runs == ["models"]
+    assert readiness.ready
 
 
 def test_a_check_that_raises_fails_with_its_reason():
@@ -50,4 +53,5 @@ def test_a_check_that_raises_fails_with_its_reason():
 
     readiness = Readiness({"sample": sample})
     (result,) = readiness.evaluate()
-    assert not result.ok and result.detail == "KeyError: 'sample'"
+    assert not result.ok
+    assert result.detail == "KeyError: 'sample'"

@@ -49,18 +49,23 @@ def risk_model(registered_models) -> LoadedModel:
 
 def test_sessions_run_on_the_cpu_provider_with_their_metadata(ticket_model, risk_model):
     for model in (ticket_model, risk_model):
-        assert model.provider == CPU_PROVIDER and model.resource_class == "cpu"
+        assert model.provider == CPU_PROVIDER
+        assert model.resource_class == "cpu"
         assert model.sample_check() is None
-    assert ticket_model.input_kind == "text" and risk_model.input_kind == "tabular"
-    assert risk_model.features and not ticket_model.features
+    assert ticket_model.input_kind == "text"
+    assert risk_model.input_kind == "tabular"
+    assert risk_model.features
+    assert not ticket_model.features
 
 
 def test_a_batch_gives_the_same_answers_as_single_items(ticket_model):
     batch = ticket_model.predict([ticket_model.prepare(t) for t in TEXTS])
-    assert batch.size == len(TEXTS) and batch.seconds > 0
+    assert batch.size == len(TEXTS)
+    assert batch.seconds > 0
     for text, item in zip(TEXTS, batch.items, strict=True):
         (single,) = ticket_model.predict([ticket_model.prepare(text)]).items
-        assert item.failure is None and item.predicted_class == single.predicted_class
+        assert item.failure is None
+        assert item.predicted_class == single.predicted_class
         assert item.confidence == pytest.approx(single.confidence, abs=1e-6)
         assert sum(item.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
         assert item.confidence == max(item.probabilities.values())
@@ -108,7 +113,8 @@ def test_outputs_that_break_the_schema_are_flagged_per_item(registered_models, t
     assert [item.failure for item in result.items] == ["not_normalized"] * 3
     assert all(item.predicted_class is None for item in result.items)
     problem = broken.sample_check()
-    assert problem is not None and problem.startswith("sample output broke the output schema")
+    assert problem is not None
+    assert problem.startswith("sample output broke the output schema")
 
 
 class Recorder:
@@ -143,13 +149,15 @@ def test_concurrent_items_share_batches_within_the_size_limit(ticket_model):
         return [r[0] for r in results]
 
     scored = asyncio.run(scenario())
-    assert sum(recorder.batches) == 20 and max(recorder.batches) <= 4
+    assert sum(recorder.batches) == 20
+    assert max(recorder.batches) <= 4
     assert len(recorder.batches) < 20  # items arriving together were batched
     assert recorder.depth == 0
     for i, item in enumerate(scored):
         (single,) = ticket_model.predict([TEXTS[i % len(TEXTS)]]).items
         assert item.result.predicted_class == single.predicted_class
-        assert 1 <= item.batch_size <= 4 and item.compute_seconds > 0
+        assert 1 <= item.batch_size <= 4
+        assert item.compute_seconds > 0
 
 
 def test_a_lone_request_does_not_wait_for_company(ticket_model):
@@ -203,7 +211,8 @@ def test_abandoned_items_are_skipped(ticket_model):
         await batcher.close()
 
     asyncio.run(scenario())
-    assert recorder.batches == [1] and recorder.depth == 0
+    assert recorder.batches == [1]
+    assert recorder.depth == 0
 
 
 def test_closing_fails_the_items_still_waiting(ticket_model):
@@ -218,4 +227,5 @@ def test_closing_fails_the_items_still_waiting(ticket_model):
             await waiting
 
     asyncio.run(scenario())
-    assert recorder.batches == [] and recorder.depth == 0
+    assert recorder.batches == []
+    assert recorder.depth == 0

@@ -11,7 +11,8 @@ def test_a_valid_row_gives_the_argmax_class_and_its_probability():
     assert result.failure is None
     assert result.predicted_class == "technical"
     assert result.confidence == pytest.approx(0.7)
-    assert result.probabilities is not None and set(result.probabilities) == set(CLASSES)
+    assert result.probabilities is not None
+    assert set(result.probabilities) == set(CLASSES)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,8 @@ def test_a_valid_row_gives_the_argmax_class_and_its_probability():
 )
 def test_broken_rows_name_the_rule_they_break(row, label, reason):
     result = check_output(np.array(row, dtype=np.float32), label, CLASSES)
-    assert result.failure == reason and result.predicted_class is None
+    assert result.failure == reason
+    assert result.predicted_class is None
     assert reason in SCHEMA_FAILURE_REASONS
 
 

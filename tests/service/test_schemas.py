@@ -113,7 +113,8 @@ def test_openapi_overlay_documents_auth_errors_and_exact_features():
     features = operation["requestBody"]["content"]["application/json"]["schema"]["properties"][
         "features"
     ]
-    assert features["required"] == ["a", "b"] and features["additionalProperties"] is False
+    assert features["required"] == ["a", "b"]
+    assert features["additionalProperties"] is False
     assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
     headers = {p["name"] for p in operation["parameters"]}
     assert headers == {"X-Request-ID", "X-Region"}

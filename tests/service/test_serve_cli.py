@@ -37,5 +37,5 @@ def test_environment_makes_paths_absolute_and_points_bentoml_home(monkeypatch, t
 def test_a_bad_config_stops_before_the_server_starts(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("limits: {max_payload_bytes: 1}\n")
-    with pytest.raises(ConfigError, match="limits.max_payload_bytes"):
+    with pytest.raises(ConfigError, match=r"limits\.max_payload_bytes"):
         serve_environment(config=config)

@@ -31,7 +31,7 @@ def shared_home(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
     home.mkdir()
     database_url = f"sqlite:///{home / 'store.db'}"
     upgrade(database_url)
-    yield home, database_url, write_config(home / "servewatch.yaml")
+    return home, database_url, write_config(home / "servewatch.yaml")
 
 
 def test_two_servers_on_one_home_keep_their_own_metrics(shared_home, built_models_home):
@@ -75,7 +75,7 @@ def test_workers_stop_when_their_arbiter_is_killed(shared_home, built_models_hom
         assert len(workers) == 2
         os.kill(arbiter.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
-        gone, alive = psutil.wait_procs(workers, timeout=15)
+        _gone, alive = psutil.wait_procs(workers, timeout=15)
         assert alive == [], [p.pid for p in alive]
     finally:
         server.stop()

@@ -144,25 +144,30 @@ def test_rows_hold_the_answers(traffic):
                 assert row["request_id"] == item["request_id"]
                 assert (row["status"], row["predicted_class"]) == ("ok", item["predicted_class"])
                 assert row["confidence"] == pytest.approx(item["confidence"])
-                assert row["endpoint"] == "classify_tickets" and row["tenant"] == "globex"
-                assert row["model_version"] == body["model_version"] and row["batch_size"] >= 1
+                assert row["endpoint"] == "classify_tickets"
+                assert row["tenant"] == "globex"
+                assert row["model_version"] == body["model_version"]
+                assert row["batch_size"] >= 1
             continue
         row = rows[request_id]
         answered_id = body["request_id"] if status == 200 else body["error"]["request_id"]
         assert row["request_id"] == answered_id
         assert now - timedelta(minutes=5) < row["ts"] <= now
-        assert row["latency_ms"] > 0 and row["compute_ms"] >= 0
+        assert row["latency_ms"] > 0
+        assert row["compute_ms"] >= 0
         if status == 200:
             assert row["status"] == "ok"
             assert row["predicted_class"] == body["predicted_class"]
             assert row["confidence"] == pytest.approx(body["confidence"])
             assert row["model_name"] == body["model_name"]
             assert row["model_version"] == body["model_version"]
-            assert row["batch_size"] >= 1 and row["compute_ms"] > 0
+            assert row["batch_size"] >= 1
+            assert row["compute_ms"] > 0
             assert row["probabilities"] == pytest.approx(body["probabilities"])
         else:
             assert row["status"] == body["error"]["code"]
-            assert row["predicted_class"] is None and row["confidence"] is None
+            assert row["predicted_class"] is None
+            assert row["confidence"] is None
 
 
 def test_rows_carry_tenant_region_and_redacted_inputs(traffic):
@@ -234,7 +239,8 @@ def test_promtool_finds_nothing_to_report(service_server):
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
     )
-    assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
+    assert result.returncode == 0, result
+    assert (result.stdout, result.stderr) == (b"", b""), result
 
 
 def _series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:

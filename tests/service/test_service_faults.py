@@ -18,7 +18,7 @@ from tests.service.conftest import ServiceServer, auth, fresh_postgres_url, writ
 from tests.support.tcp_proxy import TcpProxy
 
 
-@pytest.fixture()
+@pytest.fixture
 def direct_url(postgres_available: bool) -> Iterator[str]:
     require(postgres_available, "PostgreSQL is not reachable")
     yield from fresh_postgres_url()

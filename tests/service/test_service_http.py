@@ -29,7 +29,8 @@ def assert_envelope(answer: httpx.Response, code: str, status: int) -> dict[str,
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/json"
     body = answer.json()
-    assert set(body) == {"error"} and set(body["error"]) == ENVELOPE_KEYS, body
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == ENVELOPE_KEYS, body
     assert body["error"]["code"] == code, body
     assert body["error"]["request_id"] == answer.headers["x-request-id"]
     return body["error"]
@@ -56,7 +57,8 @@ def test_classify_ticket_answers_decision_confidence_model_and_request_id(client
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert_prediction(body)
-    assert body["model_name"] == "ticket_classifier" and body["model_version"]
+    assert body["model_name"] == "ticket_classifier"
+    assert body["model_version"]
     assert body["request_id"] == answer.headers["x-request-id"]
 
 

@@ -47,7 +47,8 @@ def test_records_round_trip_as_json_lines_with_iso_timestamps():
     records = make_records(3)
     data = encode_records(records)
     lines = data.split(b"\n")
-    assert lines[-1] == b"" and len(lines) == 4
+    assert lines[-1] == b""
+    assert len(lines) == 4
     decoded = [decode_line(line) or {} for line in lines[:-1]]
     assert decoded[0]["ts"] == records[0]["ts"].isoformat()
     assert decoded[0]["probabilities"] == records[0]["probabilities"]
@@ -86,7 +87,8 @@ def test_appended_batches_are_replayed_in_order_and_the_file_removed(tmp_path):
 
     assert [r["request_id"] for r in replayed] == [r["request_id"] for r in records]
     assert bad == 0
-    assert directory.backlog == 0 and directory.oldest is None
+    assert directory.backlog == 0
+    assert directory.oldest is None
     assert spill_files(tmp_path) == []
 
 
@@ -179,7 +181,8 @@ def test_a_file_replayed_and_deleted_meanwhile_is_not_claimed(tmp_path):
     path.write_bytes(encode_records(make_records(4)))
     claimed = SpillFile.claim(path)
     os.close(stale_fd)
-    assert claimed is not None and claimed.pending == 4
+    assert claimed is not None
+    assert claimed.pending == 4
     claimed.release()
 
 
@@ -244,7 +247,8 @@ def test_a_failed_append_leaves_the_file_readable(tmp_path):
         str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
-    assert "refused" in result.stdout and "backlog 4" in result.stdout
+    assert "refused" in result.stdout
+    assert "backlog 4" in result.stdout
     directory = SpillDirectory(tmp_path)
     directory.adopt_orphans()
     replayed, bad = replay_all(directory)
@@ -303,6 +307,7 @@ def test_empty_or_unterminated_files_do_not_stall_a_replay(tmp_path, size):
     directory.adopt_orphans()
     assert directory.backlog == size
     replayed, bad = replay_all(directory)
-    assert replayed == [] and bad == size
+    assert replayed == []
+    assert bad == size
     directory.release_all()
     assert not path.exists()

@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 import statistics
 
 import httpx
@@ -32,7 +33,7 @@ def test_plan_is_seeded_and_poisson():
     first = plan(rate=50, duration_s=60)
     assert first == plan(rate=50, duration_s=60)
     assert first != plan(rate=50, duration_s=60, seed=4)
-    gaps = [b.at_s - a.at_s for a, b in zip(first, first[1:], strict=False)]
+    gaps = [b.at_s - a.at_s for a, b in itertools.pairwise(first)]
     # Exponential inter-arrivals: mean 1/rate, standard deviation close to the mean.
     assert statistics.mean(gaps) == pytest.approx(1 / 50, rel=0.1)
     assert statistics.stdev(gaps) == pytest.approx(statistics.mean(gaps), rel=0.15)
@@ -42,7 +43,8 @@ def test_plan_is_seeded_and_poisson():
 def test_tenants_keep_their_endpoint_mix():
     requests = plan(rate=100, duration_s=60)
     globex = [r for r in requests if r.tenant == "globex"]
-    assert globex and all(r.endpoint != "predict_risk" for r in globex)
+    assert globex
+    assert all(r.endpoint != "predict_risk" for r in globex)
     for r in requests:
         assert r.headers["Authorization"].startswith("Bearer demo-")
         assert (
@@ -67,7 +69,8 @@ def test_class_shift_hits_one_tenant_from_its_start():
         for r in requests
         if r.tenant == "acme" and r.at_s >= 30 and r.endpoint == "classify_ticket"
     ]
-    assert after and all(shipping(r) for r in after)
+    assert after
+    assert all(shipping(r) for r in after)
     others = [r for r in requests if r.tenant != "acme" and r.endpoint == "classify_ticket"]
     assert sum(shipping(r) for r in others) < len(others) / 2
 
@@ -93,7 +96,8 @@ def test_parse_fault():
     assert parse_fault(" Timeout ") == Fault(error="timeout")
     assert parse_fault("latency=250") == Fault(latency_ms=250)
     assert parse_fault("latency=999999").latency_ms == 5000
-    assert parse_fault("drop_table") is None and parse_fault(None) is None
+    assert parse_fault("drop_table") is None
+    assert parse_fault(None) is None
 
 
 def test_send_traffic_counts_answers():

@@ -49,7 +49,8 @@ def test_confidence_histogram_clamps_values_outside_the_edges(store_engine, reco
     frame = confidence_histogram(store_engine, START, END, [0.5, 0.6, 0.7])
     ok = [r["confidence"] for r in records if r["status"] == "ok"]
     totals = frame.groupby("bin")["n"].sum()
-    assert totals[0] == sum(c < 0.6 for c in ok) and totals[1] == sum(c >= 0.6 for c in ok)
+    assert totals[0] == sum(c < 0.6 for c in ok)
+    assert totals[1] == sum(c >= 0.6 for c in ok)
 
 
 def test_compute_and_status_totals(store_engine, records):

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_held_lock_is_refused_until_released(store_engine):
     with monitor_lock(store_engine, "cost") as first:
         with monitor_lock(store_engine, "cost") as second:
-            assert first and not second
+            assert first
+            assert not second
         with monitor_lock(store_engine, "class_shift") as other:
             assert other
     with monitor_lock(store_engine, "cost") as again:
@@ -31,4 +32,5 @@ def test_another_process_cannot_take_a_held_lock(store_engine, store_url):
         assert held
         busy = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     free = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-    assert busy.stdout.strip() == "False" and free.stdout.strip() == "True"
+    assert busy.stdout.strip() == "False"
+    assert free.stdout.strip() == "True"

@@ -1,22 +1,10 @@
 from sqlalchemy import inspect
 
+from core.contracts import PUBLIC_PREDICTION_COLUMNS
 from storage.engine import create_store_engine
 from storage.migrate import current_revision, head_revision, upgrade
 
-CONTRACT_COLUMNS = {
-    "request_id",
-    "ts",
-    "tenant",
-    "endpoint",
-    "model_name",
-    "model_version",
-    "predicted_class",
-    "confidence",
-    "latency_ms",
-    "compute_ms",
-    "batch_size",
-    "status",
-}
+CONTRACT_COLUMNS = set(PUBLIC_PREDICTION_COLUMNS)  # pinned in tests/core/test_contracts.py
 
 
 def test_upgrade_reaches_head_and_is_idempotent(store_url):
@@ -36,7 +24,8 @@ def test_predictions_has_the_contract_columns_and_extras_are_nullable(store_engi
     for name, column in columns.items():
         if name not in CONTRACT_COLUMNS | {"id"}:
             assert column["nullable"] or column.get("default") is not None, name
-    assert columns["predicted_class"]["nullable"] and columns["confidence"]["nullable"]
+    assert columns["predicted_class"]["nullable"]
+    assert columns["confidence"]["nullable"]
 
 
 def test_request_id_is_unique(store_engine):

@@ -78,4 +78,5 @@ def test_versions_metadata_and_membership(store_engine):
     assert mirrored_versions(store_engine, "b_model") == [("b_model", "v1"), ("b_model", "v2")]
     assert version_metadata(store_engine, "b_model", "v2") == {"classes": ["x"]}
     assert version_metadata(store_engine, "b_model", "v9") is None
-    assert is_mirrored(store_engine, "a_model") and not is_mirrored(store_engine, "c_model")
+    assert is_mirrored(store_engine, "a_model")
+    assert not is_mirrored(store_engine, "c_model")

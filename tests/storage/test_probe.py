@@ -20,7 +20,8 @@ def test_store_probe_names_an_unmigrated_store(tmp_path):
         problem = probe()
     finally:
         probe.close()
-    assert problem is not None and "predictions" in problem
+    assert problem is not None
+    assert "predictions" in problem
 
 
 def test_store_probe_fails_fast_when_the_store_is_unreachable():
@@ -31,5 +32,6 @@ def test_store_probe_fails_fast_when_the_store_is_unreachable():
     start = time.monotonic()
     problem = probe()
     probe.close()
-    assert problem is not None and problem.startswith("store does not answer")
+    assert problem is not None
+    assert problem.startswith("store does not answer")
     assert time.monotonic() - start < 5

@@ -30,7 +30,8 @@ def test_write_predictions_round_trips_every_column(store_engine):
             select(predictions).where(predictions.c.request_id == "req-7-0")
         ).one()
     expected = records[0]
-    assert row.tenant == expected["tenant"] and row.status == expected["status"]
+    assert row.tenant == expected["tenant"]
+    assert row.status == expected["status"]
     assert row.confidence == pytest.approx(expected["confidence"])
     assert row.features == {"text": "tab\there\nnewline \\ backslash"}
     ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=UTC)
@@ -103,7 +104,8 @@ def test_text_comes_back_exactly_whatever_it_holds(store_engine, message):
     write_predictions(store_engine, [record])
     with store_engine.connect() as connection:
         row = connection.execute(select(predictions)).one()
-    assert row.error_message == message and row.region == message[:64]
+    assert row.error_message == message
+    assert row.region == message[:64]
     assert row.features == {"text": message}
 
 

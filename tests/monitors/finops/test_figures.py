@@ -58,7 +58,8 @@ def test_total_spend_and_its_days(figures):
     assert figures.spend.previous == money(6 * DAY)  # Tue 10 to Sun 15 Nov, billed
     assert figures.usage.current == money(USAGE)
     assert figures.usage.previous == money(0.302)
-    assert figures.predictions.current == 6 and figures.predictions.previous == 2
+    assert figures.predictions.current == 6
+    assert figures.predictions.previous == 2
     days = figures.days
     assert days["total_cost_usd"].tolist() == [
         money(t) for t in (1.2, 1.2, 2.002, 1.2, 1.2, 1.2, 1.2)
@@ -157,7 +158,8 @@ def test_days_that_stand_out(figures):
     days = sorted(anomalies)
     monday, wednesday = anomalies[days[0]], anomalies[days[2]]
     # Monday has 4 billed weekdays before it (Tue 10 to Fri 13 Nov): too few to judge.
-    assert monday["baseline_days"] == 4 and math.isnan(monday["robust_z"])
+    assert monday["baseline_days"] == 4
+    assert math.isnan(monday["robust_z"])
     # Wednesday: weekdays Tue 10 .. Tue 17 Nov = 0.302, 0, 0, 0, 0.502, 0.102: median 0.051,
     # absolute deviations 0.251, 0.051, 0.051, 0.051, 0.451, 0.051: MAD 0.051.
     assert wednesday["baseline_days"] == 6
@@ -193,7 +195,8 @@ def test_an_empty_week_says_there_was_no_traffic(store_engine, tmp_path):
     markdown = (tmp_path / "finops-2026-W47.md").read_text()
     for text in (page, markdown):
         assert "There was no traffic in 2026-W47: no predictions were recorded." in text
-    assert "$0.00" in markdown and len(paths) == 10
+    assert "$0.00" in markdown
+    assert len(paths) == 10
     for chart in ("daily", "trend", "tenants", "models", "endpoints"):
         assert f'id="chart-{chart}"' not in page  # nothing to draw
     assert 'id="chart-budgets"' in page  # the budgets are still there to compare with
@@ -261,4 +264,5 @@ def test_budget_gauge_at_week_end_matches_the_report_per_tenant(store_engine, fi
     gauge = tenant_week_costs(store_engine, last_moment, HAND_CONFIG.pricing)
     report = rows(figures.by_tenant, "tenant")
     assert gauge == {t: money(r["total_cost_usd"]) for t, r in report.items()}
-    assert gauge["acme"] == money(1.2) and gauge["initech"] == money(2.002 + 1.2)
+    assert gauge["acme"] == money(1.2)
+    assert gauge["initech"] == money(2.002 + 1.2)

@@ -58,8 +58,10 @@ def test_files_carry_the_week_and_are_replaced_atomically(hand_store, tmp_path):
         engine.dispose()
     names = sorted(p.name for p in first)
     assert names == sorted(p.name for p in second)
-    assert "finops-2026-W47.html" in names and "finops-2026-W47.md" in names
-    assert "finops-2026-W47-by-tenant.csv" in names and len(names) == 10
+    assert "finops-2026-W47.html" in names
+    assert "finops-2026-W47.md" in names
+    assert "finops-2026-W47-by-tenant.csv" in names
+    assert len(names) == 10
     assert first[-1].name == "finops-2026-W47.html"  # written last: marks the report complete
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # no temporary files left
     assert (tmp_path / "finops-2026-W47.md").read_text() == stale

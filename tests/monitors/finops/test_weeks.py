@@ -22,7 +22,8 @@ def test_malformed_weeks_are_refused(text):
 def test_a_week_runs_monday_to_monday():
     week = IsoWeek.parse("2026-W47")
     assert (week.start, week.end) == (date(2026, 11, 16), date(2026, 11, 23))
-    assert week.label == "2026-W47" and week.previous.label == "2026-W46"
+    assert week.label == "2026-W47"
+    assert week.previous.label == "2026-W46"
     assert IsoWeek.parse("2027-W01").previous == IsoWeek(2026, 53)  # 2026 has 53 ISO weeks
 
 
@@ -36,7 +37,8 @@ def test_a_week_across_two_months_forecasts_the_month_it_ends_in():
     week = IsoWeek.parse("2026-W44")  # Mon 26 Oct to Sun 1 Nov
     assert week.month_start == date(2026, 11, 1)
     start, end = data_range(week)
-    assert start == date(2026, 9, 28) and end == date(2026, 11, 2)  # 28 baseline days back
+    assert start == date(2026, 9, 28)
+    assert end == date(2026, 11, 2)
 
 
 def test_the_report_is_due_from_the_configured_weekday(tmp_path):

@@ -56,9 +56,12 @@ def test_a_tampered_model_fails_parity_naming_the_worst_row(candidates, name):
             model_name=name,
         )
     report = failure.value.report
-    assert report is not None and report.worst_row == worst and not report.passed
+    assert report is not None
+    assert report.worst_row == worst
+    assert not report.passed
     message = str(failure.value)
-    assert f"worst row {worst}:" in message and name in message
+    assert f"worst row {worst}:" in message
+    assert name in message
     assert "tolerance 1e-05" in message
     shown = dataset.validation_inputs[worst]
     assert (shown[:40] if isinstance(shown, str) else repr(shown)[:40]) in message
@@ -126,8 +129,10 @@ def test_reference_distributions_describe_the_validation_predictions(candidates,
     n = len(candidate.dataset.validation_inputs)
     assert reference["n"] == metadata["evaluation"]["n_validation"] == n
     histogram = reference["confidence_histogram"]
-    assert len(histogram["edges"]) == 201 and len(histogram["counts"]) == 200
-    assert histogram["edges"][0] == 0.0 and histogram["edges"][-1] == 1.0
+    assert len(histogram["edges"]) == 201
+    assert len(histogram["counts"]) == 200
+    assert histogram["edges"][0] == 0.0
+    assert histogram["edges"][-1] == 1.0
     assert sum(histogram["counts"]) == n
     assert histogram["counts"][-1] == int(np.sum(confidence >= 0.995))
     assert reference["confidence_quantile_edges"][5] == pytest.approx(np.median(confidence))
@@ -140,7 +145,9 @@ def test_histogram_bins_are_half_open_and_the_last_is_closed():
     probabilities = np.array([[0.995, 0.005], [1.0, 0.0], [0.5, 0.5], [0.6, 0.4]])
     report = evaluate(["a", "a", "b", "b"], probabilities, ["a", "b"])
     counts = report["reference"]["confidence_histogram"]["counts"]
-    assert counts[199] == 2 and counts[100] == 1 and counts[120] == 1
+    assert counts[199] == 2
+    assert counts[100] == 1
+    assert counts[120] == 1
     assert report["accuracy"] == 0.5
     assert report["reference"]["class_counts"] == {"a": 4, "b": 0}
 
@@ -148,7 +155,8 @@ def test_histogram_bins_are_half_open_and_the_last_is_closed():
 def test_a_perfectly_sure_and_right_model_is_perfectly_calibrated():
     probabilities = np.array([[1.0, 0.0], [0.0, 1.0]])
     report = evaluate(["a", "b"], probabilities, ["a", "b"])
-    assert report["calibration"]["ece"] == 0.0 and report["calibration"]["brier"] == 0.0
+    assert report["calibration"]["ece"] == 0.0
+    assert report["calibration"]["brier"] == 0.0
     assert report["macro_f1"] == 1.0
 
 
@@ -161,7 +169,8 @@ def test_the_readiness_sample_is_predicted_as_expected_by_the_onnx_model(candida
     if features:
         tensor = np.array([[value[f] for f in features]], dtype=np.float32)
     else:
-        assert "@" not in value and len(value) <= 200
+        assert "@" not in value
+        assert len(value) <= 200
         tensor = np.array([[value]], dtype=object)
     labels, probabilities = run_onnx(candidate.artifact, tensor)
     assert str(labels[0]) == sample["expected_class"]

@@ -38,7 +38,8 @@ def test_build_mirrors_versions_into_a_migrated_store(cli_env, tmp_path):
     upgrade(url)
     result = runner.invoke(app, ["build", "--model", "risk_scorer", "--database-url", url])
     assert result.exit_code == 0, result.output
-    assert "risk_scorer" in result.output and "ticket_classifier:" not in result.output
+    assert "risk_scorer" in result.output
+    assert "ticket_classifier:" not in result.output
     assert "mirrored 2 model versions" in result.output
 
 
@@ -47,7 +48,8 @@ def test_force_rebuilds_and_reports_the_evaluation(cli_env, registered):
     assert result.exit_code == 0, result.output
     version = registered["risk_scorer"].version
     assert f"risk_scorer {version}: built" in result.output
-    assert "accuracy" in result.output and "parity max" in result.output
+    assert "accuracy" in result.output
+    assert "parity max" in result.output
 
 
 def test_an_unknown_model_is_a_usage_error(cli_env):
@@ -62,7 +64,8 @@ def test_list_json_gives_versions_with_metadata(cli_env, registered):
     listed = {entry["name"]: entry for entry in json.loads(result.stdout)}
     assert set(listed) == set(registered)
     for name, model in registered.items():
-        assert listed[name]["version"] == model.version and listed[name]["latest"] is True
+        assert listed[name]["version"] == model.version
+        assert listed[name]["latest"] is True
         assert listed[name]["metadata"]["snapshot_id"] == model.metadata["snapshot_id"]
         assert Path(listed[name]["path"]) == cli_env.resolve() / "models" / name / model.version
 
@@ -71,7 +74,8 @@ def test_list_shows_a_table(cli_env, registered):
     result = runner.invoke(app, ["list", "--name", "ticket_classifier"])
     assert result.exit_code == 0, result.output
     assert registered["ticket_classifier"].version in result.output
-    assert "risk_scorer" not in result.output and "macro F1" in result.output
+    assert "risk_scorer" not in result.output
+    assert "macro F1" in result.output
 
 
 def test_list_of_an_empty_store_says_how_to_build(monkeypatch, tmp_path):
@@ -79,7 +83,8 @@ def test_list_of_an_empty_store_says_how_to_build(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "empty"))
     assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
     result = runner.invoke(app, ["list"])
-    assert result.exit_code == 0 and "servewatch models build" in result.output
+    assert result.exit_code == 0
+    assert "servewatch models build" in result.output
 
 
 def test_sync_refuses_an_unmigrated_store(cli_env, tmp_path):

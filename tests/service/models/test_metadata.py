@@ -94,7 +94,7 @@ def test_inconsistent_values_are_refused(candidates, change, named):
 def test_the_tabular_sample_must_give_every_feature(candidates):
     metadata = copy.deepcopy(candidates["risk_scorer"].metadata)
     metadata["sample"]["input"].pop("country_risk")
-    with pytest.raises(MetadataError, match="sample.input"):
+    with pytest.raises(MetadataError, match=r"sample\.input"):
         validate_metadata(metadata)
 
 
@@ -112,7 +112,8 @@ def test_registration_with_missing_metadata_is_refused_and_stores_nothing(candid
         )
     message = str(refused.value)
     assert message.startswith(f"risk_scorer:{candidate.version} metadata refused: missing")
-    assert "evaluation.reference" in message and "sample" in message
+    assert "evaluation.reference" in message
+    assert "sample" in message
     assert not has_version("risk_scorer", candidate.version, home=tmp_path)
 
 

@@ -31,14 +31,13 @@ def test_get_model_returns_what_was_registered(registered, session_models_home):
     for name, model in registered.items():
         assert get_model(name, home=session_models_home) == model
         assert get_model(name, model.version, home=session_models_home) == model
-        assert model.onnx_path == model.path / "model.onnx" and model.onnx_path.is_file()
+        assert model.onnx_path == model.path / "model.onnx"
+        assert model.onnx_path.is_file()
         assert model.path.is_relative_to(session_models_home)
         assert model.classes == model.metadata["classes"]
         assert model.baseline == model.metadata["evaluation"]["reference"]
-        assert (
-            model.created_at.tzinfo is not None
-            and model.created_at.utcoffset() == UTC.utcoffset(None)
-        )
+        assert model.created_at.tzinfo is not None
+        assert model.created_at.utcoffset() == UTC.utcoffset(None)
         assert model.labels["owner"] == "servewatch"
 
 
@@ -60,7 +59,8 @@ def test_the_stored_onnx_file_serves_the_metadata_contract(registered):
     labels, probabilities = session.run(
         [io["label_output"], io["probabilities_output"]], {io["input_name"]: row}
     )
-    assert probabilities.dtype == np.float32 and probabilities.shape == (1, len(model.classes))
+    assert probabilities.dtype == np.float32
+    assert probabilities.shape == (1, len(model.classes))
     assert (
         model.classes[int(probabilities[0].argmax())] == str(labels[0]) == sample["expected_class"]
     )
@@ -125,7 +125,8 @@ def test_rebuilding_unchanged_inputs_is_up_to_date(registered, models_home):
 def test_force_rebuilds_the_same_version_as_the_newest(registered, models_home):
     (outcome,) = build_all(["risk_scorer"], force=True, home=models_home)
     before = registered["risk_scorer"]
-    assert outcome.status == "built" and outcome.version == before.version
+    assert outcome.status == "built"
+    assert outcome.version == before.version
     rebuilt = get_model("risk_scorer", home=models_home)
     assert rebuilt.created_at > before.created_at
     assert rebuilt.metadata["snapshot_id"] == before.metadata["snapshot_id"]
@@ -164,12 +165,12 @@ def test_an_older_registered_version_is_up_to_date_but_not_latest(candidates, mo
         home=models_home,
     )
     (outcome,) = build_all(["risk_scorer"], home=models_home)
-    assert outcome.status == "up_to_date" and outcome.version == candidate.version
+    assert outcome.status == "up_to_date"
+    assert outcome.version == candidate.version
     assert not outcome.latest
     (rebuilt,) = build_all(["risk_scorer"], force=True, home=models_home)
-    assert (
-        rebuilt.latest and get_model("risk_scorer", home=models_home).version == candidate.version
-    )
+    assert rebuilt.latest
+    assert get_model("risk_scorer", home=models_home).version == candidate.version
 
 
 def test_an_empty_home_has_no_models_and_reading_it_creates_nothing(tmp_path):
