@@ -290,6 +290,12 @@ class Settings(BaseSettings):
     # Rows per write to the store.
     log_batch_size: int = Field(default=1000, ge=1)
     log_flush_interval_s: float = Field(default=0.5, gt=0)
+    # The write-ahead journal (service/log_journal.py): an answered request's records reach the
+    # kernel before its answer goes out, so a killed worker loses none. fsync covers a machine
+    # crash: `interval` (every log_fsync_interval_s), `batch` (every writer turn) or `off`.
+    log_journal: bool = True
+    log_fsync: Literal["off", "batch", "interval"] = "interval"
+    log_fsync_interval_s: float = Field(default=1.0, gt=0)
     # The audit log's HMAC key (inputs are stored as HMAC digests): a file holding it, or the
     # key itself. Read only by the prediction log's writer, never by the model code path.
     audit_key_file: Path | None = None

@@ -193,27 +193,28 @@ class Gateway:
         )
         runtime.keep_metrics_flushed()
         runtime.instrumentation.request_started(endpoint)
-        answered = True
+        record = _Recording(runtime, trace)
         try:
             body = await self._admit(runtime, trace, headers, receive)
             scope.setdefault("state", {})["servewatch"] = trace
-            await self.app(scope, _replay(body, receive), _EnvelopeSend(send, trace))
+            await self.app(scope, _replay(body, receive), _EnvelopeSend(send, trace, record))
         except ServiceError as error:
             trace.error = error
+            record()
             await _send_error(send, error, _Ids.of(trace))
         except ClientGone:
-            answered = False
+            record.abandoned = True
         except Exception:
             logger.exception("unhandled error on %s (request %s)", endpoint, trace.request_id)
             trace.error = ServiceError("model_error")
             if not send.started:
+                record()
                 await _send_error(send, trace.error, _Ids.of(trace))
         finally:
-            latency = time.perf_counter() - trace.started
-            if answered:
-                runtime.finish(trace, latency)
-            else:
+            if record.abandoned:
                 runtime.instrumentation.request_abandoned(endpoint)
+            else:
+                record()  # no-op when the answer's last part was preceded by it
 
     async def _admit(
         self, runtime: ServiceRuntime, trace: RequestTrace, headers: Headers, receive: Receive
@@ -325,13 +326,30 @@ class _Ids:
         return headers
 
 
-class _EnvelopeSend:
-    """A `send` that tags a business answer with its ids and turns an error answer from
-    BentoML into the envelope."""
+class _Recording:
+    """Records a business request once: its metrics and prediction records, made (and written
+    to the prediction log's journal) before the last part of its answer is sent."""
 
-    def __init__(self, send: Send, trace: RequestTrace) -> None:
+    def __init__(self, runtime: ServiceRuntime, trace: RequestTrace) -> None:
+        self._runtime = runtime
+        self._trace = trace
+        self.done = False
+        self.abandoned = False  # the client went away before the request was read
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self._runtime.finish(self._trace, time.perf_counter() - self._trace.started)
+
+
+class _EnvelopeSend:
+    """A `send` that tags a business answer with its ids, turns an error answer from BentoML
+    into the envelope, and records the request before the answer's last part goes out."""
+
+    def __init__(self, send: Send, trace: RequestTrace, record: _Recording) -> None:
         self._send = send
         self._trace = trace
+        self._record = record
         self._error_status: int | None = None
         self._kept_headers: dict[str, str] = {}
         self._held: list[bytes] = []
@@ -347,12 +365,17 @@ class _EnvelopeSend:
             ids = [(k.encode(), v.encode()) for k, v in _Ids.of(self._trace).headers().items()]
             message = {**message, "headers": [*message.get("headers", []), *ids]}
             return await self._send(message)
-        if message["type"] != "http.response.body" or self._error_status is None:
+        if message["type"] != "http.response.body":
+            return await self._send(message)
+        if self._error_status is None:
+            if not message.get("more_body", False):
+                self._record()
             return await self._send(message)
         self._held.append(message.get("body", b""))
         if message.get("more_body", False):
             return
         error = self._error(b"".join(self._held))
+        self._record()
         await _send_error(self._send, error, _Ids.of(self._trace), self._kept_headers)
 
     def _error(self, body: bytes) -> ServiceError:

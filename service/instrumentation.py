@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Histogram
 
 from core.catalog import OTHER, SERVICE_METRICS
-from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, OUTCOMES
+from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, OUTCOMES, PREDICTION_COLUMNS
 from core.metrics import create_metrics
 from service.errors import ServiceError
 from service.metric_buffer import MetricBuffer
@@ -152,6 +152,29 @@ def prediction_rows(
         ]
         for index, item in enumerate(t.items)
     ]
+
+
+_STATUS = PREDICTION_COLUMNS.index("status")
+_FEATURES = PREDICTION_COLUMNS.index("features")
+_INPUT_HMAC = PREDICTION_COLUMNS.index("input_hmac")
+
+
+def fill_inputs(
+    rows: list[list[Any]],
+    trace: RequestTrace,
+    *,
+    store_raw_inputs: bool,
+    redact: Callable[[str], str],
+    digest: Callable[[Any], str] | None,
+) -> None:
+    """Complete rows made without their inputs (for the journal, on the request path) with the
+    redacted input and its digest, as `prediction_rows` would have made them."""
+    ok = bool(rows) and rows[0][_STATUS] == "ok"
+    items = trace.items if ok else trace.items[:1]
+    for row, item in zip(rows, items, strict=False):
+        if ok and store_raw_inputs:
+            row[_FEATURES] = _stored_input(item.raw_input, redact)
+        row[_INPUT_HMAC] = _digest_of(item.raw_input, digest)
 
 
 def _digest_of(raw: Any, digest: Callable[[Any], str] | None) -> str | None:

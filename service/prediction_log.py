@@ -30,6 +30,7 @@ from typing import Any
 from service.log_accounting import LogAccounting
 from service.log_buffer import Entry, Later, LogBuffer, Row, Staged
 from service.log_delivery import StoreDelivery
+from service.log_journal import Journal, Segment
 from service.log_replay import SpillReplay
 from service.spill import SpillDirectory
 from storage.writer import Record, prediction_encoder, prediction_record, prediction_row
@@ -67,6 +68,7 @@ class PredictionLog:
         retry_interval_s: float = 1.0,
         adopt_interval_s: float = 5.0,
         tick_s: float = ENCODE_TICK_S,
+        journal: Journal | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -96,6 +98,10 @@ class PredictionLog:
             chunk_size=batch_size,
             adopt_interval_s=adopt_interval_s,
         )
+        self._journal = journal
+        # Journal segments of the records staged or overflowed, settled once those are durable.
+        self._staged_segments: list[tuple[Segment, int]] = []
+        self._overflow_segments: list[tuple[Segment, int]] = []
         self._thread: threading.Thread | None = None
         self._stepping = False  # driven by run_once(): the writer never waits
         self._stopping = False
@@ -141,10 +147,32 @@ class PredictionLog:
         if not self._buffer.put(entry):
             self._overflowed(self._make(entry))
 
-    def _overflowed(self, records: list[Row]) -> None:
+    def submit_journaled(
+        self, rows: list[Row], fill: Callable[..., None] | None = None, *args: Any
+    ) -> None:
+        """Hand over an answered request's rows after writing them to the journal (before its
+        answer is sent: the caller's thread pays one `write`). `fill(rows, *args)` completes
+        them on the writer thread (what is too costly for the request path)."""
+        if self._journal is None:
+            raise RuntimeError("this log has no journal")
+        segment = self._journal.append(rows)
+        entry = (self._journaled, (segment, rows, fill, args))
+        if not self._buffer.put(entry):
+            self._overflowed(self._make(entry), _segments_of([entry]))
+
+    @staticmethod
+    def _journaled(
+        _segment: Segment | None, rows: list[Row], fill: Callable[..., None] | None, args: Any
+    ) -> list[Row]:
+        if fill is not None:
+            fill(rows, *args)
+        return rows
+
+    def _overflowed(self, records: list[Row], segments: Sequence[tuple[Segment, int]] = ()) -> None:
         """Records the queue was full for (or came after the writer stopped)."""
         with self._overflow_lock:
             self._overflow.extend(records)
+            self._overflow_segments.extend(segments)
             self._overflow_accepted += len(records)
             if len(self._overflow) >= self.batch_size or self._late:
                 self._spill_overflow_locked()
@@ -231,10 +259,14 @@ class PredictionLog:
             records, encoded, entries = self._staged.take_all()
             self._deliver(records, encoded)
             self._settle(entries)
+            self._settle_journal(self._staged_segments)
+            self._staged_segments = []
         with self._overflow_lock:
             self._spill_overflow_locked()
         self._publish_queued()
         self._maintain(stopping)
+        if self._journal is not None:
+            self._journal.sync_if_due(turn=True)
         return stopping and not len(self._buffer) and not self._staged
 
     def _stage(self, stopping: bool) -> None:
@@ -247,6 +279,8 @@ class PredictionLog:
             return
         ahead = len(entries) < wanted and not stopping and self._delivery.healthy
         self._staged.add(self._records_of(entries), len(entries), self._encode if ahead else None)
+        if self._journal is not None:
+            self._staged_segments.extend(_segments_of(entries))
 
     def _records_of(self, entries: list[Entry]) -> list[Row]:
         """The records of queue entries, making those handed over as `submit_later`."""
@@ -371,7 +405,9 @@ class PredictionLog:
         if not self._overflow:
             return
         records, self._overflow = self._overflow, []
+        segments, self._overflow_segments = self._overflow_segments, []
         self._spill_records(records)
+        self._settle_journal(segments)
         with self._progress:
             self._overflow_settled += len(records)
             self._progress.notify_all()
@@ -383,6 +419,7 @@ class PredictionLog:
         if records:
             self._spill_records(records)
         self._settle(len(entries))
+        self._settle_journal(_segments_of(entries))
         with self._overflow_lock:
             self._late = True
             self._spill_overflow_locked()
@@ -393,6 +430,12 @@ class PredictionLog:
         """Let go of every spill file: from now on other processes own (and count) them."""
         self._spill.release_all()
         self._metrics.spill_state(0, 0.0)
+        if self._journal is not None and self._late:
+            self._journal.close()
+
+    def _settle_journal(self, segments: Sequence[tuple[Segment, int]]) -> None:
+        if self._journal is not None and segments:
+            self._journal.settle(segments)
 
     def _publish_queued(self) -> None:
         with self._publish_lock:
@@ -405,3 +448,14 @@ class PredictionLog:
         oldest = self._spill.oldest
         lag = max(self._clock() - oldest, 0.0) if oldest is not None else 0.0
         self._metrics.spill_state(self._spill.backlog, lag)
+
+
+def _segments_of(entries: Sequence[Entry]) -> list[tuple[Segment, int]]:
+    """The journal segments of journaled entries (made by `submit_journaled`), record counts."""
+    found = []
+    for entry in entries:
+        if type(entry) is tuple and entry[0] is PredictionLog._journaled:
+            segment, rows = entry[1][0], entry[1][1]
+            if segment is not None:
+                found.append((segment, len(rows)))
+    return found

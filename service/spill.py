@@ -23,9 +23,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from core.contracts import PREDICTION_COLUMNS
 from core.timeutil import epoch
 
 SPILL_PREFIX = "spill-"
+JOURNAL_PREFIX = "journal-"  # the prediction log's write-ahead segments (service/log_journal.py)
 REJECTED_PREFIX = "rejected-"
 SUFFIX = ".jsonl"
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -52,11 +54,18 @@ def encode_records(records: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
-    """One spilled record, or None for a line that is not a JSON object (torn or corrupt)."""
+    """One spilled record (a JSON object, or a journal's array in `PREDICTION_COLUMNS` order),
+    or None for a line that is neither (torn or corrupt)."""
     try:
         value = json.loads(line)
     except ValueError:
         return None
+    return _record_of(value)
+
+
+def _record_of(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, list) and len(value) == len(PREDICTION_COLUMNS):
+        return dict(zip(PREDICTION_COLUMNS, value, strict=True))
     return value if isinstance(value, dict) else None
 
 
@@ -69,7 +78,7 @@ def decode_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
     if not isinstance(values, list) or len(values) != len(lines):
         decoded = [decode_line(line) for line in lines]
     else:
-        decoded = [value if isinstance(value, dict) else None for value in values]
+        decoded = [_record_of(value) for value in values]
     records = [record for record in decoded if record is not None]
     return records, len(decoded) - len(records)
 
@@ -123,7 +132,8 @@ class SpillFile:
 
     @classmethod
     def claim(cls, path: Path) -> SpillFile | None:
-        """Lock a file no live process holds; None if it is held or already gone."""
+        """Lock a file no live process holds (a spill file, or the journal segment of a process
+        that died); None if it is held or already gone."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -276,7 +286,11 @@ class SpillDirectory:
     def adopt_orphans(self) -> int:
         """Claim spill files no live process holds; returns the records they carry."""
         try:
-            candidates = sorted(self.directory.glob(f"{SPILL_PREFIX}*{SUFFIX}"))
+            candidates = sorted(
+                path
+                for prefix in (SPILL_PREFIX, JOURNAL_PREFIX)
+                for path in self.directory.glob(f"{prefix}*{SUFFIX}")
+            )
         except OSError:
             return 0
         with self._lock:

@@ -22,7 +22,13 @@ from core.config import Settings
 from core.digest import input_hmac
 from service.errors import ServiceError
 from service.faults import Fault
-from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
+from service.instrumentation import (
+    Instrumentation,
+    ItemOutcome,
+    RequestTrace,
+    fill_inputs,
+    prediction_rows,
+)
 from service.readiness import Readiness
 from service.routing import Router
 from service.runtime import (
@@ -73,6 +79,7 @@ class ServiceRuntime:
         self.log = self._prediction_log() if settings.prediction_log_enabled else None
         self._redact = self._redactor()
         self._digest = self._input_digest()
+        self._fills = self._digest is not None or settings.config.redaction.store_raw_inputs
 
     def start(self) -> None:
         """Start the prediction log and run the start-up checks once."""
@@ -114,6 +121,7 @@ class ServiceRuntime:
         return self._serving
 
     def _prediction_log(self) -> Any:
+        from service.log_journal import Journal
         from service.prediction_log import PredictionLog
 
         s = self.settings
@@ -124,6 +132,11 @@ class ServiceRuntime:
             batch_size=s.log_batch_size,
             flush_interval_s=s.log_flush_interval_s,
             metrics=self.instrumentation.metrics,
+            journal=(
+                Journal(s.spill_dir, fsync=s.log_fsync, fsync_interval_s=s.log_fsync_interval_s)
+                if s.log_journal
+                else None
+            ),
         )
 
     def _redactor(self) -> Callable[[str], str]:
@@ -213,8 +226,31 @@ class ServiceRuntime:
             self._label_unrouted(trace)
         outcome = trace.error.code if trace.error is not None else "ok"
         self.instrumentation.request_finished(trace, outcome, latency_s)
-        if self.log is not None:  # the log's writer thread makes (and redacts) the records
+        if self.log is None:
+            return
+        if not self.settings.log_journal:  # the log's writer thread makes the records
             self.log.submit_later(self._rows_of, trace, outcome, latency_s)
+            return
+        # Journaled: the rows are made here and written before the answer goes out; the
+        # redaction and the input digest follow on the writer thread.
+        rows = prediction_rows(
+            trace,
+            outcome,
+            latency_s,
+            store_raw_inputs=False,
+            redact=str,
+            error_message=trace.error.message if trace.error is not None else None,
+        )
+        self.log.submit_journaled(rows, self._fill_inputs if self._fills else None, trace)
+
+    def _fill_inputs(self, rows: list[list[Any]], trace: RequestTrace) -> None:
+        fill_inputs(
+            rows,
+            trace,
+            store_raw_inputs=self.settings.config.redaction.store_raw_inputs,
+            redact=self._redact,
+            digest=self._digest,
+        )
 
     def _rows_of(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
         return prediction_rows(
