@@ -7,8 +7,9 @@ the spill files once it can.
 the store (log_delivery), replay of spill files (log_replay) and the accounting
 (log_accounting). Every time read goes through its injected clocks, and `run_once()` turns the
 writer by hand, so tests drive it without sleeping.
-What stays here (~400 lines) is one state machine: the hand-off from request threads, the
-overflow, the flush and close bookkeeping and the writer's turn share their counters and locks.
+What stays here (~460 lines) is one state machine: the hand-off from request threads, the
+journal's settlement, the overflow, the flush and close bookkeeping and the writer's turn share
+their counters and locks.
 
 Accounting (the `event` label of servewatch_prediction_log_records_total): every record is
 `queued` (when submitted, or when the writer makes it from a `submit_later` entry), then ends
