@@ -28,8 +28,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.instrumentation import ItemOutcome, RequestTrace, prediction_rows
+from service.instrumentation import ItemOutcome, RequestTrace
 from service.prediction_log import ENCODE_TICK_S, PredictionLog
+from service.prediction_rows import prediction_rows
 from tests.support.scratch import scratch_schema
 
 DEFAULT_POSTGRES_URL = os.environ.get(

@@ -11,13 +11,11 @@ Importing it loads no settings and no BentoML: it reaches the worker's runtime t
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +24,18 @@ from starlette.datastructures import Headers
 
 from core.contracts import ENDPOINT_TABLE
 from service import exposition
+from service.answers import (
+    EnvelopeSend,
+    Ids,
+    Message,
+    Send,
+    StartTracking,
+    send_bytes,
+    send_error,
+    send_json,
+)
 from service.auth import authenticate, authorize
-from service.errors import ServiceError, describe_validation, render, translate
+from service.errors import ServiceError, describe_validation
 from service.faults import FAULT_HEADER, parse_fault
 from service.instrumentation import RequestTrace
 from service.routing import parse_region
@@ -45,9 +53,7 @@ PROBES = frozenset({"/livez", "/healthz", "/readyz", "/readyz/details", "/metric
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,40}")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
-Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
 
 
@@ -91,40 +97,38 @@ class Gateway:
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        guarded = _StartTracking(send)
+        guarded = StartTracking(send)
         started = time.perf_counter()
         try:
             await self._route(scope, receive, guarded)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not guarded.started:
-                await _send_error(send, ServiceError("model_error"), _Ids(new_request_id(), None))
+                await send_error(send, ServiceError("model_error"), Ids(new_request_id(), None))
         runtime = self.slot.runtime
         if runtime is not None and runtime.settings.access_log:
             _log_access(scope, guarded.status, time.perf_counter() - started)
 
-    async def _route(self, scope: Message, receive: Receive, send: _StartTracking) -> None:
+    async def _route(self, scope: Message, receive: Receive, send: StartTracking) -> None:
         path, method = scope["path"], scope["method"]
         endpoint = BUSINESS_ROUTES.get(path)
         runtime = self.slot.runtime
         if endpoint is not None and method == "POST" and runtime is not None:
             return await self._business(runtime, endpoint, scope, receive, send)
-        ids = _Ids(new_request_id(), client_request_id(Headers(scope=scope)))
+        ids = Ids(new_request_id(), client_request_id(Headers(scope=scope)))
         if endpoint is not None:
             if method != "POST":
                 error = ServiceError("not_found", "this route only answers POST", status=405)
-                return await _send_error(send, error, ids, {"allow": "POST"})
-            return await _send_error(
-                send, ServiceError("not_ready", "the service is starting"), ids
-            )
+                return await send_error(send, error, ids, {"allow": "POST"})
+            return await send_error(send, ServiceError("not_ready", "the service is starting"), ids)
         own = path in PROBES or (path == "/docs.json" and self._openapi is not None)
         if not own:
-            return await _send_error(send, ServiceError("not_found"), ids)
+            return await send_error(send, ServiceError("not_found"), ids)
         if method not in ("GET", "HEAD"):
             error = ServiceError("not_found", "this route only answers GET", status=405)
-            return await _send_error(send, error, ids, {"allow": "GET, HEAD"})
+            return await send_error(send, error, ids, {"allow": "GET, HEAD"})
         if path in ("/livez", "/healthz"):
-            return await _send_json(send, 200, {"status": "alive"})
+            return await send_json(send, 200, {"status": "alive"})
         if path == "/readyz":
             return await self._readyz(send, ids)
         if path == "/readyz/details":
@@ -132,39 +136,37 @@ class Gateway:
         if path == "/metrics":
             return await self._metrics(send)
         assert self._openapi is not None
-        return await _send_json(send, 200, self._openapi())
+        return await send_json(send, 200, self._openapi())
 
-    async def _readyz(self, send: Send, ids: _Ids) -> None:
+    async def _readyz(self, send: Send, ids: Ids) -> None:
         """Ready or not, with check names only: details are for operators (/readyz/details)."""
         runtime = self.slot.runtime
         if runtime is None:
-            return await _send_error(send, ServiceError("not_ready", "starting"), ids)
+            return await send_error(send, ServiceError("not_ready", "starting"), ids)
         readiness = runtime.readiness
         if not readiness.ready:
             await asyncio.get_running_loop().run_in_executor(None, readiness.evaluate)
         if readiness.ready:
             checks = [r.name for r in readiness.results()]
-            return await _send_json(send, 200, {"status": "ready", "checks": checks})
+            return await send_json(send, 200, {"status": "ready", "checks": checks})
         failing = ", ".join(r.name for r in readiness.failing())
-        await _send_error(send, ServiceError("not_ready", f"failing checks: {failing}"), ids)
+        await send_error(send, ServiceError("not_ready", f"failing checks: {failing}"), ids)
 
-    async def _readyz_details(self, scope: Message, send: Send, ids: _Ids) -> None:
+    async def _readyz_details(self, scope: Message, send: Send, ids: Ids) -> None:
         """Each check's detail, for a caller on the loopback interface or with a valid key."""
         runtime = self.slot.runtime
         if runtime is None:
-            return await _send_error(send, ServiceError("not_ready", "starting"), ids)
+            return await send_error(send, ServiceError("not_ready", "starting"), ids)
         if not _on_loopback(scope):
             try:
                 authenticate(Headers(scope=scope).get("authorization"), runtime.settings.config)
             except ServiceError as error:
-                return await _send_error(send, error, ids)
+                return await send_error(send, error, ids)
         readiness = runtime.readiness
         await asyncio.get_running_loop().run_in_executor(None, readiness.evaluate)
         checks = {r.name: r.detail for r in readiness.results()}
         status = "ready" if readiness.ready else "not_ready"
-        await _send_json(
-            send, 200 if readiness.ready else 503, {"status": status, "checks": checks}
-        )
+        await send_json(send, 200 if readiness.ready else 503, {"status": status, "checks": checks})
 
     async def _metrics(self, send: Send) -> None:
         runtime = self.slot.runtime
@@ -173,7 +175,7 @@ class Gateway:
         body, content_type = await asyncio.get_running_loop().run_in_executor(
             None, exposition.metrics_page
         )
-        await _send_bytes(send, 200, body, {}, content_type=content_type)
+        await send_bytes(send, 200, body, {}, content_type=content_type)
 
     async def _business(
         self,
@@ -181,7 +183,7 @@ class Gateway:
         endpoint: str,
         scope: Message,
         receive: Receive,
-        send: _StartTracking,
+        send: StartTracking,
     ) -> None:
         headers = Headers(scope=scope)
         trace = RequestTrace(
@@ -197,11 +199,11 @@ class Gateway:
         try:
             body = await self._admit(runtime, trace, headers, receive)
             scope.setdefault("state", {})["servewatch"] = trace
-            await self.app(scope, _replay(body, receive), _EnvelopeSend(send, trace, record))
+            await self.app(scope, _replay(body, receive), EnvelopeSend(send, trace, record))
         except ServiceError as error:
             trace.error = error
             record()
-            await _send_error(send, error, _Ids.of(trace))
+            await send_error(send, error, Ids.of(trace))
         except ClientGone:
             record.abandoned = True
         except Exception:
@@ -209,7 +211,7 @@ class Gateway:
             trace.error = ServiceError("model_error")
             if not send.started:
                 record()
-                await _send_error(send, trace.error, _Ids.of(trace))
+                await send_error(send, trace.error, Ids.of(trace))
         finally:
             if record.abandoned:
                 runtime.instrumentation.request_abandoned(endpoint)
@@ -293,39 +295,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-class _StartTracking:
-    """A `send` that remembers whether the answer has started, and its status."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.started = False
-        self.status = 0
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-            self.status = message["status"]
-        await self._send(message)
-
-
-@dataclass(frozen=True)
-class _Ids:
-    """The ids an answer carries: ours, and the client's own when it sent a well-formed one."""
-
-    request_id: str
-    client_request_id: str | None
-
-    @classmethod
-    def of(cls, trace: RequestTrace) -> _Ids:
-        return cls(trace.request_id, trace.client_request_id)
-
-    def headers(self) -> dict[str, str]:
-        headers = {"x-request-id": self.request_id}
-        if self.client_request_id is not None:
-            headers["x-client-request-id"] = self.client_request_id
-        return headers
-
-
 class _Recording:
     """Records a business request once: its metrics and prediction records, made (and written
     to the prediction log's journal) before the last part of its answer is sent."""
@@ -342,49 +311,6 @@ class _Recording:
             self._runtime.finish(self._trace, time.perf_counter() - self._trace.started)
 
 
-class _EnvelopeSend:
-    """A `send` that tags a business answer with its ids, turns an error answer from BentoML
-    into the envelope, and records the request before the answer's last part goes out."""
-
-    def __init__(self, send: Send, trace: RequestTrace, record: _Recording) -> None:
-        self._send = send
-        self._trace = trace
-        self._record = record
-        self._error_status: int | None = None
-        self._kept_headers: dict[str, str] = {}
-        self._held: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            if message["status"] >= 400:
-                self._error_status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.lower() in (b"allow", b"retry-after"):
-                        self._kept_headers[name.lower().decode()] = value.decode("latin-1")
-                return
-            ids = [(k.encode(), v.encode()) for k, v in _Ids.of(self._trace).headers().items()]
-            message = {**message, "headers": [*message.get("headers", []), *ids]}
-            return await self._send(message)
-        if message["type"] != "http.response.body":
-            return await self._send(message)
-        if self._error_status is None:
-            if not message.get("more_body", False):
-                self._record()
-            return await self._send(message)
-        self._held.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        error = self._error(b"".join(self._held))
-        self._record()
-        await _send_error(self._send, error, _Ids.of(self._trace), self._kept_headers)
-
-    def _error(self, body: bytes) -> ServiceError:
-        assert self._error_status is not None
-        if self._trace.error is None:
-            self._trace.error = translate(self._error_status, body)
-        return self._trace.error
-
-
 def _log_access(scope: Message, status: int, seconds: float) -> None:
     """One access-log line; the path is logged as its route or `other`, never as sent."""
     path = scope["path"]
@@ -396,36 +322,3 @@ def _log_access(scope: Message, status: int, seconds: float) -> None:
 def _on_loopback(scope: Message) -> bool:
     client = scope.get("client")
     return client is not None and client[0] in _LOOPBACK
-
-
-async def _send_json(
-    send: Send, status: int, payload: Any, headers: Mapping[str, str] | None = None
-) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    await _send_bytes(send, status, body, headers or {})
-
-
-async def _send_error(
-    send: Send,
-    error: ServiceError,
-    ids: _Ids,
-    extra_headers: Mapping[str, str] | None = None,
-) -> None:
-    headers = {**(extra_headers or {}), **error.headers, **ids.headers()}
-    await _send_bytes(send, error.status, render(error, ids.request_id), headers)
-
-
-async def _send_bytes(
-    send: Send,
-    status: int,
-    body: bytes,
-    headers: Mapping[str, str],
-    content_type: str = "application/json",
-) -> None:
-    raw = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})

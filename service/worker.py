@@ -22,13 +22,8 @@ from core.config import Settings
 from core.digest import input_hmac
 from service.errors import ServiceError
 from service.faults import Fault
-from service.instrumentation import (
-    Instrumentation,
-    ItemOutcome,
-    RequestTrace,
-    fill_inputs,
-    prediction_rows,
-)
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace
+from service.prediction_rows import fill_inputs, prediction_rows
 from service.readiness import Readiness
 from service.routing import Router
 from service.runtime import (

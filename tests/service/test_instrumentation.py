@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry
 from core.catalog import OTHER
 from core.contracts import PREDICTION_COLUMNS
 from service.errors import ServiceError
-from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace, prediction_rows
+from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace
+from service.prediction_rows import prediction_rows
 from service.runtime import BatchResult, ItemResult
 from storage.writer import prediction_record
 from tests.service.test_metric_buffer import sample_values
