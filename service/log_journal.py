@@ -17,7 +17,6 @@ under traffic), `"off"` leaves it to the kernel's writeback (about 30 s on Linux
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -31,7 +30,7 @@ from typing import Any, Literal
 
 import orjson
 
-from service.spill import JOURNAL_PREFIX, SUFFIX
+from service.spill import JOURNAL_PREFIX, SUFFIX, LockedFile
 
 log = logging.getLogger("service.prediction_log")
 
@@ -39,7 +38,7 @@ FsyncPolicy = Literal["off", "batch", "interval"]
 MAX_SEGMENT_BYTES = 16 * 1024 * 1024
 
 
-class Segment:
+class Segment(LockedFile):
     """One journal file this process writes and holds the lock of."""
 
     def __init__(self, directory: Path) -> None:
@@ -62,17 +61,6 @@ class Segment:
         if self.size != self.synced_size:
             os.fsync(self.fd)
             self.synced_size = self.size
-
-    def delete(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-        self.release()
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = -1
 
 
 class Journal:
@@ -121,7 +109,7 @@ class Journal:
             for segment, count in settled:
                 segment.pending -= count
             for segment in [s for s in self._segments if s.sealed and s.pending <= 0]:
-                segment.delete()
+                segment.discard()
                 self._segments.remove(segment)
 
     def sync_if_due(self, turn: bool) -> None:
@@ -148,7 +136,7 @@ class Journal:
         with self._lock:
             for segment in self._segments:
                 if segment.pending <= 0:
-                    segment.delete()
+                    segment.discard()
                 else:
                     log.error(
                         "prediction log: %d records left in %s for a later replay",

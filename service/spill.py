@@ -108,8 +108,29 @@ class Chunk:
         return len(self.records) + self.bad_lines
 
 
+class LockedFile:
+    """A file this process holds open (`fd`) with an exclusive `flock` on it."""
+
+    path: Path
+    fd: int
+
+    def discard(self) -> None:
+        """Delete the file and drop its lock."""
+        # A file that cannot be deleted is replayed again later: harmless, writes are idempotent.
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        """Close the file and drop its lock; the file stays for another process to claim."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
 @dataclass
-class SpillFile:
+class SpillFile(LockedFile):
     """A spill file this process holds the lock of: one it writes, or one it adopted."""
 
     path: Path
@@ -217,20 +238,6 @@ class SpillFile:
     @property
     def done(self) -> bool:
         return self.sealed and self.offset >= self.size
-
-    def discard(self) -> None:
-        """Delete the file (fully replayed) and drop its lock."""
-        # A file that cannot be deleted is replayed again later: harmless, writes are idempotent.
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-        self.release()
-
-    def release(self) -> None:
-        """Close the file and drop its lock; the file stays for another process to claim."""
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = -1
 
     def _count_lines(self) -> None:
         pending = 0
