@@ -146,7 +146,45 @@ def verify(engine: Engine, since: datetime | None = None) -> Verification:
             return Verification(
                 len(blocks), checked_rows, None, f"{stray} rows after the last block"
             )
+        disagreeing = _predictions_disagreeing(connection)
+        if disagreeing is not None:
+            return Verification(len(blocks), checked_rows, None, disagreeing)
         return Verification(len(blocks), checked_rows)
+
+
+def _predictions_disagreeing(connection: Connection) -> str | None:
+    """Why the `predictions` rows do not say what the audit log recorded, or None: a decision,
+    confidence, tenant, model or time changed since, or a row the log never wrote."""
+    p, a = predictions.c, audit_log.c
+    audited = audit_log.alias("audited")
+    changed = (
+        select(p.request_id)
+        .join(audited, (audited.c.request_id == p.request_id) & (audited.c.kind == "prediction"))
+        .where(
+            p.predicted_class.is_distinct_from(audited.c.decision)
+            | p.confidence.is_distinct_from(audited.c.confidence)
+            | p.tenant.is_distinct_from(audited.c.tenant)
+            | p.endpoint.is_distinct_from(audited.c.endpoint)
+            | p.model_name.is_distinct_from(audited.c.model_name)
+            | p.model_version.is_distinct_from(audited.c.model_version)
+            | p.input_hmac.is_distinct_from(audited.c.input_hmac)
+        )
+        .order_by(p.id)
+        .limit(1)
+    )
+    first = connection.execute(changed).scalar_one_or_none()
+    if first is not None:
+        return f"the prediction {first} no longer says what the audit log recorded"
+    unaudited = (
+        select(p.request_id)
+        .where(~select(a.id).where(a.request_id == p.request_id).exists())
+        .order_by(p.id)
+        .limit(1)
+    )
+    first = connection.execute(unaudited).scalar_one_or_none()
+    if first is not None:
+        return f"the prediction {first} has no audit row: it was not written by the log"
+    return None
 
 
 def _check(

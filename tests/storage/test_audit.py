@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from core.contracts import AUDIT_FIELDS, AuditEvent
 from storage.audit import append, verify
 from storage.schema import audit_log
+from storage.schema import predictions as predictions_table
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -200,3 +201,36 @@ def test_every_stored_prediction_is_audited_once_in_the_same_transaction(store_e
     result = verify(store_engine)
     assert result.ok
     assert (result.blocks, result.rows) == (2, 35)
+
+
+def test_a_changed_decision_in_predictions_is_found(store_engine):
+    """`UPDATE predictions SET predicted_class = ..., model_version = ...` no longer goes unseen."""
+    from storage.writer import write_predictions
+    from tests.storage.records import make_records
+
+    records = make_records(10)
+    write_predictions(store_engine, records, now=NOW)
+    assert verify(store_engine).ok
+    target = next(r["request_id"] for r in records if r["status"] == "ok")
+    with store_engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE predictions SET predicted_class = 'forged', model_version = 'forged' "
+                "WHERE request_id = :r"
+            ),
+            {"r": target},
+        )
+    result = verify(store_engine)
+    assert not result.ok
+    assert target in (result.reason or "")
+
+
+def test_a_prediction_written_around_the_log_is_found(store_engine):
+    from storage.writer import write_predictions
+    from tests.storage.records import make_records
+
+    write_predictions(store_engine, make_records(3), now=NOW)
+    forged = dict(make_records(1, seed=9)[0], request_id="forged-row")
+    with store_engine.begin() as connection:
+        connection.execute(predictions_table.insert().values(**forged))
+    assert "forged-row" in (verify(store_engine).reason or "")
