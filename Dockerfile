@@ -8,11 +8,13 @@ WORKDIR /app
 
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
+COPY core ./core
 COPY service ./service
 COPY storage ./storage
 COPY monitors ./monitors
 COPY dashboards ./dashboards
 COPY alerts ./alerts
+COPY servewatch ./servewatch
 COPY examples ./examples
 RUN uv sync --frozen --no-dev
 
