@@ -306,9 +306,13 @@ class _Recording:
         self.abandoned = False  # the client went away before the request was read
 
     def __call__(self) -> None:
-        if not self.done:
-            self.done = True
+        if self.done:
+            return
+        self.done = True
+        try:
             self._runtime.finish(self._trace, time.perf_counter() - self._trace.started)
+        except Exception:  # a bug in recording must not also cost the client its answer
+            logger.exception("could not record request %s", self._trace.request_id)
 
 
 def _log_access(scope: Message, status: int, seconds: float) -> None:
