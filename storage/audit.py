@@ -113,16 +113,15 @@ def _seal(connection: Connection, first_id: int, last_id: int, now: datetime) ->
     previous = connection.execute(
         select(audit_blocks.c.block_hash).order_by(audit_blocks.c.id.desc()).limit(1)
     ).scalar_one_or_none()
-    rows = _rows(connection, first_id, last_id)
-    rows_hash = hash_rows(rows)
+    row_count, rows_hash = _count_and_hash(connection, first_id, last_id)
     prev_hash = previous or GENESIS
     block = {
         "first_id": first_id,
         "last_id": last_id,
-        "row_count": len(rows),
+        "row_count": row_count,
         "rows_hash": rows_hash,
         "prev_hash": prev_hash,
-        "block_hash": block_hash(prev_hash, first_id, last_id, len(rows), rows_hash),
+        "block_hash": block_hash(prev_hash, first_id, last_id, row_count, rows_hash),
         "sealed_at": to_utc(now),
     }
     return _inserted_id(connection.execute(insert(audit_blocks).values(**block)))
@@ -203,12 +202,34 @@ def _check(
         return "its own hash does not match its contents"
     if covered_to is not None and _count_between(connection, covered_to, block["first_id"]):
         return "rows were inserted before it, between it and the block before"
-    rows = _rows(connection, block["first_id"], block["last_id"])
-    if len(rows) != block["row_count"]:
-        return f"it sealed {block['row_count']} rows, {len(rows)} are there"
-    if hash_rows(rows) != block["rows_hash"]:
+    count, rows_hash = _count_and_hash(connection, block["first_id"], block["last_id"])
+    if count != block["row_count"]:
+        return f"it sealed {block['row_count']} rows, {count} are there"
+    if rows_hash != block["rows_hash"]:
         return "a row in it was changed or reordered"
     return None
+
+
+# PostgreSQL hashes a block's rows itself: the writer then neither reads them back nor holds the
+# GIL to hash them (which cost the service's p99, docs/benchmarks.md session 7). The canonical
+# row is a JSON array: float8 prints its shortest exact text, jsonb sorts the details' keys.
+_PG_BLOCK_HASH = """
+SELECT count(*), encode(sha256(convert_to(coalesce(string_agg(json_build_array(
+    id, kind, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), request_id,
+    tenant, endpoint, model_name, model_version, decision, confidence, input_hmac, actor,
+    details::jsonb
+)::text || chr(10), '' ORDER BY id), ''), 'UTF8')), 'hex')
+FROM audit_log WHERE id >= %s AND id <= %s
+"""
+
+
+def _count_and_hash(connection: Connection, first_id: int, last_id: int) -> tuple[int, str]:
+    """How many rows first_id..last_id holds, and their hash (PostgreSQL's own, or Python's)."""
+    if connection.dialect.name == "postgresql":
+        count, digest = connection.exec_driver_sql(_PG_BLOCK_HASH, (first_id, last_id)).one()
+        return int(count), str(digest)
+    rows = _rows(connection, first_id, last_id)
+    return len(rows), hash_rows(rows)
 
 
 def hash_rows(rows: Sequence[Sequence[Any]]) -> str:
