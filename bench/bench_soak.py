@@ -28,9 +28,10 @@ import psutil
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from storage.engine import create_store_engine  # noqa: E402
+from storage.prediction_samples import prediction_count  # noqa: E402
 from storage.schema import predictions  # noqa: E402
 from tests.service.conftest import ServiceServer, auth, write_config  # noqa: E402
 from tests.support.scratch import scratch_schema  # noqa: E402
@@ -68,10 +69,7 @@ def server_rss(server: ServiceServer) -> dict[int, float]:
 def stored_rows(database_url: str) -> int:
     engine = create_store_engine(database_url)
     try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(select(func.count()).select_from(predictions)).scalar_one()
-            )
+        return prediction_count(engine)
     finally:
         engine.dispose()
 

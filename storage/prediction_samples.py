@@ -64,3 +64,9 @@ def sampled_rows(
             select(_p.tenant, _p.confidence, _p.predicted_class).where(condition).order_by(_p.id)
         ).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=list(SAMPLE_COLUMNS))
+
+
+def prediction_count(engine: Engine) -> int:
+    """Rows in `predictions`."""
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(predictions)).scalar_one())

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from storage.engine import create_store_engine
+from storage.prediction_samples import prediction_count
 from storage.schema import predictions
 from tests.conftest import require
 from tests.service.conftest import ServiceServer, auth, fresh_postgres_url, write_config
@@ -65,10 +66,7 @@ def stored_ids(url: str, prefix: str) -> list[str]:
 def count_rows(url: str) -> int:
     engine = create_store_engine(url)
     try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(select(func.count()).select_from(predictions)).scalar_one()
-            )
+        return prediction_count(engine)
     finally:
         engine.dispose()
 

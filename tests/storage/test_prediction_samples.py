@@ -35,3 +35,13 @@ def test_rows_are_all_returned_below_the_cap_and_sampled_evenly_above(store_engi
     # Every k-th id of the whole table (k = ceil(rows / cap)): about the cap, not exactly it.
     assert 0 < len(sampled) < len(everything)
     assert len(sampled) == pytest.approx(50, rel=0.2)
+
+
+def test_prediction_count_counts_the_rows(store_engine):
+    from storage.prediction_samples import prediction_count
+    from storage.writer import write_predictions
+    from tests.storage.records import make_records
+
+    assert prediction_count(store_engine) == 0
+    write_predictions(store_engine, make_records(7))
+    assert prediction_count(store_engine) == 7
