@@ -211,6 +211,31 @@ class LimitsConfig(_Strict):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
+# Stable loopback ports of the local stack (`servewatch stack up`); a taken one is replaced by
+# a free one at start. The monitors process serves /metrics, /reports and /runbooks.
+DEFAULT_PORTS: dict[str, int] = {
+    "service": 3000,
+    "monitors": 9101,
+    "alert_sink": 9102,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+}
+
+
+class AlertingConfig(_Strict):
+    """Where alerts point people: runbooks and monitor reports (generated into every alert)."""
+
+    runbook_base_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/runbooks"
+    reports_base_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/reports"
+
+    @field_validator("runbook_base_url", "reports_base_url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
 def _default_routing() -> dict[str, RouteConfig]:
     return {e.name: RouteConfig(default=ModelRef(model=e.model)) for e in ENDPOINT_TABLE}
 
@@ -232,6 +257,7 @@ class AppConfig(_Strict):
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @field_validator("routing", mode="before")
     @classmethod
