@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.spec import BudgetAlert
 from dashboards.layout import Row
+from dashboards.links import Runbooks
 from dashboards.panels import Query, sql_table, stat, timeseries
 
 COST = 'servewatch_cost_usd{model_name=~"$model", tenant=~"$tenant"}'
@@ -85,7 +86,7 @@ def cost() -> Row:
     )
 
 
-def budgets(levels: tuple[BudgetAlert, ...]) -> Row:
+def budgets(levels: tuple[BudgetAlert, ...], runbooks: Runbooks) -> Row:
     ordered = sorted(levels, key=lambda level: level.share)
     colors = ["orange"] * (len(ordered) - 1) + ["red"]
     steps = (("green", None), *((c, lv.share) for c, lv in zip(colors, ordered, strict=True)))
@@ -110,6 +111,7 @@ def budgets(levels: tuple[BudgetAlert, ...]) -> Row:
                 height=8,
                 thresholds=steps,
                 text_mode="value_and_name",
+                links=runbooks.links(*(level.alert for level in ordered)),
             ),
             timeseries(
                 "Week-to-date cost and budget",
@@ -120,6 +122,7 @@ def budgets(levels: tuple[BudgetAlert, ...]) -> Row:
                     Query(f"max by (tenant) ({budget})", "budget {{tenant}}"),
                 ],
                 width=8,
+                links=runbooks.links(*(level.alert for level in ordered)),
             ),
             timeseries(
                 "Inference compute by tenant (live)",
@@ -152,5 +155,5 @@ def budgets(levels: tuple[BudgetAlert, ...]) -> Row:
     )
 
 
-def finops_rows(levels: tuple[BudgetAlert, ...]) -> list[Row]:
-    return [cost(), budgets(levels)]
+def finops_rows(levels: tuple[BudgetAlert, ...], runbooks: Runbooks) -> list[Row]:
+    return [cost(), budgets(levels, runbooks)]

@@ -17,6 +17,8 @@ GRID_WIDTH = 24
 class Row:
     title: str
     panels: Sequence[Sized]
+    # A template variable: Grafana repeats the row and its panels once per selected value.
+    repeat: str | None = None
 
 
 def place(skyline: list[int], width: int) -> tuple[int, int]:
@@ -31,7 +33,13 @@ def layout(rows: Sequence[Row]) -> list[core.Panel]:
     placed: list[core.Panel] = []
     top = 0
     for row in rows:
-        placed.append(core.RowPanel(title=row.title, gridPos=core.GridPos(h=1, w=24, x=0, y=top)))
+        placed.append(
+            core.RowPanel(
+                title=row.title,
+                gridPos=core.GridPos(h=1, w=24, x=0, y=top),
+                repeat=core.Repeat(variable=row.repeat),
+            )
+        )
         skyline = [top + 1] * GRID_WIDTH
         for sized in row.panels:
             x, y = place(skyline, sized.width)

@@ -7,10 +7,12 @@ from core.catalog import CONFIDENCE_BUCKETS
 from core.config import MonitorsConfig, Threshold
 from core.contracts import MONITOR_TABLE
 from dashboards.layout import Row
-from dashboards.panels import Query, Sized, heatmap, sql_table, stat, timeseries
+from dashboards.links import Runbooks
+from dashboards.panels import Links, Query, Sized, heatmap, sql_table, stat, timeseries
+from dashboards.variables import VERSION
 
 RATE = "$__rate_interval"
-MODEL_VERSION = 'model_name=~"$model", model_version=~"$version"'
+MODEL_VERSION = f'model_name=~"$model", model_version=~"${VERSION}"'
 PREDICTIONS = f'{MODEL_VERSION}, tenant=~"$tenant"'
 SHARES = {m.name for monitor in MONITOR_TABLE for m in monitor.metrics if m.share}
 METRIC_MEANINGS = {m.name: m.meaning for monitor in MONITOR_TABLE for m in monitor.metrics}
@@ -100,7 +102,7 @@ def predictions(cutoff: float) -> Row:
     )
 
 
-def monitor_panel(monitor: str, metric: str, threshold: Threshold) -> Sized:
+def monitor_panel(monitor: str, metric: str, threshold: Threshold, links: Links = ()) -> Sized:
     """The latest value of one monitor metric per model, version and tenant, with thresholds."""
     meaning = METRIC_MEANINGS.get(metric, f"The {metric} metric of the {monitor} monitor")
     selector = f'monitor="{monitor}", metric="{metric}", {PREDICTIONS}'
@@ -120,10 +122,11 @@ def monitor_panel(monitor: str, metric: str, threshold: Threshold) -> Sized:
         width=8,
         thresholds=(("green", None), ("orange", threshold.warn), ("red", threshold.alert)),
         draw_thresholds=True,
+        links=links,
     )
 
 
-def drift(config: MonitorsConfig) -> Row:
+def drift(config: MonitorsConfig, runbooks: Runbooks) -> Row:
     selector = f"{{{PREDICTIONS}}}"
     status = stat(
         "Monitor status",
@@ -141,16 +144,17 @@ def drift(config: MonitorsConfig) -> Row:
         thresholds=(("green", None),),
         mappings=[STATUS_MAPPING],
         text_mode="value_and_name",
+        links=runbooks.drift(*config.thresholds),
     )
     panels = [status] + [
-        monitor_panel(monitor, metric, threshold)
+        monitor_panel(monitor, metric, threshold, runbooks.drift(monitor))
         for monitor, metrics in config.thresholds.items()
         for metric, threshold in metrics.items()
     ]
     return Row("Drift and shift monitors", panels)
 
 
-def output_schema() -> Row:
+def output_schema(runbooks: Runbooks) -> Row:
     return Row(
         "Output schema and monitor health",
         [
@@ -168,6 +172,7 @@ def output_schema() -> Row:
                 ],
                 width=8,
                 stack=True,
+                links=runbooks.links(runbooks.spec.output_schema.alert),
             ),
             timeseries(
                 "Predictions behind the monitor values",
@@ -196,6 +201,7 @@ def output_schema() -> Row:
                     )
                 ],
                 width=8,
+                links=runbooks.links(runbooks.spec.monitor_staleness.alert),
             ),
             sql_table(
                 "Latest monitor results (store)",
@@ -212,5 +218,9 @@ def output_schema() -> Row:
     )
 
 
-def model_quality_rows(config: MonitorsConfig) -> list[Row]:
-    return [predictions(config.low_confidence_cutoff), drift(config), output_schema()]
+def model_quality_rows(config: MonitorsConfig, runbooks: Runbooks) -> list[Row]:
+    return [
+        predictions(config.low_confidence_cutoff),
+        drift(config, runbooks),
+        output_schema(runbooks),
+    ]

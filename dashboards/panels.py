@@ -12,6 +12,7 @@ from dashboards.datasources import postgres, prometheus
 
 Steps = Sequence[tuple[str, float | None]]
 BASE = (("green", None),)
+Links = Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,23 +63,31 @@ def timeseries(
     stack: bool = False,
     thresholds: Steps = BASE,
     draw_thresholds: bool = False,
+    min_value: int = 0,
     max_value: int | None = None,
     legend_calcs: Sequence[str] = (),
+    mappings: Sequence[Mapping[str, Any]] = (),
+    steps_after: bool = False,
+    links: Links = (),
 ) -> Sized:
-    """Lines over time; stacked areas when `stack`; thresholds as dashed lines when drawn."""
+    """Lines over time; stacked areas when `stack`; thresholds as dashed lines when drawn;
+    steps instead of slopes for values that hold until the next (statuses)."""
     panel = core.TimeSeries(
         title=title,
         description=description,
         unit=unit,
         dataSource=prometheus(),
         targets=targets(queries),
+        links=list(links),
         maxDataPoints=None,
         fillOpacity=35 if stack else 10,
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
         thresholds=steps(thresholds),
         thresholdsStyleMode="dashed" if draw_thresholds else "off",
-        valueMin=0,
+        valueMin=min_value,
         valueMax=max_value,
+        mappings=list(mappings),
+        lineInterpolation="stepAfter" if steps_after else "linear",
         legendDisplayMode="table" if legend_calcs else "list",
         legendCalcs=list(legend_calcs),
         tooltipMode="multi",
@@ -101,6 +110,7 @@ def stat(
     no_value: str | None = None,
     text_mode: str = "auto",
     height: int = 4,
+    links: Links = (),
 ) -> Sized:
     """Big numbers coloured by thresholds (one per series)."""
     panel = core.Stat(
@@ -109,6 +119,7 @@ def stat(
         format=unit,
         dataSource=prometheus(),
         targets=targets(queries),
+        links=list(links),
         maxDataPoints=None,
         thresholds=steps(thresholds),
         mappings=list(mappings),
@@ -122,7 +133,13 @@ def stat(
 
 
 def piechart(
-    title: str, description: str, unit: str, queries: Sequence[Query], *, width: int = 6
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Query],
+    *,
+    width: int = 6,
+    links: Links = (),
 ) -> Sized:
     """Shares of a whole at the end of the range."""
     panel = core.PieChartv2(
@@ -131,6 +148,7 @@ def piechart(
         unit=unit,
         dataSource=prometheus(),
         targets=targets(queries),
+        links=list(links),
         maxDataPoints=None,
         pieType="donut",
         legendDisplayMode="table",

@@ -9,6 +9,8 @@ from dashboards.datasources import DATASOURCE_VARIABLE, PROMETHEUS_TYPE, PROMETH
 REFRESH_ON_TIME_RANGE_CHANGE = 2
 # What every label-value variable's "All" stands for in `label=~"$var"` matchers.
 ALL = ".*"
+# The model-version variable: the Triage dashboard repeats its row over it.
+VERSION = "version"
 
 
 def datasource() -> core.Template:
@@ -42,8 +44,13 @@ def model() -> core.Template:
 
 def version() -> core.Template:
     selector = 'servewatch_requests_total{model_name=~"$model"}'
-    return label_values("version", "model_version", selector, "Version")
+    return label_values(VERSION, "model_version", selector, "Version")
 
 
 def tenant() -> core.Template:
     return label_values("tenant", "tenant", "servewatch_requests_total", "Tenant")
+
+
+def endpoint() -> core.Template:
+    selector = 'servewatch_requests_total{model_name=~"$model"}'
+    return label_values("endpoint", "endpoint", selector, "Endpoint")

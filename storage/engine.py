@@ -19,8 +19,9 @@ def normalize_url(url: str) -> str:
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
-    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
-    return make_url(url).get_backend_name() == "sqlite"
+    if not isinstance(engine_or_url, str):
+        return engine_or_url.dialect.name == "sqlite"  # no URL to parse: the writer asks per batch
+    return make_url(engine_or_url).get_backend_name() == "sqlite"
 
 
 def shown_url(url: str) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from core.contracts import PREDICTION_COLUMNS
 from core.timeutil import to_utc
-from storage.audit import audit_predictions, lock_appends
+from storage.audit import audit_predictions, audit_predictions_in, lock_appends_in
 from storage.engine import is_sqlite
 from storage.schema import monitor_results, predictions
 
@@ -192,20 +192,24 @@ def _write_postgres_copy(
 
     Each attempt is one transaction (even on the log's autocommit engine) holding the audit
     chain's lock, so the ids above the last one seen before the COPY are this batch's rows.
+    The driver's connection is used directly: SQLAlchemy's execution machinery cost the writer
+    more CPU per batch than the COPY of a hundred records.
     """
-    with engine.begin() as connection:
-        raw = connection.connection.driver_connection
-        assert raw is not None
+    pooled = engine.raw_connection()
+    try:
+        raw = pooled.driver_connection
+        assert raw is not None  # a pooled connection that is checked out has its driver's
         try:
             with raw.transaction(), raw.cursor() as cursor:
-                lock_appends(connection)
-                before = _last_prediction_id(connection)
+                before = _lock_and_last_id(cursor)
                 _copy_records(cursor, "predictions", records, encoded)
-                audit_predictions(connection, before, now=now)
+                audit_predictions_in(cursor, before, now=now)
             return len(records)
         except UniqueViolation:
             pass
-        return _write_postgres_ignoring_duplicates(connection, raw, records, encoded, now)
+        return _write_postgres_ignoring_duplicates(raw, records, encoded, now)
+    finally:
+        pooled.close()
 
 
 def _copy_records(
@@ -222,17 +226,12 @@ def _copy_records(
 
 
 def _write_postgres_ignoring_duplicates(
-    connection: Connection,
-    raw: Any,
-    records: Sequence[Record],
-    encoded: Sequence[list[Any]],
-    now: datetime,
+    raw: Any, records: Sequence[Record], encoded: Sequence[list[Any]], now: datetime
 ) -> int:
     # Its own transaction even on an autocommit engine (the prediction log's): the temporary
     # table empties at each commit.
     with raw.transaction(), raw.cursor() as cursor:
-        lock_appends(connection)
-        before = _last_prediction_id(connection)
+        before = _lock_and_last_id(cursor)
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
             "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -243,8 +242,15 @@ def _write_postgres_ignoring_duplicates(
             "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
         )
         added = max(int(cursor.rowcount), 0)
-        audit_predictions(connection, before, now=now)
+        audit_predictions_in(cursor, before, now=now)
         return added
+
+
+def _lock_and_last_id(cursor: Any) -> int:
+    """Take the audit chain's lock, then read the highest prediction id (PostgreSQL cursor)."""
+    lock_appends_in(cursor)
+    cursor.execute("SELECT coalesce(max(id), 0) FROM predictions")
+    return int(cursor.fetchone()[0])
 
 
 def _last_prediction_id(connection: Connection) -> int:

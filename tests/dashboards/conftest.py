@@ -9,9 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from alerts.spec import app_config_path, load_spec
+from alerts.render import render_rules, rule_groups
+from alerts.spec import AlertSpec, app_config_path, load_spec
 from core.config import AppConfig, load_app_config
-from dashboards.render import render
+from dashboards.render import Known, known_series, render
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = ROOT / "dashboards"
@@ -19,13 +20,29 @@ SCHEMAS = Path(__file__).parent / "schemas"
 
 
 @pytest.fixture(scope="session")
-def app_config() -> AppConfig:
-    return load_app_config(app_config_path(load_spec()))
+def spec() -> AlertSpec:
+    return load_spec()
 
 
 @pytest.fixture(scope="session")
-def rendered(app_config: AppConfig) -> dict[str, str]:
-    return render(load_spec(), app_config)
+def app_config(spec: AlertSpec) -> AppConfig:
+    return load_app_config(app_config_path(spec))
+
+
+@pytest.fixture(scope="session")
+def rendered(spec: AlertSpec, app_config: AppConfig) -> dict[str, str]:
+    return render(spec, app_config)
+
+
+@pytest.fixture(scope="session")
+def known(spec: AlertSpec, app_config: AppConfig) -> Known:
+    return known_series(spec, app_config)
+
+
+@pytest.fixture(scope="session")
+def rules_text(spec: AlertSpec, app_config: AppConfig) -> str:
+    """The recording and alerting rules the dashboards go with, as Prometheus loads them."""
+    return render_rules(rule_groups(spec, app_config))
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ def test_build_writes_json_then_check_spots_a_hand_edit(tmp_path, rendered):
         "servewatch-finops.json",
         "servewatch-model-quality.json",
         "servewatch-serving.json",
+        "servewatch-triage.json",
     ]
     path = tmp_path / "generated" / "servewatch-finops.json"
     model = json.loads(path.read_text())
@@ -57,3 +58,14 @@ def test_thresholds_follow_the_app_config_given(tmp_path):
     psi = next(p for p in model["panels"] if p["title"] == "confidence_drift: psi")
     steps = psi["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, 0.05, 0.5]
+
+
+def test_runbook_links_follow_the_app_config_given(tmp_path):
+    config = tmp_path / "servewatch.yaml"
+    config.write_text("alerting:\n  runbook_base_url: https://docs.example.org/runbooks\n")
+    result = runner.invoke(app, ["build", "--out-dir", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    model = json.loads((tmp_path / "generated" / "servewatch-triage.json").read_text())
+    urls = [link["url"] for p in model["panels"] for link in p.get("links", [])]
+    assert urls
+    assert all(u.startswith("https://docs.example.org/runbooks#servewatch") for u in urls)

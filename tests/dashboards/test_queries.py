@@ -1,11 +1,17 @@
-"""Every dashboard query parses as PromQL (promtool) and selects only catalog series."""
+"""Every dashboard query parses as PromQL, selects only catalog or recorded series, and computes
+what its panel says on Prometheus' own engine (promtool)."""
 
 import re
 import subprocess
+from dataclasses import dataclass, field
 
 import pytest
 import yaml
 
+from alerts.promql import le
+from alerts.slo import ratio_series, windows
+from core.catalog import CATALOG, LATENCY_BUCKETS, PREDICTION_LOG_EVENTS
+from core.contracts import MONITOR_NAMES, MONITOR_TABLE, OUTCOMES
 from dashboards.datasources import POSTGRES_UID, PROMETHEUS_UID
 from dashboards.render import CatalogError, check_queries, prometheus_queries
 from tests.alerts.conftest import tool
@@ -45,26 +51,45 @@ def test_promtool_parse_check_can_fail(tmp_path):
     assert result.returncode != 0
 
 
-def test_every_query_selects_only_catalog_series(dashboards):
+def test_every_query_selects_only_catalog_series(dashboards, known):
     for dashboard in dashboards.values():
-        check_queries(dashboard)
+        check_queries(dashboard, known)
 
 
-def test_a_query_outside_the_catalog_is_refused(dashboards):
-    broken = {
-        "title": "t",
-        "panels": [
-            {
-                "type": "timeseries",
-                "title": "p",
-                "targets": [
-                    {"datasource": {"type": "prometheus"}, "expr": "rate(servewatch_nope[5m])"}
-                ],
-            }
-        ],
-    }
-    with pytest.raises(CatalogError, match="unknown series servewatch_nope"):
-        check_queries(broken)
+def _one_panel(expr):
+    target = {"datasource": {"type": "prometheus"}, "expr": expr}
+    return {"title": "t", "panels": [{"type": "timeseries", "title": "p", "targets": [target]}]}
+
+
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("rate(servewatch_nope[5m])", "unknown series servewatch_nope"),
+        # A window the SLO recording rules do not record.
+        (
+            "endpoint:servewatch_slo_availability_errors:ratio_rate7m",
+            "unknown series endpoint:servewatch_slo_availability_errors:ratio_rate7m",
+        ),
+        ('ALERTS{alertname="x", alertstat="firing"}', "ALERTS has no label alertstat"),
+        ('servewatch_in_flight_requests{tenant="acme"}', "has no label tenant"),
+    ],
+)
+def test_a_query_outside_the_catalog_and_the_rules_is_refused(known, expr, problem):
+    with pytest.raises(CatalogError, match=problem):
+        check_queries(_one_panel(expr), known)
+
+
+def test_recorded_series_and_alerts_are_known(known, spec):
+    for objective in spec.slo.objectives:
+        for window in windows(spec.slo):
+            check_queries(_one_panel(ratio_series(objective, window)), known)
+    check_queries(_one_panel('ALERTS{alertname="x", alertstate="firing", tenant="a"}'), known)
+
+
+def test_annotation_queries_are_checked_too(known):
+    annotation = {"name": "a", "datasource": {"type": "prometheus"}, "expr": "servewatch_nope"}
+    with pytest.raises(CatalogError, match="annotation 'a'"):
+        check_queries({"title": "t", "annotations": {"list": [annotation]}}, known)
 
 
 def test_rates_use_the_rate_interval(dashboards):
@@ -83,28 +108,144 @@ def test_datasources_are_the_provisioned_uids(dashboards):
                 assert ref["uid"] in ("${datasource}", POSTGRES_UID), panel["title"]
 
 
+def evaluable(expr, values=None):
+    """`expr` as Grafana would send it: ranges at 5m, variables at `values` (else All, `.*`)."""
+    values = values or {}
+    return VARIABLE.sub(lambda m: values.get(m.group(1), ".*"), GRAFANA_RANGES.sub("5m", expr))
+
+
+def promtool_test(tmp_path, rules_text, input_series, expr_tests):
+    """Run `promtool test rules` on the generated rules (so recorded series exist)."""
+    (tmp_path / "rules.yaml").write_text(rules_text or "groups: []\n")
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": expr_tests}],
+    }
+    path = tmp_path / "panel.tests.yaml"
+    path.write_text(yaml.safe_dump(test))
+    return subprocess.run(
+        [tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
+    )
+
+
 def _labels(mapping):
     return "{" + ", ".join(f'{k}="{v}"' for k, v in mapping.items()) + "}"
 
 
-def _requests(endpoint, outcome, per_minute):
-    labels = f'endpoint="{endpoint}", model_name="m", model_version="1", tenant="acme"'
-    return {
-        "series": f'servewatch_requests_total{{{labels}, outcome="{outcome}"}}',
-        "values": f"0+{per_minute}x10",
-    }
+def _series(name, values, **labels):
+    return {"series": f"{name}{_labels(labels)}", "values": values}
+
+
+def _requests(endpoint, outcome, per_minute, tenant="acme", version="1", minutes=10):
+    return _series(
+        "servewatch_requests_total",
+        f"0+{per_minute}x{minutes}",
+        endpoint=endpoint,
+        model_name="m",
+        model_version=version,
+        tenant=tenant,
+        outcome=outcome,
+    )
 
 
 def _classes(name, per_minute):
-    labels = f'model_name="m", model_version="1", tenant="acme", predicted_class="{name}"'
-    return {
-        "series": f"servewatch_predicted_class_total{{{labels}}}",
-        "values": f"0+{per_minute}x10",
-    }
+    return _series(
+        "servewatch_predicted_class_total",
+        f"0+{per_minute}x10",
+        model_name="m",
+        model_version="1",
+        tenant="acme",
+        predicted_class=name,
+    )
 
 
-EVALUATIONS = [
-    (
+def _durations(tenant, upper, per_minute):
+    """Requests of `tenant` all in the latency bucket that ends at `upper` (one below: 0)."""
+    name = "servewatch_request_duration_seconds_bucket"
+    below = LATENCY_BUCKETS[LATENCY_BUCKETS.index(upper) - 1]
+    labels = {"endpoint": "e", "model_name": "m", "model_version": "1", "tenant": tenant}
+    return [
+        _series(name, "0+0x10", **labels, le=le(below)),
+        _series(name, f"0+{per_minute}x10", **labels, le=le(upper)),
+        _series(name, f"0+{per_minute}x10", **labels, le="+Inf"),
+    ]
+
+
+def _status(monitor, metric, version, status, monitor_tenant="acme"):
+    return _series(
+        "servewatch_monitor_status",
+        f"{status}+0x10",
+        monitor=monitor,
+        metric=metric,
+        model_name="m",
+        model_version=version,
+        tenant=monitor_tenant,
+    )
+
+
+def _alert(alertname, state, **labels):
+    return _series("ALERTS", "1+0x10", alertname=alertname, alertstate=state, **labels)
+
+
+def _info(version, values):
+    return _series(
+        "servewatch_model_info", values, model_name="m", model_version=version, provider="cpu"
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    """A query of a dashboard (a panel's target or an annotation) and what it must compute."""
+
+    uid: str
+    where: str
+    series: list
+    checks: list  # (eval_time, [(labels, value)])
+    target: int = 0
+    values: dict = field(default_factory=dict)
+    rules: bool = True
+
+    @property
+    def id(self):
+        return f"{self.uid}: {self.where}"
+
+    def expr(self, dashboard):
+        if self.where.startswith("annotation "):
+            name = self.where.removeprefix("annotation ")
+            found = [a for a in dashboard["annotations"]["list"] if a["name"] == name]
+            return found[0]["expr"]
+        panel = next(p for p in panels(dashboard) if p["title"] == self.where)
+        return panel["targets"][self.target]["expr"]
+
+
+BUDGET_HALF_SPENT = [  # 1 server-side error in 400 counted requests: half the 0.5 % budget
+    _requests("classify_ticket", "ok", 399, minutes=70),
+    _requests("classify_ticket", "model_error", 1, minutes=70),
+    _requests("classify_ticket", "validation_error", 50, minutes=70),
+    # 2.5 % errors for 30 minutes, then no traffic at all: 5 budgets' worth, spent.
+    _series(
+        "servewatch_requests_total",
+        "0+195x30 5850+0x40",
+        endpoint="classify_tickets",
+        model_name="m",
+        model_version="1",
+        tenant="acme",
+        outcome="ok",
+    ),
+    _series(
+        "servewatch_requests_total",
+        "0+5x30 150+0x40",
+        endpoint="classify_tickets",
+        model_name="m",
+        model_version="1",
+        tenant="acme",
+        outcome="timeout",
+    ),
+]
+
+CASES = [
+    Case(
         "servewatch-serving",
         "Availability (SLI) by endpoint",
         [
@@ -113,59 +254,261 @@ EVALUATIONS = [
             _requests("classify_ticket", "validation_error", 50),
             _requests("classify_tickets", "ok", 100),
         ],
-        [({"endpoint": "classify_ticket"}, 0.9), ({"endpoint": "classify_tickets"}, 1)],
+        [("10m", [({"endpoint": "classify_ticket"}, 0.9), ({"endpoint": "classify_tickets"}, 1)])],
     ),
-    (
+    Case(
+        "servewatch-serving",
+        "Server-side error ratio by tenant",
+        [
+            _requests("classify_ticket", "ok", 90),
+            _requests("classify_ticket", "model_error", 10),
+            _requests("classify_ticket", "validation_error", 50),
+            _requests("classify_ticket", "ok", 100, tenant="globex"),
+        ],
+        [("10m", [({"tenant": "acme"}, 0.1), ({"tenant": "globex"}, 0)])],
+    ),
+    Case(
+        "servewatch-serving",
+        "p99 latency by tenant",
+        [*_durations("acme", 0.1, 10), *_durations("globex", 1.0, 10)],
+        # Linear inside the bucket: 0.05 + 0.99 * 0.05, 0.5 + 0.99 * 0.5.
+        [("10m", [({"tenant": "acme"}, 0.0995), ({"tenant": "globex"}, 0.995)])],
+    ),
+    Case(
+        "servewatch-serving",
+        "Error budget left: availability",
+        BUDGET_HALF_SPENT,
+        # The idle 40 minutes of classify_tickets (0/0) are left out, not averaged in as NaN.
+        [("70m", [({"endpoint": "classify_ticket"}, 0.5), ({"endpoint": "classify_tickets"}, -4)])],
+    ),
+    Case(
+        "servewatch-serving",
+        "Burn rate: availability",
+        BUDGET_HALF_SPENT,
+        # Target A: the 1h window. classify_tickets had no traffic for 40 of its 60 minutes.
+        [("70m", [({"endpoint": "classify_ticket"}, 0.5), ({"endpoint": "classify_tickets"}, 5)])],
+    ),
+    Case(
         "servewatch-model-quality",
         "Class shares over time",
         [_classes("billing", 30), _classes("outage", 10)],
         [
-            ({"model_name": "m", "predicted_class": "billing"}, 0.75),
-            ({"model_name": "m", "predicted_class": "outage"}, 0.25),
+            (
+                "10m",
+                [
+                    ({"model_name": "m", "predicted_class": "billing"}, 0.75),
+                    ({"model_name": "m", "predicted_class": "outage"}, 0.25),
+                ],
+            )
         ],
     ),
-    (
+    Case(
+        "servewatch-triage",
+        "Error ratio by class",
+        [
+            _requests("classify_ticket", "ok", 85),
+            _requests("classify_ticket", "model_error", 10),
+            _requests("classify_ticket", "timeout", 5),
+            _requests("classify_ticket", "validation_error", 50),
+            # Another version of the same model, all failing: not in version 1's row.
+            _requests("classify_ticket", "model_error", 100, version="2"),
+        ],
+        [
+            (
+                "10m",
+                [
+                    ({"model_name": "m", "outcome": "model_error"}, 0.1),
+                    ({"model_name": "m", "outcome": "timeout"}, 0.05),
+                ],
+            )
+        ],
+        values={"version": "1"},
+    ),
+    Case(
+        "servewatch-triage",
+        "Drift verdicts",
+        [
+            _status("confidence_drift", "psi", "1", 1),
+            _status("confidence_drift", "js_distance", "1", 2),
+            _status("class_shift", "psi", "1", 0),
+            _status("class_shift", "psi", "2", 2),
+            _status("schema_failures", "failure_rate", "1", 2),
+        ],
+        [
+            (
+                "10m",
+                [
+                    ({"model_name": "m", "monitor": "confidence_drift", "tenant": "acme"}, 2),
+                    ({"model_name": "m", "monitor": "class_shift", "tenant": "acme"}, 0),
+                ],
+            )
+        ],
+        values={"version": "1"},
+    ),
+    Case(
+        "servewatch-triage",
+        "annotation Releases",
+        [
+            # Version 1 serves from the start, with a 5-minute restart at 40m; version 2
+            # starts serving at 30m.
+            _info("1", "1x39 _x5 1x25"),
+            _info("2", "_x30 1x40"),
+        ],
+        [
+            ("0m", [({"model_name": "m", "model_version": "1"}, 1)]),
+            ("10m", []),
+            ("31m", [({"model_name": "m", "model_version": "2"}, 1)]),
+            ("34m", [({"model_name": "m", "model_version": "2"}, 1)]),
+            ("36m", []),
+            ("46m", []),
+        ],
+    ),
+    Case(
+        "servewatch-triage",
+        "annotation Alerts",
+        [
+            _alert("ServewatchClassShift", "firing", model_name="m", tenant="acme"),
+            _alert("ServewatchClassShift", "firing", model_name="other", tenant="acme"),
+            _alert("ServewatchClassShift", "pending", model_name="m", tenant="acme"),
+            _alert("ServewatchAvailabilityFastBurn", "firing", endpoint="classify_ticket"),
+        ],
+        [
+            (
+                "5m",
+                [
+                    (
+                        {
+                            "alertname": "ServewatchClassShift",
+                            "alertstate": "firing",
+                            "model_name": "m",
+                            "tenant": "acme",
+                        },
+                        1,
+                    ),
+                    (
+                        {
+                            "alertname": "ServewatchAvailabilityFastBurn",
+                            "alertstate": "firing",
+                            "endpoint": "classify_ticket",
+                        },
+                        1,
+                    ),
+                ],
+            )
+        ],
+        values={"model": "m", "tenant": "acme"},
+        # Without the rules: their target alerts would fire here, with no `up` series.
+        rules=False,
+    ),
+    Case(
         "servewatch-finops",
         "Weekly budget burn per tenant",
         [
-            {"series": 'servewatch_tenant_week_cost_usd{tenant="acme"}', "values": "4+0x10"},
-            {"series": 'servewatch_tenant_weekly_budget_usd{tenant="acme"}', "values": "5+0x10"},
-            {"series": 'servewatch_tenant_week_cost_usd{tenant="globex"}', "values": "1+0x10"},
+            _series("servewatch_tenant_week_cost_usd", "4+0x10", tenant="acme"),
+            _series("servewatch_tenant_weekly_budget_usd", "5+0x10", tenant="acme"),
+            _series("servewatch_tenant_week_cost_usd", "1+0x10", tenant="globex"),
         ],
-        [({"tenant": "acme"}, 0.8)],
+        [("10m", [({"tenant": "acme"}, 0.8)])],
     ),
 ]
 
 
-@pytest.mark.parametrize(("uid", "title", "series", "expected"), EVALUATIONS)
-def test_panel_queries_compute_what_their_titles_say(
-    dashboards, tmp_path, uid, title, series, expected
-):
-    panel = next(p for p in panels(dashboards[uid]) if p["title"] == title)
-    expr = as_plain_promql(panel["targets"][0]["expr"]).replace('"x"', '".*"')
-    test = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "promql_expr_test": [
-                    {
-                        # Rounded: the ratios of rates are exact only to a few ulps.
-                        "expr": f"round({expr}, 0.0001)",
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {"labels": _labels(lbl), "value": value} for lbl, value in expected
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "panel.tests.yaml"
-    path.write_text(yaml.safe_dump(test))
-    result = subprocess.run(
-        [tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_queries_compute_what_their_titles_say(dashboards, rules_text, tmp_path, case):
+    expr = evaluable(case.expr(dashboards[case.uid]), case.values)
+    tests = [
+        {
+            # Rounded: the ratios of rates are exact only to a few ulps.
+            "expr": f"round({expr}, 0.0001)",
+            "eval_time": at,
+            "exp_samples": [{"labels": _labels(lbl), "value": v} for lbl, v in expected],
+        }
+        for at, expected in case.checks
+    ]
+    rules = rules_text if case.rules else ""
+    result = promtool_test(tmp_path, rules, case.series, tests)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+MINUTES = 70
+# Values for the labels whose values the queries tell apart; the others take one value each.
+LABEL_VALUES = {
+    "outcome": OUTCOMES,
+    "event": PREDICTION_LOG_EVENTS,
+    "kind": ("attributed", "idle"),
+    "severity": ("warn", "alert"),
+    "predicted_class": ("billing", "outage"),
+}
+ONE_VALUE = {"model_name": "m", "model_version": "1", "tenant": "acme", "endpoint": "e"}
+
+
+def _label_sets(entry):
+    """Every combination of the varied labels; monitor and metric in the pairs that exist."""
+    sets = [{}]
+    for label in entry.labels:
+        if label == "metric" and "monitor" in entry.labels:
+            continue
+        if label == "monitor" and "metric" in entry.labels:
+            choices = [
+                {"monitor": m.name, "metric": n} for m in MONITOR_TABLE for n in m.metric_names
+            ]
+        elif label == "monitor":
+            choices = [{"monitor": name} for name in MONITOR_NAMES]
+        else:
+            choices = [{label: v} for v in LABEL_VALUES.get(label, (ONE_VALUE.get(label, "x"),))]
+        sets = [{**s, **c} for s in sets for c in choices]
+    return sets
+
+
+def _catalog_series(entry):
+    """Input series for one catalog family: counters rise, gauges hold, histograms fill."""
+    for labels in _label_sets(entry):
+        if entry.kind == "histogram":
+            bounds = [*(le(b) for b in entry.buckets), "+Inf"]
+            for i, bound in enumerate(bounds):
+                yield _series(f"{entry.name}_bucket", f"0+{i + 1}x{MINUTES}", **labels, le=bound)
+            yield _series(f"{entry.name}_count", f"0+{len(bounds)}x{MINUTES}", **labels)
+            yield _series(f"{entry.name}_sum", f"0+1x{MINUTES}", **labels)
+        elif entry.name == "servewatch_model_info":
+            # Version 1 serves throughout; version 2 starts two minutes before the evaluation.
+            yield _series(entry.name, f"1x{MINUTES}", **labels)
+            yield _series(entry.name, f"_x{MINUTES - 2} 1x2", **{**labels, "model_version": "2"})
+        else:
+            yield _series(
+                entry.name,
+                f"0+1x{MINUTES}" if entry.kind == "counter" else f"1x{MINUTES}",
+                **labels,
+            )
+
+
+def _every_series():
+    series = [s for entry in CATALOG for s in _catalog_series(entry)]
+    alert = _alert("ServewatchClassShift", "firing", model_name="m", tenant="acme")
+    return [*series, {**alert, "values": f"1x{MINUTES}"}]
+
+
+def _non_nan_tests(queries):
+    # `q == q` drops NaN samples, so absent() is empty only when `q` has a number to show.
+    return [
+        {
+            "expr": f"absent(({evaluable(q)}) == ({evaluable(q)}))",
+            "eval_time": f"{MINUTES}m",
+            "exp_samples": [],
+        }
+        for q in queries
+    ]
+
+
+def test_every_query_shows_numbers_when_every_catalog_series_has_data(
+    dashboards, rules_text, tmp_path
+):
+    queries = sorted({q for d in dashboards.values() for _, q in prometheus_queries(d)})
+    assert len(queries) > 60
+    result = promtool_test(tmp_path, rules_text, _every_series(), _non_nan_tests(queries))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_shows_numbers_check_fails_on_a_query_without_data(rules_text, tmp_path):
+    queries = ['sum(rate(servewatch_requests_total{outcome="no_such_outcome"}[5m]))']
+    result = promtool_test(tmp_path, rules_text, _every_series(), _non_nan_tests(queries))
+    assert result.returncode != 0

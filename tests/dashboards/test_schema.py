@@ -24,6 +24,25 @@ def test_dashboards_validate_against_the_dashboard_schema(dashboards):
         assert dashboard["schemaVersion"] == SCHEMA_VERSION >= 39
 
 
+def test_annotations_row_repeats_and_panel_links_validate_against_their_definitions(dashboards):
+    annotation, link, row = (
+        validator("dashboard", d) for d in ("AnnotationQuery", "DashboardLink", "RowPanel")
+    )
+    links = repeated = 0
+    for uid, dashboard in dashboards.items():
+        for query in dashboard["annotations"]["list"]:
+            assert _errors(annotation, query) == [], (uid, query["name"])
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                assert _errors(row, panel) == [], (uid, panel["title"])
+                repeated += "repeat" in panel
+            for item in panel.get("links", []):
+                assert _errors(link, item) == [], (uid, panel["title"])
+                links += 1
+    assert links > 20
+    assert repeated == 1
+
+
 def test_panel_options_and_field_config_validate_against_their_panel_kind(dashboards):
     for uid, dashboard in dashboards.items():
         for panel in panels(dashboard):
