@@ -101,6 +101,26 @@ def staleness_alert(
     )
 
 
+def results_staleness_alert(spec: StalenessAlert, runbook: str) -> AlertRule:
+    """The results a monitor exports are older than `missed_runs` of its scheduled intervals."""
+    return AlertRule(
+        name=spec.alert,
+        expr=(
+            "time() - max by (monitor) (servewatch_monitor_last_run_timestamp_seconds)\n"
+            f"> {spec.missed_runs} * max by (monitor) (servewatch_monitor_schedule_seconds)"
+        ),
+        severity=spec.severity,
+        for_=spec.for_,
+        summary="The results of monitor {{ $labels.monitor }} are stale.",
+        description=(
+            "The results monitor {{ $labels.monitor }} exports come from a run "
+            f"{{{{ $value | humanizeDuration }}}} ago, more than {spec.missed_runs} of its "
+            "scheduled intervals: its gauges, and the alerts built on them, describe the past."
+        ),
+        runbook_url=f"{runbook}#{spec.alert.lower()}",
+    )
+
+
 def target_alert(spec: TargetAlert, runbook: str) -> AlertRule:
     """The job's targets are down, or the job has none at all."""
     selector = f'up{{job="{spec.job}"}}'
@@ -121,6 +141,7 @@ def target_alert(spec: TargetAlert, runbook: str) -> AlertRule:
 def pipeline_group(
     log: PredictionLogSpec,
     staleness: StalenessAlert,
+    results_staleness: StalenessAlert,
     targets: tuple[TargetAlert, ...],
     schedules: Mapping[str, MonitorSchedule],
     runbook: str,
@@ -130,6 +151,7 @@ def pipeline_group(
         spill_alert(log, runbook),
         replay_lag_alert(log, runbook),
         staleness_alert(staleness, schedules, runbook),
+        results_staleness_alert(results_staleness, runbook),
         *(target_alert(t, runbook) for t in targets),
     )
     return RuleGroup("servewatch-pipeline", rules)

@@ -12,8 +12,12 @@ from core.catalog import CATALOG, MetricSpec
 
 # Labels every scraped series gets, whatever the catalog says.
 TARGET_LABELS = frozenset({"job", "instance"})
-# Prometheus' own per-target series, allowed besides the catalog.
-BUILTIN_SERIES: Mapping[str, frozenset[str]] = {"up": TARGET_LABELS}
+# Prometheus' own series, allowed besides the catalog: per-target `up`, and `ALERTS` (labelled
+# with each alert's own labels too, of which a selector may only name these two).
+BUILTIN_SERIES: Mapping[str, frozenset[str]] = {
+    "up": TARGET_LABELS,
+    "ALERTS": frozenset({"alertname", "alertstate"}),
+}
 
 _KEYWORDS = frozenset(
     {"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2", "start", "end"}

@@ -28,6 +28,8 @@ class AlertRule:
     runbook_url: str
     for_: str = "0m"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # More annotations after the conventional ones (links such as report_url).
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def all_labels(self) -> dict[str, str]:
@@ -40,6 +42,7 @@ class AlertRule:
             "summary": self.summary,
             "description": self.description,
             "runbook_url": self.runbook_url,
+            **self.extra,
         }
 
     def to_dict(self) -> dict[str, Any]:

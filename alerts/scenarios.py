@@ -14,16 +14,20 @@ from typing import Any
 
 from alerts import templating
 from alerts.promql import le
+from alerts.quality import insufficient_query
 from alerts.rules import AlertRule
 from alerts.slo import Objective, number
 from alerts.spec import (
     AlertSpec,
     AvailabilitySlo,
     BurnAlert,
+    DriftAlert,
+    MonitorAlert,
     burn_alert_name,
     duration_seconds,
 )
-from core.config import MonitorSchedule
+from alerts.triage import monitor_window, signals
+from core.config import AppConfig, MonitorSchedule
 from core.contracts import OUTCOMES, STATUS_CODES
 
 INTERVAL = "1m"
@@ -42,10 +46,12 @@ class InputSeries:
 
 @dataclass(frozen=True)
 class Firing:
-    """One alert expected to fire: the labels of its expression's result and its value."""
+    """One alert expected to fire: the labels of its expression's result, its value, and the
+    queries of its annotations that find data (the others find none)."""
 
     labels: Mapping[str, str]
     value: float
+    found: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class Check:
 
     def _expected(self, firing: Firing) -> dict[str, Any]:
         annotations = {
-            key: templating.render(text, firing.labels, firing.value)
+            key: templating.render(text, firing.labels, firing.value, firing.found.__contains__)
             for key, text in self.alert.annotations.items()
         }
         return {
@@ -219,45 +225,211 @@ def _burn_cases(
 
 
 def _monitor_series(
-    monitor: str, tenant: str, status: str, value: float, minutes: int
+    monitor: str,
+    labels: Mapping[str, str],
+    status: str,
+    value: float | str,
+    minutes: int,
+    metric: str = "psi",
 ) -> tuple[InputSeries, ...]:
-    labels = {"monitor": monitor, "metric": "psi", **MODEL, "tenant": tenant}
+    """A monitor key's status and value gauges (`value` a number held throughout, or a series)."""
+    key = {"monitor": monitor, "metric": metric, **labels}
+    values = value if isinstance(value, str) else gauge((value, minutes))
     return (
-        InputSeries(selector("servewatch_monitor_status", labels), status),
-        InputSeries(selector("servewatch_monitor_value", labels), gauge((value, minutes))),
+        InputSeries(selector("servewatch_monitor_status", key), status),
+        InputSeries(selector("servewatch_monitor_value", key), values),
     )
 
 
-def drift_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+# A model version drifting during a platform incident, one without any request metrics.
+INCIDENT_MODEL = {"model_name": "ticket_classifier", "model_version": "2"}
+QUIET_MODEL = {"model_name": "risk_scorer", "model_version": "1"}
+PLATFORM_REQUESTS = 1000  # a minute, per model version
+
+
+def platform_series(
+    spec: AlertSpec, model: Mapping[str, str], healthy: bool, minutes: int
+) -> tuple[InputSeries, ...]:
+    """Requests of a model version: all fast and answered, or slow, failing and shed."""
+    errors = spec.objective(spec.triage.errors)
+    assert isinstance(errors, AvailabilitySlo)
+    total = PLATFORM_REQUESTS
+    bad, shed = (0, 0) if healthy else (total // 10, total // 20)
+    labels = {"endpoint": ENDPOINT, **model, "tenant": "acme"}
+    outcomes = {
+        errors.good_outcomes[0]: total - bad - shed,
+        errors.bad_outcomes[0]: bad,
+        spec.triage.shed_outcome: shed,
+    }
+    # Outcomes that never happened have no series at all, as in the service's /metrics.
+    series = [
+        InputSeries(
+            selector("servewatch_requests_total", {**labels, "outcome": outcome}),
+            counter((count, minutes)),
+        )
+        for outcome, count in outcomes.items()
+        if count
+    ]
+    # Healthy: every request within 0.1 s. Incident: 40% between 0.5 s and 1 s (p99 ≈ 1 s).
+    fast = total if healthy else total // 2
+    within = {0.1: fast, 0.5: fast + (total - fast) // 5, 1.0: total, float("inf"): total}
+    series += [
+        InputSeries(
+            selector("servewatch_request_duration_seconds_bucket", {**labels, "le": le(bound)}),
+            counter((count, minutes)),
+        )
+        for bound, count in within.items()
+    ]
+    return tuple(series)
+
+
+def _drift_firing(
+    spec: AlertSpec,
+    config: AppConfig,
+    entry: DriftAlert,
+    labels: Mapping[str, str],
+    value: float,
+    platform: str,
+    insufficient: bool = False,
+) -> Firing:
+    """A drift alert for `labels`, its platform signals `healthy`, `unhealthy` or `unknown`."""
+    fired = {"metric": "psi", **labels}
+    window = monitor_window(config.monitors.schedules, entry.monitor)
+    found = {q for signal in signals(spec, window) for q in signal.found(fired, platform)}
+    if insufficient:
+        key = [fired[label] for label in ("metric", "model_name", "model_version", "tenant")]
+        found.add(templating.sprintf(insufficient_query(entry), key))
+    return Firing(fired, value, frozenset(found))
+
+
+def drift_cases(spec: AlertSpec, rules: Mapping[str, AlertRule], config: AppConfig) -> list[Case]:
     cases = []
     for entry in spec.drift:
         alert = rules[entry.alert]
         hold = duration_seconds(entry.for_) // 60
         minutes = hold + 10
         level = STATUS_CODES[entry.status]
-        sustained = _monitor_series(entry.monitor, "acme", gauge((level, minutes)), 0.3, minutes)
-        lower = _monitor_series(entry.monitor, "globex", gauge((level - 1, minutes)), 0.15, minutes)
+        sustained = gauge((level, minutes))
+
+        def key(model: Mapping[str, str], tenant: str) -> dict[str, str]:
+            return {**model, "tenant": tenant}
+
+        judged = (
+            *_monitor_series(entry.monitor, key(MODEL, "acme"), sustained, 0.3, minutes),
+            *_monitor_series(entry.monitor, key(INCIDENT_MODEL, "globex"), sustained, 0.4, minutes),
+            *_monitor_series(entry.monitor, key(QUIET_MODEL, "*"), sustained, 0.5, minutes),
+        )
+        platform = (
+            *platform_series(spec, MODEL, True, minutes),
+            *platform_series(spec, INCIDENT_MODEL, False, minutes),
+        )
+        lower = _monitor_series(
+            entry.monitor, key(MODEL, "globex"), gauge((level - 1, minutes)), 0.15, minutes
+        )
         brief = _monitor_series(
             entry.monitor,
-            "initech",
+            key(MODEL, "initech"),
             gauge((level, hold - 5), (0, minutes - hold + 5)),
             0.3,
             minutes,
         )
-        fired = {"metric": "psi", **MODEL, "tenant": "acme"}
+        firing = (
+            _drift_firing(spec, config, entry, key(MODEL, "acme"), 0.3, "healthy"),
+            _drift_firing(spec, config, entry, key(INCIDENT_MODEL, "globex"), 0.4, "unhealthy"),
+            _drift_firing(spec, config, entry, key(QUIET_MODEL, "*"), 0.5, "unknown"),
+        )
         cases += [
             Case(
-                f"{alert.name} fires for the model and tenant judged at {entry.status} level",
-                sustained + lower,
-                (Check(alert, minutes, (Firing(fired, 0.3),)),),
+                f"{alert.name} fires for each key judged at {entry.status} level and says "
+                "whether the platform was healthy",
+                (*judged, *platform, *lower),
+                (Check(alert, minutes, firing),),
             ),
             Case(
                 f"{alert.name} stays quiet for a lower status or a spell shorter than {entry.for_}",
                 lower + brief,
                 (Check(alert, minutes),),
             ),
+            _insufficient_case(spec, config, entry, alert),
         ]
     return cases
+
+
+def _insufficient_case(
+    spec: AlertSpec, config: AppConfig, entry: DriftAlert, alert: AlertRule
+) -> Case:
+    """Once firing, the alert holds through insufficient data; a judged window clears it."""
+    hold = duration_seconds(entry.for_) // 60
+    level, lacking = STATUS_CODES[entry.status], STATUS_CODES["insufficient_data"]
+    minutes = hold + 15
+    then = minutes - hold - 5
+    # The value gauge goes missing with the data (longer than the 5-minute lookback).
+    value = f"0.3+0x{hold + 4} _x{then}"
+    held = {**MODEL, "tenant": "acme"}
+    cleared = {**MODEL, "tenant": "initech"}
+    pending = {**MODEL, "tenant": "globex"}
+    series = (
+        *_monitor_series(entry.monitor, held, gauge((level, hold + 5), (lacking, then)), value, 0),
+        *_monitor_series(entry.monitor, cleared, gauge((level, hold + 5), (0, then)), 0.3, minutes),
+        *_monitor_series(
+            entry.monitor, pending, gauge((level, hold - 5), (lacking, minutes - hold + 5)), 0.3, 0
+        ),
+    )
+    return Case(
+        f"{alert.name} holds through insufficient data once firing, not while pending, and a "
+        "judged window clears it",
+        series,
+        (
+            Check(
+                alert,
+                hold + 4,
+                tuple(
+                    _drift_firing(spec, config, entry, labels, 0.3, "unknown")
+                    for labels in (held, cleared)
+                ),
+            ),
+            Check(
+                alert,
+                minutes,
+                (_drift_firing(spec, config, entry, held, 0.3, "unknown", insufficient=True),),
+            ),
+        ),
+    )
+
+
+def traffic_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry: MonitorAlert = spec.traffic
+    alert = rules[entry.alert]
+    hold = duration_seconds(entry.for_) // 60
+    minutes = hold + 10
+    level = STATUS_CODES[entry.status]
+    metric = "volume_drop"
+
+    def key_of(tenant: str) -> dict[str, str]:
+        return {**MODEL, "tenant": tenant}
+
+    def key(tenant: str, status: str, value: float) -> tuple[InputSeries, ...]:
+        return _monitor_series(entry.monitor, key_of(tenant), status, value, minutes, metric)
+
+    stopped = key("acme", gauge((level, minutes)), 0.95)
+    lower = key("globex", gauge((level - 1, minutes)), 0.6)
+    brief = key("initech", gauge((level, hold - 5), (0, minutes - hold + 5)), 0.95)
+    return [
+        Case(
+            f"{alert.name} fires for the key whose traffic fell below its usual rate",
+            stopped + lower,
+            (
+                Check(
+                    alert, minutes, (Firing({"metric": metric, **MODEL, "tenant": "acme"}, 0.95),)
+                ),
+            ),
+        ),
+        Case(
+            f"{alert.name} stays quiet for a smaller drop or a spell shorter than {entry.for_}",
+            lower + brief,
+            (Check(alert, minutes),),
+        ),
+    ]
 
 
 def schema_failure_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
@@ -384,6 +556,43 @@ def staleness_cases(
     ]
 
 
+def results_staleness_cases(
+    spec: AlertSpec, rules: Mapping[str, AlertRule], config: AppConfig
+) -> list[Case]:
+    """Each monitor is held to its own exported schedule, whatever the config says."""
+    entry = spec.results_staleness
+    alert = rules[entry.alert]
+    quick, slow = sorted(config.monitors.schedules)[:2]
+    every = {quick: 300, slow: 3600}
+    minutes = entry.missed_runs * every[quick] // 60 + 5
+
+    def monitor(name: str, last_run: str) -> tuple[InputSeries, ...]:
+        labels = {"monitor": name, **MONITORS_TARGET}
+        return (
+            InputSeries(
+                selector("servewatch_monitor_last_run_timestamp_seconds", labels), last_run
+            ),
+            InputSeries(
+                selector("servewatch_monitor_schedule_seconds", labels),
+                gauge((every[name], minutes)),
+            ),
+        )
+
+    return [
+        Case(
+            f"{alert.name} fires for results older than {entry.missed_runs} of the monitor's "
+            "exported intervals, not for older ones within theirs",
+            (*monitor(quick, gauge((0, minutes))), *monitor(slow, gauge((0, minutes)))),
+            (Check(alert, minutes, (Firing({"monitor": quick}, 60.0 * minutes),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet while the results are fresh",
+            (*monitor(quick, counter((60, minutes))), *monitor(slow, counter((60, minutes)))),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
 def target_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
     cases = []
     targets = {"servewatch-service": SERVICE_TARGET, "servewatch-monitors": MONITORS_TARGET}
@@ -458,17 +667,17 @@ def budget_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
     ]
 
 
-def all_cases(
-    spec: AlertSpec, alerts: Sequence[AlertRule], schedules: Mapping[str, MonitorSchedule]
-) -> list[Case]:
+def all_cases(spec: AlertSpec, alerts: Sequence[AlertRule], config: AppConfig) -> list[Case]:
     """Every case, grouped by the part of the spec it exercises."""
     rules = {alert.name: alert for alert in alerts}
     return [
         *burn_cases(spec, rules),
-        *drift_cases(spec, rules),
+        *drift_cases(spec, rules, config),
+        *traffic_cases(spec, rules),
         *schema_failure_cases(spec, rules),
         *prediction_log_cases(spec, rules),
-        *staleness_cases(spec, rules, schedules),
+        *staleness_cases(spec, rules, config.monitors.schedules),
+        *results_staleness_cases(spec, rules, config),
         *target_cases(spec, rules),
         *budget_cases(spec, rules),
     ]

@@ -40,25 +40,29 @@ def ratio_series(objective: Objective, window: str) -> str:
     return f"{LEVEL}:servewatch_slo_{objective.name}_errors:ratio_rate{window}"
 
 
-def error_ratio(objective: Objective, window: str) -> str:
-    """Share of requests that broke the objective over `window`, per endpoint."""
+def error_ratio(objective: Objective, window: str, by: str = LEVEL) -> str:
+    """Share of requests that broke the objective over `window`, per endpoint (or `by`)."""
     if isinstance(objective, AvailabilitySlo):
         bad = one_of(objective.bad_outcomes)
         valid = one_of(objective.good_outcomes + objective.bad_outcomes)
-        return (
-            f'sum by ({LEVEL}) (rate(servewatch_requests_total{{outcome=~"{bad}"}}[{window}]))\n'
-            f"/\n"
-            f'sum by ({LEVEL}) (rate(servewatch_requests_total{{outcome=~"{valid}"}}[{window}]))'
+        return zero_if_none(
+            f'sum by ({by}) (rate(servewatch_requests_total{{outcome=~"{bad}"}}[{window}]))',
+            f'sum by ({by}) (rate(servewatch_requests_total{{outcome=~"{valid}"}}[{window}]))',
         )
     bound = le(objective.threshold_seconds)
     return (
         f"1 - (\n"
-        f"  sum by ({LEVEL}) "
+        f"  sum by ({by}) "
         f'(rate(servewatch_request_duration_seconds_bucket{{le="{bound}"}}[{window}]))\n'
         f"  /\n"
-        f"  sum by ({LEVEL}) (rate(servewatch_request_duration_seconds_count[{window}]))\n"
+        f"  sum by ({by}) (rate(servewatch_request_duration_seconds_count[{window}]))\n"
         f")"
     )
+
+
+def zero_if_none(part: str, whole: str) -> str:
+    """part / whole, where `whole` has traffic but `part` never happened (no series yet) is 0."""
+    return f"(\n  {part}\n  or\n  0 * {whole}\n)\n/\n{whole}"
 
 
 def recording_group(slo: SloSpec, objective: Objective) -> RuleGroup:

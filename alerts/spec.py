@@ -10,11 +10,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.catalog import LATENCY_BUCKETS
+from core.config import AlertSeverity
 from core.contracts import MONITOR_NAMES, OUTCOMES
 
 SPEC_FILE = Path(__file__).with_name("spec.yaml")
 
-Severity = Literal["critical", "warning", "info"]
+Severity = AlertSeverity
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNIT_SECONDS = (86400, 3600, 60, 1)
 
@@ -31,6 +32,16 @@ def duration_seconds(text: str) -> int:
     return sum(
         int(part or 0) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
     )
+
+
+def duration_text(seconds: int) -> str:
+    """A Prometheus duration for `seconds`, largest units first (3600 → 1h, 5400 → 1h30m)."""
+    parts = []
+    for unit, suffix in zip(_UNIT_SECONDS, "dhms", strict=True):
+        if seconds >= unit:
+            parts.append(f"{seconds // unit}{suffix}")
+            seconds %= unit
+    return "".join(parts) or "0s"
 
 
 def _duration(text: str) -> str:
@@ -144,6 +155,29 @@ class MonitorAlert(Alert):
         return self
 
 
+class DriftAlert(MonitorAlert):
+    """A drift alert, which holds through windows with too few predictions to judge."""
+
+    # How long after the last judged value a firing alert may hold while the monitor reports
+    # insufficient_data: thin data is no evidence that the drift is over.
+    hold_insufficient: Duration = "24h"
+
+
+class TriageSpec(_Strict):
+    """Platform signals a drift alert's description reports for the same model version."""
+
+    errors: str  # the availability SLO whose bad outcomes count as server errors
+    latency: str  # the latency SLO whose threshold the p99 is held to
+    shed_outcome: str = "overloaded"  # requests refused for lack of capacity
+    shed_ratio: Share = 0.01
+
+    @model_validator(mode="after")
+    def _known_outcome(self) -> TriageSpec:
+        if self.shed_outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.shed_outcome!r}; the catalog has {OUTCOMES}")
+        return self
+
+
 class SchemaFailureAlert(Alert):
     ratio: Share
     window: Duration
@@ -186,29 +220,32 @@ class TargetAlert(Alert):
 
 
 class AlertmanagerSpec(_Strict):
-    pager_url: str
-    ticket_url: str
+    """How Alertmanager groups and repeats; the receivers come from the app config."""
+
     group_by: tuple[str, ...] = ("alertname", "model_name", "tenant")
     group_wait: Duration = "30s"
     group_interval: Duration = "5m"
     repeat_interval: Duration = "4h"
-    # Alerts whose firing mutes the drift alerts (their cause is the outage, not the model).
+    # Alerts whose firing mutes the drift and traffic alerts (the outage is their cause).
     mute_drift_while: tuple[AlertName, ...] = ()
 
 
 class AlertSpec(_Strict):
     """Everything `servewatch alerts build` renders."""
 
-    runbook_url: str
-    # The app config (relative to the spec file) the rules are built for: its monitor schedules
-    # set the staleness limits. None: the built-in defaults.
+    # The app config (relative to the spec file) the rules are built for: its alerting section
+    # gives the runbook and report links and the receivers, its monitor schedules the staleness
+    # limits and the drift windows. None: the built-in defaults.
     app_config: str | None = None
     slo: SloSpec
-    drift: tuple[MonitorAlert, ...]
+    drift: tuple[DriftAlert, ...]
+    triage: TriageSpec
+    traffic: MonitorAlert
     output_schema: SchemaFailureAlert
     prediction_log: PredictionLogSpec
     budget: tuple[BudgetAlert, ...]
     monitor_staleness: StalenessAlert
+    results_staleness: StalenessAlert
     targets: tuple[TargetAlert, ...]
     alertmanager: AlertmanagerSpec
 
@@ -224,19 +261,33 @@ class AlertSpec(_Strict):
         unknown = set(self.alertmanager.mute_drift_while) - set(names)
         if unknown:
             raise ValueError(f"mute_drift_while names unknown alerts {sorted(unknown)}")
+        self._triage_slos()
         return self
+
+    def _triage_slos(self) -> None:
+        kinds = {objective.name: objective.kind for objective in self.slo.objectives}
+        for field, kind in (("errors", "availability"), ("latency", "latency")):
+            name = getattr(self.triage, field)
+            if kinds.get(name) != kind:
+                raise ValueError(f"triage.{field}: {name!r} names no {kind} SLO of slo.objectives")
+
+    def objective(self, name: str) -> AvailabilitySlo | LatencySlo:
+        """The SLO named `name`."""
+        return next(o for o in self.slo.objectives if o.name == name)
 
     def named_alerts(self) -> list[Alert]:
         """Alerts whose name the spec gives (everything but the SLO burn alerts)."""
         log = self.prediction_log
         return [
             *self.drift,
+            self.traffic,
             self.output_schema,
             log.dropped,
             log.spill_backlog,
             log.replay_lag,
             *self.budget,
             self.monitor_staleness,
+            self.results_staleness,
             *self.targets,
         ]
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contracts import ENDPOINT_NAMES, ENDPOINT_TABLE, MONITOR_NAMES, MONITOR_TABLE
@@ -222,18 +232,149 @@ DEFAULT_PORTS: dict[str, int] = {
 }
 
 
-class AlertingConfig(_Strict):
-    """Where alerts point people: runbooks and monitor reports (generated into every alert)."""
+# The Alertmanager receiver of alerts routed nowhere.
+NO_RECEIVER = "blackhole"
 
-    runbook_base_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/runbooks"
-    reports_base_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/reports"
 
-    @field_validator("runbook_base_url", "reports_base_url")
+# Alert severities, most urgent first: each is routed to its own receivers.
+AlertSeverity = Literal["critical", "warning", "info"]
+ALERT_SEVERITIES: tuple[AlertSeverity, ...] = get_args(AlertSeverity)
+# Inline secrets Alertmanager could take from a file: refused, so none lands in a generated file.
+_INLINE_SECRETS = {
+    "api_url": "api_url_file",
+    "routing_key": "routing_key_file",
+    "service_key": "routing_key_file",
+    "auth_password": "auth_password_file",
+    "auth_secret": "auth_password_file",
+    "bearer_token": "bearer_token_file",
+}
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _absolute(value: Path | None) -> Path | None:
+    # Alertmanager resolves a relative path against its own config file, which is generated
+    # somewhere else: only an absolute path means the same file in both places.
+    if value is not None and not value.is_absolute():
+        raise ValueError(f"{value} must be an absolute path (Alertmanager reads it)")
+    return value
+
+
+SecretFile = Annotated[Path, AfterValidator(_absolute)]
+
+
+class _Receiver(_Strict):
+    send_resolved: bool = True
+
+    @model_validator(mode="before")
     @classmethod
-    def _absolute_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
+    def _no_inline_secrets(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for key, instead in _INLINE_SECRETS.items():
+                if key in value:
+                    raise ValueError(f"{key} is a secret: give {instead}, a file holding it")
+        return value
+
+
+class SinkReceiver(_Receiver):
+    """The built-in `servewatch alert-sink`, which records every notification it gets."""
+
+    kind: Literal["sink"]
+
+
+class WebhookReceiver(_Receiver):
+    """Alertmanager's JSON payload POSTed to `url`, with a bearer token read from a file."""
+
+    kind: Literal["webhook"]
+    url: Annotated[str, AfterValidator(_http_url)]
+    bearer_token_file: SecretFile | None = None
+
+
+class EmailReceiver(_Receiver):
+    """Mail through an SMTP smarthost; the password is read from a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["email"]
+    to: str = Field(pattern=r"^[^@\s,]+@[^@\s,]+(,\s*[^@\s,]+@[^@\s,]+)*$")
+    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    smarthost: str = Field(pattern=r"^[^\s:]+:\d+$", description="host:port")
+    auth_username: str | None = None
+    auth_password_file: SecretFile | None = None
+    require_tls: bool = True
+
+
+class SlackReceiver(_Receiver):
+    """A Slack-style incoming webhook (Slack, Mattermost, ...) whose URL is read from a file."""
+
+    kind: Literal["slack"]
+    api_url_file: SecretFile
+    channel: str | None = None
+
+
+class PagerDutyReceiver(_Receiver):
+    """A PagerDuty-style Events API v2 integration whose routing key is read from a file."""
+
+    kind: Literal["pagerduty"]
+    routing_key_file: SecretFile
+
+
+Receiver = Annotated[
+    SinkReceiver | WebhookReceiver | EmailReceiver | SlackReceiver | PagerDutyReceiver,
+    Field(discriminator="kind"),
+]
+
+
+def _default_receivers() -> dict[str, Receiver]:
+    return {"pager": SinkReceiver(kind="sink"), "ticket": SinkReceiver(kind="sink")}
+
+
+def _default_routes() -> dict[AlertSeverity, list[str]]:
+    return {"critical": ["pager"], "warning": ["ticket"], "info": []}
+
+
+class AlertingConfig(_Strict):
+    """Where alerts point people (runbooks, monitor reports) and who gets notified."""
+
+    runbook_base_url: Annotated[str, AfterValidator(_http_url)] = (
+        f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/runbooks"
+    )
+    reports_base_url: Annotated[str, AfterValidator(_http_url)] = (
+        f"http://127.0.0.1:{DEFAULT_PORTS['monitors']}/reports"
+    )
+    # The built-in receiver (`servewatch alert-sink`): a `sink` receiver posts to <this>/<name>.
+    alert_sink_url: Annotated[str, AfterValidator(_http_url)] = (
+        f"http://127.0.0.1:{DEFAULT_PORTS['alert_sink']}"
+    )
+    receivers: dict[str, Receiver] = Field(default_factory=_default_receivers)
+    # Severity -> receivers notified (all of them); a severity routed nowhere is only shown.
+    routes: dict[AlertSeverity, list[str]] = Field(default_factory=_default_routes)
+
+    @field_validator("receivers")
+    @classmethod
+    def _receiver_names(cls, value: dict[str, Receiver]) -> dict[str, Receiver]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", name) or name == NO_RECEIVER:
+                raise ValueError(
+                    f"receiver name {name!r} must be lower-case letters, digits, - or _ "
+                    f"(and not {NO_RECEIVER!r})"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _routes_name_receivers(self) -> AlertingConfig:
+        for severity, names in self.routes.items():
+            unknown = [name for name in names if name not in self.receivers]
+            if unknown:
+                raise ValueError(
+                    f"routes.{severity} names unknown receivers {unknown}; "
+                    f"known: {', '.join(self.receivers)}"
+                )
+        return self
 
 
 def _default_routing() -> dict[str, RouteConfig]:

@@ -102,7 +102,7 @@ def known_series(spec: AlertSpec, config: AppConfig) -> Known:
     """What dashboards may select: catalog series with their labels, the recorded series of the
     generated rules, and ALERTS with the labels its alerts can carry."""
     known: Known = dict(catalog_labels())
-    groups = rule_groups(spec, config.monitors.schedules)
+    groups = rule_groups(spec, config)
     alert_labels = set(ALERTS_LABELS) | {label for entry in CATALOG for label in entry.labels}
     for group in groups:
         for rule in group.rules:

@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
+from alerts.cli import alert_sink
 from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
 from monitors.cli import monitor_app, registry_hooks, report_app
@@ -37,6 +38,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(stack_app, name="stack")
 app.command("serve")(serve)
 app.command("traffic")(traffic)
+app.command("alert-sink")(alert_sink)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The Docker-free local stack: service, monitors, traffic, Prometheus and Alertmanager."""
+"""The Docker-free local stack: service, monitors, alert sink, traffic, Prometheus, Alertmanager."""
 
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
 
+from alerts.render import ALERTMANAGER_FILE, render
+from alerts.spec import AlertSpec, load_spec
+from core.config import DEFAULT_PORTS, AlertingConfig, AppConfig, load_app_config
+from core.files import write_atomically, write_files
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RULES_DIR = REPO_ROOT / "alerts" / "generated"
-ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
+HOST = "127.0.0.1"
+_CLI = (sys.executable, "-m", "servewatch")
+# The links an alert carries, which follow the components to the ports they really got.
+_LINKS = ("runbook_base_url", "reports_base_url", "alert_sink_url")
 
 
 def alertmanager_binary() -> str | None:
@@ -28,11 +36,62 @@ def alertmanager_binary() -> str | None:
     return shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = HOST) -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_taken(port: int, host: str = HOST) -> bool:
+    """Whether something listens on `port` (a port in TIME_WAIT is free, as servers see it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def choose_ports(
+    names: Sequence[str], preferred: Mapping[str, int], host: str = HOST
+) -> dict[str, int]:
+    """Each component's stable port from `preferred`, or a free one where it is taken or unset."""
+    chosen: dict[str, int] = {}
+    for name in names:
+        port = preferred.get(name)
+        if port is None or port in chosen.values() or port_taken(port, host):
+            port = free_port(host)
+        chosen[name] = port
+    return chosen
+
+
+def local_alerting(
+    alerting: AlertingConfig, ports: Mapping[str, int], host: str = HOST
+) -> AlertingConfig:
+    """The alerting config, its links on the stack's default loopback ports moved to `ports`."""
+    moved = {
+        f"{host}:{DEFAULT_PORTS[n]}": f"{host}:{port}"
+        for n, port in ports.items()
+        if n in DEFAULT_PORTS
+    }
+
+    def move(url: str) -> str:
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=moved.get(parts.netloc, parts.netloc)))
+
+    return alerting.model_copy(update={link: move(getattr(alerting, link)) for link in _LINKS})
+
+
+def write_alerting(
+    workdir: Path, config: AppConfig, ports: Mapping[str, int], spec: AlertSpec | None = None
+) -> Path:
+    """The rules and Alertmanager config of the app config, for the ports this stack got."""
+    local = config.model_copy(update={"alerting": local_alerting(config.alerting, ports)})
+    out = workdir / "alerts"
+    write_files(out, render(spec or load_spec(), local))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,20 +112,19 @@ class StackPlan:
 
 
 def render_prometheus_config(
-    service: str,
-    monitors: str,
+    targets: Mapping[str, str],
     alertmanager: str | None,
     rule_files: Sequence[str],
     scrape_interval: str = "5s",
     evaluation_interval: str = "5s",
 ) -> str:
-    """prometheus.yml scraping the service and the monitors on `host:port` targets."""
+    """prometheus.yml scraping each job's `host:port` target, with rules and an Alertmanager."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "rule_files": list(rule_files),
         "scrape_configs": [
-            {"job_name": "servewatch-service", "static_configs": [{"targets": [service]}]},
-            {"job_name": "servewatch-monitors", "static_configs": [{"targets": [monitors]}]},
+            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            for job, target in targets.items()
         ],
     }
     if alertmanager:
@@ -85,90 +143,114 @@ def plan_stack(
     traffic_rate: float,
     traffic_duration_s: float,
     traffic_args: Sequence[str] = (),
-    rules_dir: Path = RULES_DIR,
+    rules_dir: Path | None = None,
     scrape_interval: str = "5s",
     with_prometheus: bool | None = None,
     extra_env: Mapping[str, str] | None = None,
+    preferred_ports: Mapping[str, int] = DEFAULT_PORTS,
 ) -> StackPlan:
-    """Which processes to run, on which free loopback ports, with which generated configuration."""
-    host = "127.0.0.1"
-    ports = {name: free_port() for name in ("service", "monitors", "prometheus", "alertmanager")}
+    """Which processes to run, on which loopback ports, with which generated configuration.
+
+    Each component gets its stable default port (`DEFAULT_PORTS`), or a free one where that is
+    taken; the rules and Alertmanager config are generated from the app config for those ports
+    (`rules_dir` replaces the rules), and every receiver of the default config is the alert sink.
+    """
+    ports = choose_ports(tuple(DEFAULT_PORTS), preferred_ports)
     env = {"SERVEWATCH_HOME": str(home or workdir), **(extra_env or {})}
     if config_file:
         env["SERVEWATCH_CONFIG_FILE"] = str(config_file)
     if database_url:
         env["SERVEWATCH_DATABASE_URL"] = database_url
-    cli = (sys.executable, "-m", "servewatch")
-    service_url = f"http://{host}:{ports['service']}"
+    url = {name: f"http://{HOST}:{port}" for name, port in ports.items()}
     components = [
         Component(
-            "service",
-            (*cli, "serve", "--host", host, "--port", str(ports["service"])),
-            service_url,
-            "/readyz",
-            env,
+            "service", (*_CLI, "serve", *_listen(ports["service"])), url["service"], "/readyz", env
         ),
         Component(
             "monitors",
-            (*cli, "monitor", "schedule", "--host", host, "--port", str(ports["monitors"])),
-            f"http://{host}:{ports['monitors']}",
+            (*_CLI, "monitor", "schedule", *_listen(ports["monitors"])),
+            url["monitors"],
             "/metrics",
             env,
         ),
+        sink_component(ports["alert_sink"], env),
     ]
     if with_prometheus is None:
         with_prometheus = shutil.which("prometheus") is not None
     if with_prometheus:
-        components += _observability(workdir, host, ports, rules_dir, scrape_interval)
+        alerting = write_alerting(workdir, load_app_config(config_file), ports)
+        targets = {"servewatch-service": ports["service"], "servewatch-monitors": ports["monitors"]}
+        components += observability(
+            workdir,
+            targets,
+            ports,
+            rules_dir or alerting / "generated",
+            alerting / ALERTMANAGER_FILE,
+            scrape_interval,
+        )
     if traffic_duration_s > 0:
         traffic = (
-            *cli,
+            *_CLI,
             "traffic",
             "--url",
-            service_url,
+            url["service"],
             "--rate",
             str(traffic_rate),
             "--duration",
             str(traffic_duration_s),
             *traffic_args,
         )
-        components.append(Component("traffic", traffic, service_url, "", env))
+        components.append(Component("traffic", traffic, url["service"], "", env))
     return StackPlan(tuple(components), workdir)
 
 
-def _observability(
-    workdir: Path, host: str, ports: Mapping[str, int], rules_dir: Path, scrape_interval: str
+def sink_component(port: int, env: Mapping[str, str]) -> Component:
+    """`servewatch alert-sink`, recording under the env's SERVEWATCH_HOME."""
+    command = (*_CLI, "alert-sink", *_listen(port))
+    return Component("alert_sink", command, f"http://{HOST}:{port}", "/-/ready", env)
+
+
+def _listen(port: int) -> tuple[str, ...]:
+    return ("--host", HOST, "--port", str(port))
+
+
+def observability(
+    workdir: Path,
+    targets: Mapping[str, int],
+    ports: Mapping[str, int],
+    rules_dir: Path,
+    alertmanager_config: Path,
+    scrape_interval: str = "5s",
 ) -> list[Component]:
+    """Alertmanager (when installed) and Prometheus scraping `targets` (job → loopback port)."""
     components = []
     alertmanager_target = None
     binary = alertmanager_binary()
     if binary is not None:
-        alertmanager_target = f"{host}:{ports['alertmanager']}"
+        alertmanager_target = f"{HOST}:{ports['alertmanager']}"
         components.append(
             Component(
                 "alertmanager",
                 (
                     binary,
-                    f"--config.file={ALERTMANAGER_CONFIG}",
+                    f"--config.file={alertmanager_config}",
                     f"--storage.path={workdir / 'alertmanager'}",
                     f"--web.listen-address={alertmanager_target}",
-                    f"--cluster.listen-address=",  # noqa: F541 - no gossip for a single node
+                    "--cluster.listen-address=",  # no gossip for a single node
                 ),
                 f"http://{alertmanager_target}",
                 "/-/ready",
             )
         )
-    prometheus_yml = workdir / "prometheus.yml"
-    prometheus_yml.parent.mkdir(parents=True, exist_ok=True)
-    prometheus_yml.write_text(
+    prometheus_yml = write_atomically(
+        workdir / "prometheus.yml",
         render_prometheus_config(
-            f"{host}:{ports['service']}",
-            f"{host}:{ports['monitors']}",
+            {job: f"{HOST}:{port}" for job, port in targets.items()},
             alertmanager_target,
             [str(rules_dir / "*.rules.yaml")],
             scrape_interval=scrape_interval,
             evaluation_interval=scrape_interval,
-        )
+        ),
     )
     components.append(
         Component(
@@ -177,9 +259,9 @@ def _observability(
                 "prometheus",
                 f"--config.file={prometheus_yml}",
                 f"--storage.tsdb.path={workdir / 'prometheus'}",
-                f"--web.listen-address={host}:{ports['prometheus']}",
+                f"--web.listen-address={HOST}:{ports['prometheus']}",
             ),
-            f"http://{host}:{ports['prometheus']}",
+            f"http://{HOST}:{ports['prometheus']}",
             "/-/ready",
         )
     )

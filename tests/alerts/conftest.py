@@ -10,7 +10,7 @@ import pytest
 from alerts.render import render, rule_groups
 from alerts.rules import RuleGroup
 from alerts.spec import AlertSpec, app_config_path, load_spec
-from core.config import MonitorSchedule, load_app_config
+from core.config import AppConfig, MonitorSchedule, load_app_config
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,18 +23,24 @@ def spec() -> AlertSpec:
 
 
 @pytest.fixture(scope="session")
-def schedules(spec: AlertSpec) -> dict[str, MonitorSchedule]:
-    return dict(load_app_config(app_config_path(spec)).monitors.schedules)
+def app_config(spec: AlertSpec) -> AppConfig:
+    """The app config the committed files are built for (examples/servewatch.yaml)."""
+    return load_app_config(app_config_path(spec))
 
 
 @pytest.fixture(scope="session")
-def groups(spec: AlertSpec, schedules: dict[str, MonitorSchedule]) -> list[RuleGroup]:
-    return rule_groups(spec, schedules)
+def schedules(app_config: AppConfig) -> dict[str, MonitorSchedule]:
+    return dict(app_config.monitors.schedules)
 
 
 @pytest.fixture(scope="session")
-def rendered(spec: AlertSpec, schedules: dict[str, MonitorSchedule]) -> dict[str, str]:
-    return render(spec, schedules)
+def groups(spec: AlertSpec, app_config: AppConfig) -> list[RuleGroup]:
+    return rule_groups(spec, app_config)
+
+
+@pytest.fixture(scope="session")
+def rendered(spec: AlertSpec, app_config: AppConfig) -> dict[str, str]:
+    return render(spec, app_config)
 
 
 def tool(*names: str) -> str:

@@ -40,12 +40,23 @@ def test_build_writes_everything_then_check_spots_a_hand_edit(tmp_path, rendered
     assert not (tmp_path / "generated" / "old.rules.yaml").exists()
 
 
-def test_build_takes_receiver_urls_and_reports_a_bad_spec(tmp_path):
-    result = runner.invoke(
-        app, ["build", "--out-dir", str(tmp_path), "--pager-url", "http://127.0.0.1:7/page"]
+def test_build_takes_links_and_receivers_from_the_config_and_reports_a_bad_spec(tmp_path):
+    config = tmp_path / "servewatch.yaml"
+    config.write_text(
+        "alerting:\n"
+        "  runbook_base_url: https://docs.acme.test/runbooks\n"
+        "  receivers: {page: {kind: webhook, url: 'http://127.0.0.1:7/page'}}\n"
+        "  routes: {critical: [page]}\n"
     )
+    result = runner.invoke(app, ["build", "--out-dir", str(tmp_path), "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:7/page" in (tmp_path / "alertmanager.yml").read_text()
+    rules = (tmp_path / "generated" / "servewatch.rules.yaml").read_text()
+    assert "https://docs.acme.test/runbooks#servewatchtrafficstopped" in rules
+    config.write_text("alerting: {routes: {critical: [nobody]}}\n")
+    result = runner.invoke(app, ["build", "--out-dir", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown receivers ['nobody']" in result.output
     bad = tmp_path / "spec.yaml"
     bad.write_text("runbook_url: x\n")
     result = runner.invoke(app, ["build", "--spec", str(bad), "--out-dir", str(tmp_path)])

@@ -29,7 +29,7 @@ def _promtool(*args, cwd):
 def test_promtool_check_rules_accepts_the_rules(generated_dir):
     result = _promtool("check", "rules", RULES_FILE.split("/")[-1], cwd=generated_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 29 rules found" in result.stdout
+    assert "SUCCESS: 34 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(generated_dir):
@@ -64,17 +64,35 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
             "ServewatchAvailabilityFastBurn fires at 1.2x its lowest burn factor",
         ),
         (("budget", 1, "share"), 1.2, "each budget level fires for the tenant in its band only"),
+        (
+            ("triage", "shed_ratio"),
+            0.1,
+            "ServewatchClassShift fires for each key judged at alert level and says whether the "
+            "platform was healthy",
+        ),
+        (
+            ("drift", 0, "hold_insufficient"),
+            "2m",
+            "ServewatchConfidenceDrift holds through insufficient data once firing, not while "
+            "pending, and a judged window clears it",
+        ),
+        (
+            ("results_staleness", "missed_runs"),
+            5,
+            "ServewatchMonitorResultsStale fires for results older than 3 of the monitor's "
+            "exported intervals, not for older ones within theirs",
+        ),
     ],
 )
 def test_the_unit_tests_catch_a_changed_threshold(
-    generated_dir, spec, schedules, path, value, failing
+    generated_dir, spec, app_config, path, value, failing
 ):
     raw = yaml.safe_load(spec.model_dump_json(by_alias=True))
     node = raw
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    mutated = render_rules(rule_groups(parse_spec(raw), schedules))
+    mutated = render_rules(rule_groups(parse_spec(raw), app_config))
     (generated_dir / RULES_FILE.split("/")[-1]).write_text(mutated)
     # Only the case that must catch it: the full suite takes seconds per run.
     tests = yaml.safe_load((generated_dir / TESTS_FILE.split("/")[-1]).read_text())

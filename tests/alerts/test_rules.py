@@ -3,6 +3,7 @@
 import copy
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -11,8 +12,10 @@ from alerts.render import CatalogError, alerts_of, check_rules, rule_groups
 from alerts.rules import AlertRule, RecordingRule, RuleGroup
 from alerts.slo import windows
 from alerts.spec import parse_spec
+from core.config import AppConfig
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+URL = re.compile(r"https?://[^\s\"'/#]+")
 
 
 def _sections() -> dict[str, str]:
@@ -27,15 +30,44 @@ def _sections() -> dict[str, str]:
     return sections
 
 
-def test_every_alert_follows_the_conventions(groups):
+def test_every_alert_follows_the_conventions(groups, app_config):
     alerts = alerts_of(groups)
-    assert len(alerts) == 15
+    assert len(alerts) == 17
     for alert in alerts:
         assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", alert.name), alert.name
         assert alert.severity in {"critical", "warning", "info"}, alert.name
         assert re.fullmatch(r"[A-Z].*\.", alert.summary), alert.name
         assert "{{" in alert.description, alert.name
-        assert alert.runbook_url.endswith(f"#{alert.name.lower()}"), alert.name
+        runbook = app_config.alerting.runbook_base_url
+        assert alert.runbook_url == f"{runbook}#{alert.name.lower()}", alert.name
+
+
+def test_links_come_from_the_app_config(spec):
+    config = AppConfig.model_validate(
+        {
+            "alerting": {
+                "runbook_base_url": "https://docs.acme.test/servewatch/runbooks/",
+                "reports_base_url": "https://reports.acme.test/drift",
+            }
+        }
+    )
+    alerts = alerts_of(rule_groups(spec, config))
+    for alert in alerts:
+        assert alert.runbook_url.startswith("https://docs.acme.test/servewatch/runbooks#")
+    reports = {a.name: a.annotations["report_url"] for a in alerts if "report_url" in a.annotations}
+    assert set(reports) == {entry.alert for entry in spec.drift}
+    for name, link in reports.items():
+        assert link.startswith("https://reports.acme.test/drift/"), name
+
+
+def test_generated_files_link_only_to_the_configured_hosts(rendered, app_config):
+    alerting = app_config.alerting
+    configured = {
+        urlsplit(url).netloc
+        for url in (alerting.runbook_base_url, alerting.reports_base_url, alerting.alert_sink_url)
+    }
+    hosts = {urlsplit(url).netloc for text in rendered.values() for url in URL.findall(text)}
+    assert hosts == configured
 
 
 def test_every_runbook_url_points_at_a_section_that_says_what_to_check_first(groups):
@@ -71,11 +103,11 @@ def test_recording_rules_cover_every_burn_window(spec, groups):
             assert f"endpoint:servewatch_slo_{objective.name}_errors:ratio_rate{window}" in recorded
 
 
-def test_burn_thresholds_come_from_the_spec(spec, schedules):
+def test_burn_thresholds_come_from_the_spec(spec, app_config):
     raw = yaml.safe_load(spec.model_dump_json(by_alias=True))
     raw["slo"]["burn_alerts"][0]["windows"][0]["factor"] = 20
     raw["slo"]["objectives"][0]["objective"] = 0.999
-    changed = alerts_of(rule_groups(parse_spec(raw), schedules))
+    changed = alerts_of(rule_groups(parse_spec(raw), app_config))
     fast = next(a for a in changed if a.name == "ServewatchAvailabilityFastBurn")
     assert "ratio_rate1h > (20 * (1 - 0.999))" in fast.expr
     assert "ratio_rate30m > (6 * (1 - 0.999))" in fast.expr

@@ -10,7 +10,9 @@ from alerts.templating import (
     humanize,
     humanize_duration,
     humanize_percentage,
+    queries,
     render,
+    sprintf,
 )
 
 
@@ -68,3 +70,55 @@ def test_unsupported_actions_are_refused():
         check("{{ $value }}")
     with pytest.raises(UnsupportedTemplate):
         render("{{ if gt $value 1.0 }}big{{ end }}", {}, 2.0)
+
+
+QUERY = (
+    'errors {{ with query (printf "x{model_name=%q, model_version=%q} > 0.1" '
+    "$labels.model_name $labels.model_version) }}HIGH{{ else }}"
+    '{{ with query (printf "x{model_name=%q} >= 0" $labels.model_name) }}ok'
+    "{{ else }}unknown{{ end }}{{ end }}."
+)
+LABELS = {"model_name": "m", "model_version": '3"b'}
+
+
+@pytest.mark.parametrize(
+    ("found", "text"),
+    [
+        ({'x{model_name="m", model_version="3\\"b"} > 0.1'}, "errors HIGH."),
+        ({'x{model_name="m"} >= 0'}, "errors ok."),
+        (set(), "errors unknown."),
+    ],
+)
+def test_with_query_blocks_take_the_branch_the_caller_predicts(found, text):
+    assert render(QUERY, LABELS, 0.0, found.__contains__) == text
+
+
+def test_queries_are_listed_and_checked():
+    check(QUERY)
+    assert queries(QUERY) == [
+        "x{model_name=%q, model_version=%q} > 0.1",
+        "x{model_name=%q} >= 0",
+    ]
+    assert render('a{{ with query (printf "y") }} b{{ end }}.', {}, 0) == "a."
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{ with query (printf "x") }}never closed',
+        "an {{ end }} without a block",
+        '{{ with query (printf "x{a=%q}") }}{{ end }}',  # a verb without its argument
+        '{{ with query (printf "x" $labels.a) }}{{ end }}',  # an argument without its verb
+        '{{ with query "x" }}{{ end }}',
+    ],
+)
+def test_malformed_blocks_are_refused(template):
+    with pytest.raises(UnsupportedTemplate):
+        check(template)
+
+
+def test_urlquery_and_go_quoting():
+    template = "{{ $labels.tenant | urlquery }}"
+    assert render(template, {"tenant": "*"}, 0) == "%2A"
+    assert render(template, {"tenant": "a b/ü~_.-"}, 0) == "a+b%2F%C3%BC~_.-"
+    assert sprintf("%q/%s/100%%", ['a"\\b', "c"]) == '"a\\"\\\\b"/c/100%'

@@ -116,3 +116,67 @@ def test_unknown_monitor_metric_or_endpoint_names_are_refused(tmp_path, yaml_tex
     path.write_text(yaml_text)
     with pytest.raises(ConfigError, match=message):
         load_app_config(path)
+
+
+def test_alerting_defaults_route_pages_and_tickets_to_the_local_sink():
+    alerting = load_app_config(EXAMPLE).alerting
+    assert alerting.runbook_base_url == "http://127.0.0.1:9101/runbooks"
+    assert alerting.alert_sink_url == "http://127.0.0.1:9102"
+    assert {name: r.kind for name, r in alerting.receivers.items()} == {
+        "pager": "sink",
+        "ticket": "sink",
+    }
+    assert alerting.routes == {"critical": ["pager"], "warning": ["ticket"], "info": []}
+
+
+@pytest.mark.parametrize(
+    ("alerting", "message"),
+    [
+        ("runbook_base_url: docs.acme.test", "is not an http"),
+        ("receivers: {chat: {kind: slack, api_url: 'https://hooks.slack.test/x'}}", "api_url_file"),
+        ("receivers: {pd: {kind: pagerduty, routing_key: abc}}", "routing_key_file"),
+        (
+            "receivers: {m: {kind: email, to: a@b.test, from: c@b.test, smarthost: 'smtp:25', "
+            "auth_password: hunter2}}",
+            "auth_password_file",
+        ),
+        ("receivers: {pd: {kind: pagerduty, routing_key_file: key.txt}}", "absolute path"),
+        (
+            "receivers: {m: {kind: email, to: someone, from: c@b.test, smarthost: 'smtp:25'}}",
+            "email.to: String should match",
+        ),
+        (
+            "receivers: {m: {kind: email, to: a@b.test, from: c@b.test, smarthost: smtp}}",
+            "email.smarthost: String should match",
+        ),
+        ("receivers: {x: {kind: carrier_pigeon}}", "tag 'carrier_pigeon'"),
+        ("receivers: {Pager: {kind: sink}}", "receiver name"),
+        ("receivers: {blackhole: {kind: sink}}", "receiver name"),
+        ("routes: {critical: [nobody]}", "unknown receivers"),
+        ("routes: {urgent: [pager]}", "routes.urgent"),
+    ],
+)
+def test_bad_alerting_config_is_refused_with_its_field(tmp_path, alerting, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"alerting: {{{alerting}}}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_app_config(path)
+
+
+def test_receivers_of_every_kind_with_secrets_in_files(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "alerting:\n"
+        "  receivers:\n"
+        "    hook: {kind: webhook, url: 'https://hooks.acme.test/a/', bearer_token_file: /run/t}\n"
+        "    mail: {kind: email, to: 'a@acme.test, b@acme.test', from: sw@acme.test,\n"
+        "           smarthost: 'smtp.acme.test:587', auth_password_file: /run/p}\n"
+        "    chat: {kind: slack, api_url_file: /run/s, channel: '#ml'}\n"
+        "    pd: {kind: pagerduty, routing_key_file: /run/k, send_resolved: false}\n"
+        "  routes: {critical: [pd, hook], warning: [mail], info: [chat]}\n"
+    )
+    alerting = load_app_config(path).alerting
+    assert alerting.receivers["hook"].url == "https://hooks.acme.test/a"  # type: ignore[union-attr]
+    assert alerting.receivers["mail"].sender == "sw@acme.test"  # type: ignore[union-attr]
+    assert alerting.receivers["pd"].send_resolved is False
+    assert alerting.routes["critical"] == ["pd", "hook"]

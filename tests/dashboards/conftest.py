@@ -42,7 +42,7 @@ def known(spec: AlertSpec, app_config: AppConfig) -> Known:
 @pytest.fixture(scope="session")
 def rules_text(spec: AlertSpec, app_config: AppConfig) -> str:
     """The recording and alerting rules the dashboards go with, as Prometheus loads them."""
-    return render_rules(rule_groups(spec, app_config.monitors.schedules))
+    return render_rules(rule_groups(spec, app_config))
 
 
 @pytest.fixture(scope="session")

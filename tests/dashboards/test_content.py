@@ -220,9 +220,7 @@ def _links(dashboards):
 
 
 def test_runbook_links_point_at_a_section_for_a_real_alert(dashboards, app_config, spec):
-    alerts = {
-        a.name.lower(): a.name for a in alerts_of(rule_groups(spec, app_config.monitors.schedules))
-    }
+    alerts = {a.name.lower(): a.name for a in alerts_of(rule_groups(spec, app_config))}
     sections = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks.md").read_text(), re.M))
     links = _links(dashboards)
     assert len(links) > 20

@@ -101,6 +101,29 @@ def _wait_for(predicate, timeout: float, what: str, stack: RunningStack) -> Any:
     pytest.fail(f"timed out waiting for {what} (logs in {stack.logs})")
 
 
+def _check_the_sink_got_it_with_working_links(urls: dict[str, str], stack: RunningStack) -> None:
+    """The alert reached the built-in receiver; its runbook and report links answer."""
+
+    def at_sink() -> list[dict[str, Any]]:
+        answer = httpx.get(
+            f"{urls['alert_sink']}/notifications", params={"receiver": "ticket"}, timeout=5
+        )
+        alerts = [alert for n in answer.json() for alert in n["payload"]["alerts"]]
+        return _firing(alerts, "ServewatchClassShift", tenant=SHIFTED)
+
+    alert = _wait_for(at_sink, 120, "ServewatchClassShift at the alert sink", stack)[0]
+    runbook = alert["annotations"]["runbook_url"]
+    assert runbook == f"{urls['monitors']}/runbooks#servewatchclassshift"
+    assert 'id="servewatchclassshift"' in httpx.get(runbook, timeout=5).text
+    report = alert["annotations"]["report_url"]
+    assert report.startswith(f"{urls['monitors']}/reports/class_shift/ticket_classifier/")
+
+    def report_served() -> bool:
+        return httpx.get(report, timeout=5).status_code == 200
+
+    _wait_for(report_served, 60, f"the drift report at {report}", stack)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_class_shift_and_error_burst_fire_real_alerts(
@@ -119,6 +142,7 @@ def test_class_shift_and_error_burst_fire_real_alerts(
         rules_dir=_fast_rules(tmp_path, config),
         scrape_interval="1s",
         with_prometheus=True,
+        preferred_ports={},  # free ports: other stacks may run on this machine
         extra_env={
             "SERVEWATCH_MODELS_HOME": str(built_models_home),
             "SERVEWATCH_FAULT_INJECTION": "true",
@@ -161,6 +185,7 @@ def test_class_shift_and_error_burst_fire_real_alerts(
             return _firing(alerts, "ServewatchAvailabilityFastBurn")
 
         _wait_for(class_shift_fired, 120, "ServewatchClassShift for acme", stack)
+        _check_the_sink_got_it_with_working_links(urls, stack)
         burn = _wait_for(burn_fired, 120, "the availability burn-rate alert", stack)
         assert all(a["labels"]["severity"] == "critical" for a in burn)
         for alert in _alerts(urls["alertmanager"]):
