@@ -1,20 +1,21 @@
 """How much of the worker's CPU time the stored busy time accounts for, and how it is split.
 
 One `servewatch serve` (1 worker, metrics and prediction log on, SQLite, examples/servewatch.yaml)
-is loaded in phases: single tickets, risk scores and bulk tickets (each closed-loop, wrk or an
-asyncio client, 16 connections), then the demo traffic mix (service.traffic, open loop). For
-each phase it reads the worker processes' CPU seconds (psutil) from just before the phase until
-its rows are stored, and the busy seconds stored with the phase's rows (`busy_ms`, summed by
+is loaded in phases: single tickets flat out (closed loop, wrk or an asyncio client, 16
+connections); then each endpoint alone and then the demo traffic mix (service.traffic: its
+tenants, endpoint mix and bulk sizes), each open-loop at the same `--rate`. For each phase it
+reads the worker processes' CPU seconds (psutil) from just before the phase until its rows are
+stored, and the busy seconds stored with the phase's rows (`busy_ms`, summed by
 storage.aggregates.compute_totals): their ratio is the share of the worker's CPU that cost
-attribution accounts for. Per endpoint it prints the CPU per request of the pure phases beside
-the busy time attributed per request in the mixed phase, which shows how well each request's
-own measured work keys the split.
+attribution accounts for. Per endpoint it prints the CPU per request of the endpoint's own
+phase beside the busy time the mix attributed per request at the same rate, which shows how
+well each request's own measured work keys the split.
 
 The service charges each one-second interval at the rate of the intervals before it, so a
 phase's last interval is charged to the next phase's first requests: the total over all phases
 is the figure to read; a single phase is off by about one interval of its duration.
 
-    .venv/bin/python bench/bench_busy.py --duration 20 [--models-home var/bentoml]
+    .venv/bin/python bench/bench_busy.py --duration 15 [--rate 100] [--models-home var/bentoml]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.bench_service import TICKETS, parse_wrk, prepare_home  # noqa: E402
-from service.traffic import DEMO_TENANTS, plan_traffic, send_traffic  # noqa: E402
+from service.traffic import DEMO_TENANTS, TenantProfile, plan_traffic, send_traffic  # noqa: E402
 from storage.aggregates import compute_totals  # noqa: E402
 from storage.engine import create_store_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -72,17 +73,6 @@ def worker_cpu_s(server: ServiceServer) -> float:
             continue
         total += times.user + times.system
     return total
-
-
-def bodies(endpoint: str, bulk_items: int, features: dict[str, float]) -> list[str]:
-    if endpoint == "classify_tickets":
-        return [
-            json.dumps({"tickets": [TICKETS[(i + j) % len(TICKETS)] for j in range(bulk_items)]})
-            for i in range(4)
-        ]
-    if endpoint == "predict_risk":
-        return [json.dumps({"features": features})]
-    return [json.dumps({"text": text}) for text in TICKETS]
 
 
 WRK_SCRIPT = """
@@ -132,12 +122,13 @@ async def _python_loop(url: str, endpoint: str, payloads: list[str], seconds: fl
     return sent
 
 
-def demo_mix(url: str, rate: float, seconds: float) -> int:
+def open_loop(url: str, tenants: tuple[TenantProfile, ...], rate: float, seconds: float) -> int:
+    """Poisson arrivals at `rate` from the demo generator (its tickets, features, bulk sizes)."""
     from service.models.risk_data import risk_features
     from service.models.ticket_corpus import ticket_text
 
     plan = plan_traffic(
-        DEMO_TENANTS, rate, seconds, ticket_text=ticket_text, risk_features=risk_features, seed=3
+        tenants, rate, seconds, ticket_text=ticket_text, risk_features=risk_features, seed=3
     )
     summary = asyncio.run(send_traffic(plan, url, concurrency=32))
     return summary.answered
@@ -189,23 +180,22 @@ def report(phases: list[Phase]) -> None:
     cpu, busy = sum(p.cpu_s for p in phases), sum(p.busy_s for p in phases)
     print(f"| all phases | {sum(p.requests for p in phases):,} | {cpu:.2f} | {busy:.2f} | "
           f"{busy / cpu * 100:.1f} % | |")  # fmt: skip
-    pure = {p.name: p for p in phases if p.name != "demo mix"}
-    mix = next((p for p in phases if p.name == "demo mix"), None)
+    alone = {p.name: p for p in phases}
+    mix = alone.get("demo mix")
     if mix is None:
         return
-    print("\n| endpoint | pure phase: CPU ms/request | demo mix: busy ms/request attributed |")
+    print("\n| endpoint | alone: CPU ms/request | in the mix: busy ms/request attributed |")
     print("|---|---:|---:|")
     for endpoint, (requests, busy) in sorted(mix.by_endpoint.items()):
-        alone = pure.get(endpoint)
-        cpu_ms = alone.cpu_s / alone.requests * 1000 if alone and alone.requests else float("nan")
+        own = alone.get(endpoint)
+        cpu_ms = own.cpu_s / own.requests * 1000 if own and own.requests else float("nan")
         print(f"| {endpoint} | {cpu_ms:.2f} | {busy / requests * 1000:.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--bulk-items", type=int, default=20, help="tickets per bulk request")
-    parser.add_argument("--mix-rate", type=float, default=120.0, help="demo mix requests/s")
+    parser.add_argument("--rate", type=float, default=100.0, help="open-loop requests/s")
     parser.add_argument("--models-home", type=Path, help="BentoML home with built models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as tmp:
@@ -227,24 +217,26 @@ def main() -> None:
 def measure(
     server: ServiceServer, url: str, args: argparse.Namespace, workdir: Path
 ) -> list[Phase]:
-    import random
-
-    from service.models.risk_data import risk_features
-
-    features = risk_features(random.Random(0))
     phases = []
-    for endpoint in ("classify_ticket", "predict_risk", "classify_tickets"):
-        payloads = bodies(endpoint, args.bulk_items, features)
+    payloads = [json.dumps({"text": text}) for text in TICKETS]
 
-        def load(endpoint: str = endpoint, payloads: list[str] = payloads) -> int:
-            return closed_loop(server.url, endpoint, payloads, args.duration, workdir)
+    def flat_out() -> int:
+        return closed_loop(server.url, "classify_ticket", payloads, args.duration, workdir)
+
+    phases.append(run_phase("classify_ticket, flat out", server, url, flat_out))
+    caller = max(DEMO_TENANTS, key=lambda tenant: len(tenant.endpoints))  # may call every one
+    for endpoint in caller.endpoints:
+        alone = (TenantProfile(caller.name, caller.api_key, {endpoint: 1.0}),)
+
+        def load(tenants: tuple[TenantProfile, ...] = alone) -> int:
+            return open_loop(server.url, tenants, args.rate, args.duration)
 
         phases.append(run_phase(endpoint, server, url, load))
-    phases.append(
-        run_phase(
-            "demo mix", server, url, lambda: demo_mix(server.url, args.mix_rate, args.duration)
-        )
-    )
+
+    def mix() -> int:
+        return open_loop(server.url, DEMO_TENANTS, args.rate, args.duration)
+
+    phases.append(run_phase("demo mix", server, url, mix))
     return phases
 
 

@@ -559,10 +559,11 @@ def capacity_lines(idle: IdleSummary) -> list[str]:
     target = percent(PEAK_UTILISATION_TARGET * 100)
     if needed < idle.replicas:
         saving = (idle.replicas - needed) * idle.hourly_rate_usd * 24 * 7
+        fewer = f"{needed} replica{'s' if needed != 1 else ''}"
         return [
-            f"{line}, and {busiest}: {needed} replica{'s' if needed != 1 else ''} instead of "
-            f"{idle.replicas} would have run it at no more than {target} of their CPU, saving "
-            f"about {usd(saving)} a week."
+            f"{line}, and {busiest}: {fewer} instead of {idle.replicas} would have run it at no "
+            f"more than {target} of {'their' if needed != 1 else 'its'} CPU, saving about "
+            f"{usd(saving)} a week."
         ]
     if needed > idle.replicas:
         return [

@@ -187,11 +187,12 @@ SECTIONS = (
 
 # The demo stack's traffic: `servewatch stack up` sends DEMO_RATE requests a second from
 # service.traffic's demo tenants. The worker's busy time per request was measured with
-# bench/bench_busy.py (the demo mix phase, docs/finops.md): about 3.1 ms for a single ticket,
-# 2.8 ms for a risk score, and 3.1 ms + 0.16 ms an item for a bulk request.
+# bench/bench_busy.py (each endpoint alone and the demo mix, open loop; docs/finops.md): about
+# 2.9 ms for a single ticket, 2.8 ms for a risk score, and 2.9 ms + 0.1 ms an item for a bulk
+# request.
 DEMO_RATE = 5.0
-DEMO_BUSY_MS = {"classify_ticket": 3.1, "predict_risk": 2.8}
-DEMO_BULK_MS = (3.1, 0.16)
+DEMO_BUSY_MS = {"classify_ticket": 2.9, "predict_risk": 2.8}
+DEMO_BULK_MS = (2.9, 0.1)
 
 
 @functools.cache
