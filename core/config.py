@@ -82,7 +82,8 @@ class BatchPolicy(_Strict):
 
 
 class Price(_Strict):
-    """Unit prices in US dollars."""
+    """Unit prices in US dollars. The per-second prices apply when no capacity is provisioned
+    (`capacity.replicas: 0`, paid per use); the request fee always."""
 
     cpu_per_second: float = Field(default=0.00005, ge=0)
     gpu_per_second: float = Field(default=0.0006, ge=0)
@@ -90,10 +91,12 @@ class Price(_Strict):
 
 
 class CapacityConfig(_Strict):
-    """Provisioned capacity: replicas × hourly rate is what is paid whether used or not."""
+    """Provisioned capacity: replicas × hourly rate is what is paid whether used or not; it
+    offers replicas × cpus CPU seconds a second, which requests use or leave idle."""
 
     replicas: int = Field(default=1, ge=0)
     hourly_rate_usd: float = Field(default=0.10, ge=0)
+    cpus: float = Field(default=1.0, gt=0)  # CPU cores of one replica
     resource_class: Literal["cpu", "gpu"] = "cpu"
 
 

@@ -54,6 +54,10 @@ PREDICTION_ROW: tuple[PredictionColumn, ...] = (
     PredictionColumn("client_request_id", "text", True, public=False, length=64, indexed=True),
     # HMAC-SHA256 of the input (the audit log's digest), never the input itself.
     PredictionColumn("input_hmac", "text", True, public=False, length=64),
+    # The worker's CPU milliseconds charged to this row: its request's share of everything the
+    # worker process spent (HTTP, validation, inference, logging), split equally over a bulk
+    # request's rows (service.busy_share). Null from writers that do not measure it.
+    PredictionColumn("busy_ms", "float", True, public=False),
 )
 # The order of the values in a prediction row, as the service makes them and the store takes them.
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(column.name for column in PREDICTION_ROW)

@@ -186,14 +186,16 @@ class Gateway:
         send: StartTracking,
     ) -> None:
         headers = Headers(scope=scope)
+        now = time.perf_counter()
         trace = RequestTrace(
             request_id=new_request_id(),
             client_request_id=client_request_id(headers),
             endpoint=endpoint,
             received_at=datetime.now(UTC),
-            started=time.perf_counter(),
+            started=now,
+            resumed=now,
         )
-        runtime.keep_metrics_flushed()
+        runtime.keep_timers()
         runtime.instrumentation.request_started(endpoint)
         record = _Recording(runtime, trace)
         try:
@@ -236,7 +238,11 @@ class Gateway:
         runtime.resolve(trace)
         if runtime.settings.fault_injection:
             trace.fault = parse_fault(headers.get(FAULT_HEADER))
-        body = await _read_body(receive, limit)
+        trace.pause(time.perf_counter())  # a body in several parts lets other requests run
+        try:
+            body = await _read_body(receive, limit)
+        finally:
+            trace.resume(time.perf_counter())
         self._validate(trace.endpoint, body)
         return body
 

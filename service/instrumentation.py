@@ -6,6 +6,7 @@ become `catalog.OTHER`, so probes, 404s and bad keys cannot create series.
 
 from __future__ import annotations
 
+import math
 import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,6 +73,22 @@ class RequestTrace:
     model: LoadedModel | None = field(default=None, repr=False)
     fault: Any = None  # a service.faults.Fault when fault injection is on
     client_request_id: str | None = None  # the client's X-Request-ID, when well-formed
+    # Its own work on the event loop: the segments it ran (perf_counter), its waits left out.
+    work_s: float = 0.0
+    resumed: float = 0.0  # when its running segment began (inf while it waits)
+    busy_seconds: float = 0.0  # the worker's CPU seconds charged to it (service.busy_share)
+
+    def pause(self, now: float) -> None:
+        """It waits (for its body, for inference): meanwhile the loop serves other requests."""
+        self.work_s += max(0.0, now - self.resumed)
+        self.resumed = math.inf
+
+    def resume(self, now: float) -> None:
+        self.resumed = now
+
+    def work_until(self, now: float) -> float:
+        """Its own time on the event loop up to `now`, waits left out."""
+        return self.work_s + max(0.0, now - self.resumed)
 
     def routed_to(self, model: LoadedModel) -> None:
         self.model = model

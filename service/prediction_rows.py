@@ -26,6 +26,7 @@ def prediction_rows(
 
     A successful bulk request gives one row per item (`<request id>:<index>`); anything else
     gives one row under the request id, errors with no class and the compute they did use.
+    The worker's CPU charged to the request (`busy_seconds`) is shared equally by its rows.
     `digest` makes each input's HMAC for the audit log (None: no audit key configured).
     Rows, not dicts: the prediction log's writer makes one per answered request. Their order
     (and width: `storage.writer.prediction_record` refuses another) is pinned by a test.
@@ -56,9 +57,11 @@ def prediction_rows(
                 error_message,
                 t.client_request_id,
                 _digest_of(t.items[0].raw_input, digest) if t.items else None,
+                t.busy_seconds * 1000.0,
             ]
         ]
     bulk = t.endpoint in BULK_ENDPOINTS
+    busy_ms = t.busy_seconds * 1000.0 / max(len(t.items), 1)
     return [
         [
             f"{t.request_id}:{index}" if bulk else t.request_id,
@@ -80,6 +83,7 @@ def prediction_rows(
             None,
             t.client_request_id,
             _digest_of(item.raw_input, digest),
+            busy_ms,
         ]
         for index, item in enumerate(t.items)
     ]

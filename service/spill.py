@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.contracts import PREDICTION_COLUMNS
+from core.contracts import PREDICTION_COLUMNS, PUBLIC_PREDICTION_COLUMNS
 from core.timeutil import epoch
 
 SPILL_PREFIX = "spill-"
@@ -32,6 +32,8 @@ REJECTED_PREFIX = "rejected-"
 SUFFIX = ".jsonl"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _READ_BLOCK = 256 * 1024
+# Rows begin with the public columns; extras are only ever appended (core.contracts).
+_OLDEST_WIDTH = len(PUBLIC_PREDICTION_COLUMNS)
 
 
 def _json_default(value: Any) -> Any:
@@ -64,8 +66,9 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
 
 
 def _record_of(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, list) and len(value) == len(PREDICTION_COLUMNS):
-        return dict(zip(PREDICTION_COLUMNS, value, strict=True))
+    # A shorter array is a journal written before extra columns were appended to the row.
+    if isinstance(value, list) and _OLDEST_WIDTH <= len(value) <= len(PREDICTION_COLUMNS):
+        return dict(zip(PREDICTION_COLUMNS, value, strict=False))
     return value if isinstance(value, dict) else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from core.catalog import OTHER
 from core.config import Settings
 from core.digest import input_hmac
+from service.busy_share import INTERVAL_S, BusyShare
 from service.errors import ServiceError
 from service.faults import Fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace
@@ -42,6 +44,7 @@ logger = logging.getLogger("servewatch.service")
 # Items a batcher may hold, in batches of its route's size, before it sheds load.
 QUEUE_BATCHES = 64
 SERVING_CHECKS = ("models", "sample")
+_COMPUTE_SECONDS = operator.attrgetter("compute_seconds")
 
 
 class ServiceRuntime:
@@ -57,7 +60,10 @@ class ServiceRuntime:
             tenants=config.tenants,
             flush_interval_s=settings.metrics_flush_interval_s,
         )
+        self._timers_started = False
         self._metrics_flusher: asyncio.TimerHandle | None = None
+        self.busy = BusyShare()  # the worker's CPU time, shared over the requests it serves
+        self._busy_timer: asyncio.TimerHandle | None = None
         self.models: dict[tuple[str, str], LoadedModel] = {}
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
@@ -82,12 +88,24 @@ class ServiceRuntime:
             self.log.start()
         self.readiness.evaluate()
 
-    def keep_metrics_flushed(self) -> None:
-        """Write buffered metric updates every flush interval, on the running event loop."""
-        if self._metrics_flusher is None and self.instrumentation.buffered:
-            loop = asyncio.get_running_loop()
+    def keep_timers(self) -> None:
+        """Start the periodic jobs on the running event loop, once (called by every request):
+        buffered metric updates written every flush interval, the worker's CPU read every
+        busy-time interval."""
+        if self._timers_started:
+            return
+        self._timers_started = True
+        loop = asyncio.get_running_loop()
+        if self.instrumentation.buffered:
             interval = self.instrumentation.flush_interval_s
             self._metrics_flusher = loop.call_later(interval, self._flush_metrics, loop, interval)
+        if self.log is not None:  # the share is only stored with the prediction rows
+            self.busy.start()
+            self._busy_timer = loop.call_later(INTERVAL_S, self._close_busy_interval, loop)
+
+    def _close_busy_interval(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.busy.close_interval()
+        self._busy_timer = loop.call_later(INTERVAL_S, self._close_busy_interval, loop)
 
     def _flush_metrics(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
         self.instrumentation.flush()
@@ -98,8 +116,9 @@ class ServiceRuntime:
         stays spilled)."""
         for batcher in self._batchers.values():
             await batcher.close()
-        if self._metrics_flusher is not None:
-            self._metrics_flusher.cancel()
+        for timer in (self._metrics_flusher, self._busy_timer):
+            if timer is not None:
+                timer.cancel()
         self.instrumentation.flush()
         loop = asyncio.get_running_loop()
         if self.log is not None:
@@ -223,6 +242,9 @@ class ServiceRuntime:
         self.instrumentation.request_finished(trace, outcome, latency_s)
         if self.log is None:
             return
+        # Its own work (time on the loop and inference) weighs its share of the worker's CPU.
+        work = trace.work_until(trace.started + latency_s) + sum(map(_COMPUTE_SECONDS, trace.items))
+        trace.busy_seconds = self.busy.charge(work)
         if not self.settings.log_journal:  # the log's writer thread makes the records
             self.log.submit_later(self._rows_of, trace, outcome, latency_s)
             return
@@ -279,6 +301,26 @@ class ServiceRuntime:
             prepared = [model.prepare(value) for value in values]
         except InputMismatch as exc:
             raise ServiceError("validation_error", str(exc), status=422) from exc
+        trace.pause(time.perf_counter())  # the loop serves other requests while this one waits
+        try:
+            scored = await self._scored(trace, model, prepared)
+        finally:
+            trace.resume(time.perf_counter())
+        trace.items = [_outcome(s, value) for s, value in zip(scored, values, strict=True)]
+        failures = sorted({s.result.failure for s in scored if s.result.failure is not None})
+        if failures:
+            raise ServiceError(
+                "model_error", "the model's output broke the output schema: " + ", ".join(failures)
+            )
+        fault: Fault | None = trace.fault
+        if fault is not None and fault.error is not None:
+            raise ServiceError(fault.error, "injected fault")
+        return trace.items
+
+    async def _scored(
+        self, trace: RequestTrace, model: LoadedModel, prepared: list[Any]
+    ) -> list[Scored]:
+        """The batcher's results, within the request's deadline (and any injected delay)."""
         limit = self.settings.config.limits.request_timeout_s
         deadline = trace.started + limit
         fault: Fault | None = trace.fault
@@ -289,7 +331,7 @@ class ServiceRuntime:
             raise ServiceError("timeout", f"no answer within {limit:g} s")
         try:
             batcher = self._batcher(trace.endpoint, model)
-            scored = await asyncio.wait_for(batcher.infer(prepared), remaining)
+            return await asyncio.wait_for(batcher.infer(prepared), remaining)
         except QueueFull as exc:
             raise ServiceError("overloaded", str(exc), headers={"Retry-After": "1"}) from exc
         except TimeoutError as exc:
@@ -297,15 +339,6 @@ class ServiceRuntime:
         except Exception as exc:
             logger.exception("inference failed (request %s)", trace.request_id)
             raise ServiceError("model_error") from exc
-        trace.items = [_outcome(s, value) for s, value in zip(scored, values, strict=True)]
-        failures = sorted({s.result.failure for s in scored if s.result.failure is not None})
-        if failures:
-            raise ServiceError(
-                "model_error", "the model's output broke the output schema: " + ", ".join(failures)
-            )
-        if fault is not None and fault.error is not None:
-            raise ServiceError(fault.error, "injected fault")
-        return trace.items
 
     def route_features(self, endpoint: str) -> tuple[str, ...] | None:
         """The feature names every model `endpoint` may route to takes, if they agree."""

@@ -102,15 +102,40 @@ def _binary_case(inner: list[float], lo: int, hi: int) -> ColumnElement[Any]:
     )
 
 
+# What compute_totals adds up per group (all statuses: a failed request was computed too).
+COMPUTE_SUMS = ("n", "requests", "compute_ms", "busy_ms")
+
+
+def _compute_sums() -> list[ColumnElement[Any]]:
+    """Rows, requests, inference ms and the worker's busy ms.
+
+    A bulk request's rows are `<id>:0`, `<id>:1`, ...: only its first counts as a request. A
+    row without a measured busy time (older rows, other writers) counts its inference time.
+    """
+    later_item = and_(_p.request_id.like("%:%"), _p.request_id.not_like("%:0"))
+    busy = func.coalesce(_p.busy_ms, _p.compute_ms)
+    return [
+        func.count().label("n"),
+        func.sum(case((later_item, 0), else_=1)).label("requests"),
+        func.coalesce(func.sum(_p.compute_ms), 0.0).label("compute_ms"),
+        func.coalesce(func.sum(busy), 0.0).label("busy_ms"),
+    ]
+
+
+def _compute_frame(engine: Engine, statement: Select[Any], keys: Sequence[str]) -> pd.DataFrame:
+    frame = _frame(engine, statement, [*keys, *COMPUTE_SUMS])
+    types = {"n": "int64", "requests": "int64", "compute_ms": "float64", "busy_ms": "float64"}
+    return frame.astype(types)
+
+
 def compute_totals(
     engine: Engine, start: datetime, end: datetime, model_name: str | None = None
 ) -> pd.DataFrame:
-    """Requests and attributed compute milliseconds (all statuses)."""
+    """Predictions (rows), requests, inference and busy milliseconds per group and resource
+    class (all statuses)."""
     resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
-    aggregates = [func.count().label("n"), func.coalesce(func.sum(_p.compute_ms), 0.0).label("c")]
-    statement = _grouped([resource], aggregates, _window(start, end, model_name))
-    frame = _frame(engine, statement, [*GROUP_COLUMNS, "resource_class", "n", "compute_ms"])
-    return frame.astype({"n": "int64", "compute_ms": "float64"})
+    statement = _grouped([resource], _compute_sums(), _window(start, end, model_name))
+    return _compute_frame(engine, statement, [*GROUP_COLUMNS, "resource_class"])
 
 
 def status_counts(
@@ -129,18 +154,32 @@ def daily_compute_totals(
     """compute_totals per UTC day."""
     day = _utc_day(engine).label("day")
     resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
-    aggregates = [func.count().label("n"), func.coalesce(func.sum(_p.compute_ms), 0.0).label("c")]
-    statement = _grouped([day, resource], aggregates, _window(start, end, model_name))
-    columns = [*GROUP_COLUMNS, "day", "resource_class", "n", "compute_ms"]
-    frame = _frame(engine, statement, columns)
+    statement = _grouped([day, resource], _compute_sums(), _window(start, end, model_name))
+    frame = _compute_frame(engine, statement, [*GROUP_COLUMNS, "day", "resource_class"])
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    return frame.astype({"n": "int64", "compute_ms": "float64"})
+    return frame
+
+
+def hourly_busy_ms(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """The worker busy milliseconds of each UTC hour that had traffic (`hour`, `busy_ms`)."""
+    hour = _utc_hour(engine).label("hour")
+    busy = func.coalesce(func.sum(func.coalesce(_p.busy_ms, _p.compute_ms)), 0.0).label("b")
+    statement = select(hour, busy).where(_window(start, end, None)).group_by(hour)
+    frame = _frame(engine, statement, ["hour", "busy_ms"])
+    frame["hour"] = pd.to_datetime(frame["hour"], utc=True)
+    return frame.astype({"busy_ms": "float64"}).sort_values("hour").reset_index(drop=True)
 
 
 def _utc_day(engine: Engine) -> ColumnElement[Any]:
     if is_sqlite(engine):
         return func.date(_p.ts)
     return func.date(func.timezone("UTC", _p.ts))
+
+
+def _utc_hour(engine: Engine) -> ColumnElement[Any]:
+    if is_sqlite(engine):
+        return func.strftime("%Y-%m-%d %H:00:00", _p.ts)
+    return func.date_trunc("hour", func.timezone("UTC", _p.ts))
 
 
 def first_prediction_day(engine: Engine, before: datetime) -> date | None:

@@ -1,11 +1,12 @@
 """Weekly FinOps figures: spend by day, tenant, model, endpoint; changes, idle, budgets, anomalies.
 
 Pure functions over `storage.aggregates.daily_compute_totals` frames. Prices come from
-`monitors.cost.compute_costs` with one capacity period per UTC day: a day's capacity cost minus
-the cost attributed to its requests is that day's idle cost, shared across that day's usage in
-proportion to attributed cost (as OpenCost does). Attributed costs are the cost monitor's to the
-cent. Capacity is billed from the day of the first recorded prediction on; on billed days without
-traffic nobody used the capacity, so its cost stays unallocated idle.
+`monitors.cost.compute_costs` with one capacity period per UTC day: the CPU seconds requests
+kept the workers busy are priced at the capacity's price per CPU second, what they left idle is
+shared across that day's usage in proportion to busy time (as OpenCost does), and busy + idle =
+capacity. Attributed costs are the cost monitor's to the cent. Capacity is billed from the day of
+the first recorded prediction on; on billed days without traffic nobody used the capacity, so its
+cost stays unallocated idle.
 
 Over 400 lines on purpose: one ledger feeds every figure and the summary sentences read them all,
 so splitting would pass the same half-built frames between modules.
@@ -17,14 +18,14 @@ import calendar
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from core.config import AppConfig, PricingConfig
-from core.timeutil import IsoWeek, days_between
-from monitors.cost import capacity_cost_usd, compute_costs
+from core.timeutil import IsoWeek, days_between, midnight
+from monitors.cost import compute_costs, period_capacity
 
 DAY_SECONDS = 86_400
 HISTORY_DAYS = 28  # the trend chart's span, ending with the report's week
@@ -33,8 +34,12 @@ MIN_BASELINE_DAYS = 6
 ANOMALY_Z = 3.5  # Iglewicz and Hoaglin's cut-off for the modified z-score
 ANOMALY_MIN_USD = 0.01  # a day must also differ from its baseline by at least a cent
 TOP_MOVERS = 5
-MONEY = ("attributed_cost_usd", "idle_cost_usd", "total_cost_usd")
-SUMS = ("n", "compute_seconds", *MONEY)
+# Fewer replicas are suggested only if they would have run the week's busiest hour at no more
+# than this share of their CPU: the rest is headroom for bursts within the hour and for the
+# loss of a replica.
+PEAK_UTILISATION_TARGET = 0.6
+MONEY = ("usage_cost_usd", "fee_usd", "attributed_cost_usd", "idle_cost_usd", "total_cost_usd")
+SUMS = ("n", "requests", "compute_seconds", "busy_seconds", *MONEY)
 MOVER_KEYS = ("tenant", "model_name", "endpoint")
 
 
@@ -55,13 +60,34 @@ class Change:
 
 
 @dataclass(frozen=True)
-class IdleSummary:
-    """Provisioned capacity against what requests used (billed days of the week)."""
+class PeakHour:
+    """The week's busiest UTC hour by the workers' busy time."""
 
+    start: datetime
+    busy_seconds: float
+
+
+@dataclass(frozen=True)
+class IdleSummary:
+    """Capacity against what requests used (billed days of the week): busy + idle = capacity,
+    in CPU seconds and in dollars; request fees come on top."""
+
+    capacity_seconds: float
+    busy_seconds: float
     capacity_cost_usd: float
-    attributed_cost_usd: float
+    usage_cost_usd: float  # the busy time, priced
     shared_idle_usd: float
     unallocated_idle_usd: float
+    fee_usd: float
+    measured_days: int  # provisioned days on which requests used more than the configured CPU
+    replicas: int  # provisioned (0: paid per use)
+    cpus: float  # of one replica
+    hourly_rate_usd: float  # of one replica
+    peak: PeakHour | None = None
+
+    @property
+    def idle_seconds(self) -> float:
+        return self.capacity_seconds - self.busy_seconds
 
     @property
     def idle_usd(self) -> float:
@@ -71,6 +97,27 @@ class IdleSummary:
     def idle_pct(self) -> float | None:
         """Share of the capacity cost that bought nothing."""
         return self.idle_usd / self.capacity_cost_usd * 100.0 if self.capacity_cost_usd else None
+
+    @property
+    def utilisation_pct(self) -> float | None:
+        """Share of the capacity's CPU seconds that requests used."""
+        if not self.capacity_seconds:
+            return None
+        return self.busy_seconds / self.capacity_seconds * 100.0
+
+    @property
+    def peak_utilisation_pct(self) -> float | None:
+        """Share of the provisioned CPU the busiest hour used."""
+        if self.peak is None or not self.replicas:
+            return None
+        return self.peak.busy_seconds / (self.replicas * self.cpus * 3600.0) * 100.0
+
+    def replicas_for_peak(self) -> int | None:
+        """The fewest replicas that would have run the busiest hour within the target."""
+        if self.peak is None or not self.replicas:
+            return None
+        per_replica = self.cpus * 3600.0 * PEAK_UTILISATION_TARGET
+        return max(1, math.ceil(self.peak.busy_seconds / per_replica))
 
 
 @dataclass(frozen=True)
@@ -120,10 +167,13 @@ def weekly_figures(
     pricing: PricingConfig,
     budgets: Mapping[str, float],
     first_day: date | None,
+    hourly: pd.DataFrame | None = None,
 ) -> WeeklyFigures:
     """All figures of `week` from daily totals covering `data_range(week)`.
 
     `first_day` is the UTC day of the store's first prediction: capacity is billed from then on.
+    `hourly` (`storage.aggregates.hourly_busy_ms` over the week) finds the busiest hour, which
+    any advice on the number of replicas needs; without it none is given.
     """
     start, end = data_range(week)
     billed_from = _billed_from(totals, first_day)
@@ -153,12 +203,7 @@ def weekly_figures(
             _sum(week_days, "attributed_cost_usd"), _sum(previous_days, "attributed_cost_usd")
         ),
         predictions=Change(_sum(week_days, "n"), _sum(previous_days, "n")),
-        idle=IdleSummary(
-            capacity_cost_usd=_sum(week_days, "capacity_cost_usd"),
-            attributed_cost_usd=_sum(week_days, "attributed_cost_usd"),
-            shared_idle_usd=_sum(week_days, "idle_cost_usd"),
-            unallocated_idle_usd=_sum(week_days, "unallocated_idle_usd"),
-        ),
+        idle=_idle_summary(week_days, pricing, _peak_hour(hourly, week)),
         summary=[],
     )
     return _with_summary(figures)
@@ -167,27 +212,37 @@ def weekly_figures(
 def day_ledger(
     costs: pd.DataFrame, pricing: PricingConfig, days: Sequence[date], billed_from: date | None
 ) -> pd.DataFrame:
-    """Per day: requests, compute, attributed and idle cost, unallocated idle, capacity, total."""
+    """Per day: predictions, requests, busy time and its cost, fees, shared and unallocated
+    idle, capacity (CPU seconds and dollars), total. Busy + idle = capacity, both ways."""
     sums = costs.groupby("day")[list(SUMS)].sum() if not costs.empty else None
-    capacity = capacity_cost_usd(pricing, DAY_SECONDS)
     rows = []
     for day in days:
         billed = billed_from is not None and day >= billed_from
         used = sums.loc[day] if sums is not None and day in sums.index else None
         row = {column: float(used[column]) if used is not None else 0.0 for column in SUMS}
-        unallocated = capacity if billed and used is None else 0.0
+        # The same capacity compute_costs priced the day's usage with (none before billing).
+        capacity = period_capacity(
+            pricing, DAY_SECONDS if billed else 0.0, row["busy_seconds"], row["usage_cost_usd"]
+        )
+        unallocated = capacity.cost_usd if used is None else 0.0
         rows.append(
             {
                 "day": day,
                 "billed": billed,
                 **row,
                 "unallocated_idle_usd": unallocated,
-                "capacity_cost_usd": capacity if billed else 0.0,
+                "capacity_seconds": capacity.seconds,
+                "idle_seconds": capacity.idle_seconds,
+                "utilisation_pct": _ratio_pct(capacity.busy_seconds, capacity.seconds),
+                "capacity_measured": capacity.measured and used is not None,
+                "capacity_cost_usd": capacity.cost_usd,
                 "total_cost_usd": row["total_cost_usd"] + unallocated,
             }
         )
     frame = pd.DataFrame(rows, columns=_LEDGER_COLUMNS)
-    return frame.astype({"n": "int64", "billed": "bool"})
+    return frame.astype(
+        {"n": "int64", "requests": "int64", "billed": "bool", "capacity_measured": "bool"}
+    )
 
 
 _LEDGER_COLUMNS = [
@@ -195,8 +250,48 @@ _LEDGER_COLUMNS = [
     "billed",
     *SUMS,
     "unallocated_idle_usd",
+    "capacity_seconds",
+    "idle_seconds",
+    "utilisation_pct",
+    "capacity_measured",
     "capacity_cost_usd",
 ]
+
+
+def _ratio_pct(part: float, whole: float) -> float | None:
+    return part / whole * 100.0 if whole > 0 else None
+
+
+def _idle_summary(
+    week_days: pd.DataFrame, pricing: PricingConfig, peak: PeakHour | None
+) -> IdleSummary:
+    provisioned = pricing.capacity
+    measured = int(week_days["capacity_measured"].sum()) if provisioned.replicas else 0
+    return IdleSummary(
+        capacity_seconds=_sum(week_days, "capacity_seconds"),
+        busy_seconds=_sum(week_days, "busy_seconds"),
+        capacity_cost_usd=_sum(week_days, "capacity_cost_usd"),
+        usage_cost_usd=_sum(week_days, "usage_cost_usd"),
+        shared_idle_usd=_sum(week_days, "idle_cost_usd"),
+        unallocated_idle_usd=_sum(week_days, "unallocated_idle_usd"),
+        fee_usd=_sum(week_days, "fee_usd"),
+        measured_days=measured,
+        replicas=provisioned.replicas,
+        cpus=provisioned.cpus,
+        hourly_rate_usd=provisioned.hourly_rate_usd,
+        peak=peak,
+    )
+
+
+def _peak_hour(hourly: pd.DataFrame | None, week: IsoWeek) -> PeakHour | None:
+    if hourly is None:
+        return None
+    start, end = midnight(week.start), midnight(week.end)
+    inside = hourly[(hourly["hour"] >= start) & (hourly["hour"] < end)]
+    if inside.empty:
+        return None
+    busiest = inside.loc[inside["busy_ms"].idxmax()]
+    return PeakHour(busiest["hour"].to_pydatetime(), float(busiest["busy_ms"]) / 1000.0)
 
 
 def breakdown(current: pd.DataFrame, previous: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -204,7 +299,7 @@ def breakdown(current: pd.DataFrame, previous: pd.DataFrame, keys: Sequence[str]
     now = _sum_by(current, keys)
     before = _sum_by(previous, keys)["total_cost_usd"].rename("previous_total_cost_usd")
     frame = now.join(before, how="outer").fillna(0.0).reset_index()
-    frame["n"] = frame["n"].astype("int64")
+    frame = frame.astype({"n": "int64", "requests": "int64"})
     frame["change_usd"] = frame["total_cost_usd"] - frame["previous_total_cost_usd"]
     frame["change_pct"] = _pct(frame["change_usd"], frame["previous_total_cost_usd"])
     total = float(frame["total_cost_usd"].sum())
@@ -434,16 +529,53 @@ def summarize(figures: WeeklyFigures) -> list[str]:
             f"{usd(usage.current)}), but total spend barely moved: provisioned capacity sets a "
             "floor under it."
         )
-    idle = figures.idle
-    if idle.idle_pct is not None and idle.idle_pct >= 50:
-        lines.append(
-            f"{percent(idle.idle_pct)} of the {usd(idle.capacity_cost_usd)} of provisioned "
-            f"capacity sat idle ({usd(idle.idle_usd)}): fewer replicas or a lower rate would "
-            "cut spend without touching traffic."
-        )
+    lines.extend(capacity_lines(figures.idle))
     lines.extend(_budget_lines(figures.budgets, f"{figures.week.month_start:%B %Y}"))
     lines.extend(_anomaly_lines(figures.anomalies))
     return lines
+
+
+def capacity_lines(idle: IdleSummary) -> list[str]:
+    """How much of the capacity requests used, and advice on replicas only where the busiest
+    hour supports it."""
+    if not idle.replicas:
+        return []  # paid per use: nothing provisioned, nothing idle
+    if idle.measured_days:
+        days = f"{idle.measured_days} day{'s' if idle.measured_days != 1 else ''}"
+        return [
+            f"On {days} requests kept the workers busy for more CPU time than the configured "
+            f"capacity ({idle.replicas} x {idle.cpus:g} CPU) offers: check pricing.capacity; "
+            "those days' capacity is the measured busy time, with nothing idle."
+        ]
+    used = percent(idle.utilisation_pct)
+    line = f"Requests used {used} of the capacity's CPU time; {percent(idle.idle_pct)} sat idle"
+    needed, peak = idle.replicas_for_peak(), idle.peak_utilisation_pct
+    if needed is None or peak is None or idle.peak is None:
+        return [f"{line}."]
+    busiest = (
+        f"the busiest hour ({idle.peak.start:%a %d %b %H:00} UTC) used {percent(peak)} of the "
+        "capacity"
+    )
+    target = percent(PEAK_UTILISATION_TARGET * 100)
+    if needed < idle.replicas:
+        saving = (idle.replicas - needed) * idle.hourly_rate_usd * 24 * 7
+        fewer = f"{needed} replica{'s' if needed != 1 else ''}"
+        return [
+            f"{line}, and {busiest}: {fewer} instead of {idle.replicas} would have run it at no "
+            f"more than {target} of {'their' if needed != 1 else 'its'} CPU, saving about "
+            f"{usd(saving)} a week."
+        ]
+    if needed > idle.replicas:
+        return [
+            f"{line}, but {busiest}, above the {target} that leaves headroom: {needed} replicas "
+            "would have kept it within."
+        ]
+    if idle.replicas == 1:
+        return [f"{line}; {busiest}. One replica is the least there can be."]
+    return [
+        f"{line}, but {busiest}: fewer replicas would have run it above {target} of their CPU, "
+        "so the idle time is headroom rather than waste."
+    ]
 
 
 def _quiet_week(figures: WeeklyFigures) -> list[str]:

@@ -17,7 +17,7 @@ from monitors.finops.html_page import render_html
 from monitors.finops.markdown_page import render_markdown
 from monitors.finops.sections import report_stem
 from monitors.finops.tables import csv_tables
-from storage.aggregates import daily_compute_totals, first_prediction_day
+from storage.aggregates import daily_compute_totals, first_prediction_day, hourly_busy_ms
 from storage.engine import Engine
 
 Progress = Callable[[str], None]
@@ -32,7 +32,8 @@ def load_figures(engine: Engine, config: AppConfig, week: IsoWeek) -> WeeklyFigu
     start, end = data_range(week)
     totals = daily_compute_totals(engine, midnight(start), midnight(end))
     first = first_prediction_day(engine, midnight(end))  # capacity is billed from then
-    return weekly_figures(totals, week, config.pricing, budgets_of(config), first)
+    hourly = hourly_busy_ms(engine, midnight(week.start), midnight(week.end))
+    return weekly_figures(totals, week, config.pricing, budgets_of(config), first, hourly)
 
 
 def html_path(out_dir: Path, week: IsoWeek) -> Path:

@@ -95,8 +95,9 @@ def sections(figures: WeeklyFigures, charts: dict[str, bytes]) -> list[Section]:
             "per-1k",
             "Cost per 1,000 predictions",
             [
-                "Usage per 1k is the cost monitor's cost_per_1k_predictions_usd: compute time and "
-                "request fees only. All-in adds each model's share of idle capacity."
+                "Usage per 1k is the cost monitor's cost_per_1k_predictions_usd: the worker CPU "
+                "time the predictions used (HTTP, validation, inference, logging), priced, plus "
+                "the request fees. All-in adds each model's share of idle capacity."
             ],
             _tables(f.per_thousand, PER_THOUSAND_COLUMNS),
         ),
@@ -167,16 +168,41 @@ def _change_text(f: WeeklyFigures) -> list[str]:
     return lines
 
 
+def cpu_hours(seconds: float) -> str:
+    """CPU seconds as CPU hours, with the decimals a small figure needs."""
+    hours = seconds / 3600.0
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:,.2f}" if hours >= 0.1 else f"{hours:.4f}"
+
+
 def _idle_text(f: WeeklyFigures) -> list[str]:
     idle = f.idle
-    return [
-        f"Provisioned capacity cost {usd(idle.capacity_cost_usd)} this week; requests used "
-        f"{usd(idle.attributed_cost_usd)} of it (usage-priced). Idle capacity came to "
-        f"{usd(idle.idle_usd)} ({pct(idle.idle_pct)} of capacity): "
+    fees = f"Request fees came to {usd(idle.fee_usd)} on top."
+    if not idle.replicas:
+        return [
+            "No capacity is provisioned (pricing.capacity.replicas is 0): the workers' busy time "
+            f"is paid per use, {cpu_hours(idle.busy_seconds)} CPU hours for "
+            f"{usd(idle.usage_cost_usd)}, so nothing sits idle. {fees}"
+        ]
+    replicas = f"{idle.replicas} replica{'s' if idle.replicas != 1 else ''}"
+    lines = [
+        f"Provisioned capacity: {replicas} of {idle.cpus:g} CPU, "
+        f"{cpu_hours(idle.capacity_seconds)} CPU hours over the billed days for "
+        f"{usd(idle.capacity_cost_usd)}. Requests kept the workers busy (HTTP, validation, "
+        f"inference, logging) for {cpu_hours(idle.busy_seconds)} of them "
+        f"({pct(idle.utilisation_pct)}), {usd(idle.usage_cost_usd)} at the capacity's price per "
+        f"CPU second; the other {cpu_hours(idle.idle_seconds)} CPU hours "
+        f"({usd(idle.idle_usd)}, {pct(idle.idle_pct)} of capacity) sat idle: "
         f"{usd(idle.shared_idle_usd)} shared across the tenants that used each day, in "
-        f"proportion to their usage cost, and {usd(idle.unallocated_idle_usd)} unallocated "
-        "(days without any traffic).",
+        f"proportion to their busy time, and {usd(idle.unallocated_idle_usd)} unallocated (days "
+        f"without any traffic). {fees}",
     ]
+    if idle.peak is not None and idle.peak_utilisation_pct is not None:
+        lines.append(
+            f"The busiest hour ({idle.peak.start:%a %d %b %H:00} UTC) kept the workers busy for "
+            f"{cpu_hours(idle.peak.busy_seconds)} CPU hours, "
+            f"{pct(idle.peak_utilisation_pct)} of the capacity's CPU in that hour."
+        )
+    return lines
 
 
 def _budget_text(f: WeeklyFigures) -> list[str]:
@@ -213,14 +239,21 @@ def _anomaly_text(f: WeeklyFigures) -> list[str]:
 
 METHOD = [
     "Source: the predictions table, aggregated per UTC day in SQL "
-    "(storage.aggregates.daily_compute_totals).",
-    "Usage cost (attributed): compute seconds x the model's price per CPU or GPU second (by "
-    "resource class) + a fee per request, from pricing in the configuration; the same function "
-    "(monitors.cost.compute_costs) prices the cost monitor.",
-    "Idle cost: each UTC day's provisioned capacity (replicas x hourly rate x 24 h) minus that "
-    "day's usage cost, shared across the day's usage in proportion to usage cost (as OpenCost "
-    "does). Capacity is billed from the day of the store's first prediction; on billed days "
-    "without traffic it stays unallocated. Total spend = usage + shared idle + unallocated idle.",
+    "(storage.aggregates.daily_compute_totals): predictions, requests (a bulk request once) "
+    "and busy time, the worker CPU time the service measured for each request (HTTP, "
+    "validation, inference, logging; busy_ms).",
+    "Capacity, per UTC day: replicas x CPUs x 24 h of CPU time for replicas x hourly rate x "
+    "24 h. Usage cost: each request's busy time at the capacity's price per CPU second; idle "
+    "cost: the capacity's CPU time no request used, at the same price, so usage + idle = "
+    "capacity. Idle is shared across the day's usage in proportion to busy time (as OpenCost "
+    "does). A day on which requests used more CPU time than provisioned takes its capacity "
+    "from the measured busy time; with no capacity provisioned (replicas 0) busy time is paid "
+    "per use at the model's price per CPU (and GPU) second and nothing is idle.",
+    "Attributed cost = usage + a fee per request (per request, not per bulk item), from pricing "
+    "in the configuration; the same function (monitors.cost.compute_costs) prices the cost "
+    "monitor. Capacity is billed from the day of the store's first prediction; on billed days "
+    "without traffic it stays unallocated. Total spend = capacity + fees = usage + fees + "
+    "shared idle + unallocated idle.",
     "Week over week compares with the ISO week before; movers are the tenant, endpoint and model "
     "combinations whose total spend changed most.",
 ]

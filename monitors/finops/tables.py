@@ -72,8 +72,13 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def cpu_hours_cell(seconds: Any) -> str:
+    return "–" if missing(seconds) else f"{float(seconds) / 3600.0:,.3f}"
+
+
 USAGE_COLUMNS = (
     Column("n", "Predictions", count),
+    Column("requests", "Requests", count),
     Column("attributed_cost_usd", "Usage", money),
     Column("idle_cost_usd", "Idle share", money),
     Column("total_cost_usd", "Total", money),
@@ -85,6 +90,8 @@ USAGE_COLUMNS = (
 DAY_COLUMNS = (
     Column("day", "Day", day_cell, numeric=False),
     Column("n", "Predictions", count),
+    Column("requests", "Requests", count),
+    Column("utilisation_pct", "Utilisation", pct),
     Column("attributed_cost_usd", "Usage", money),
     Column("idle_cost_usd", "Idle (shared)", money),
     Column("unallocated_idle_usd", "Idle (unallocated)", money),
@@ -109,6 +116,7 @@ MOVER_COLUMNS = (
 )
 IDLE_COLUMNS = (
     Column("tenant", "Tenant", text, numeric=False),
+    Column("busy_seconds", "Busy (CPU h)", cpu_hours_cell),
     Column("attributed_cost_usd", "Usage", money),
     Column("idle_cost_usd", "Idle share", money),
     Column("total_cost_usd", "Total", money),

@@ -107,7 +107,8 @@ def test_cost_rows_add_up_to_the_capacity_of_the_window(loaded):
     rows = _rows(outcome, "cost")
     total = rows[("*", "*", "total_cost_usd")]
     capacity = CONFIG.pricing.capacity
-    assert total.value == pytest.approx(capacity.replicas * capacity.hourly_rate_usd)
+    fees = total.details["fee_usd"]  # per request, on top of the capacity
+    assert total.value == pytest.approx(capacity.replicas * capacity.hourly_rate_usd + fees)
     assert total.n == len(traffic.window_traffic())
     tenants = [
         r.value

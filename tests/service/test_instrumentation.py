@@ -1,6 +1,7 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from core.catalog import OTHER
@@ -211,6 +212,26 @@ def test_ok_bulk_request_is_one_record_per_item_with_indexed_ids():
     assert records[0]["features"] == {"text": "[REDACTED]"}
 
 
+def test_the_worker_cpu_charged_to_a_request_is_shared_by_its_rows():
+    items = [_item("billing"), _item("technical", 0.6, 2), _item("billing")]
+    bulk = _trace(endpoint="classify_tickets", items=items, busy_seconds=0.009)
+    rows = prediction_records(bulk, "ok", 0.02, store_raw_inputs=False, redact=str)
+    assert [r["busy_ms"] for r in rows] == pytest.approx([3.0, 3.0, 3.0])
+    failed = _trace(endpoint="classify_tickets", items=items, busy_seconds=0.009)
+    (row,) = prediction_records(failed, "timeout", 0.02, store_raw_inputs=False, redact=str)
+    assert row["busy_ms"] == pytest.approx(9.0)  # one row carries the whole request
+
+
+def test_a_trace_counts_its_own_time_on_the_loop_and_leaves_its_waits_out():
+    trace = _trace(started=10.0, resumed=10.0)
+    trace.pause(10.002)  # 2 ms of admission and validation, then it waits for its body
+    trace.resume(10.050)
+    trace.pause(10.051)  # 1 ms more, then inference
+    assert trace.work_until(10.500) == pytest.approx(0.003)  # still waiting: nothing added
+    trace.resume(10.600)
+    assert trace.work_until(10.604) == pytest.approx(0.007)  # 4 ms to make its answer
+
+
 def test_error_request_is_one_record_without_a_decision():
     trace = _trace(error=ServiceError("model_error"), items=[_item(batch=8), _item(batch=16)])
     (record,) = prediction_records(
@@ -230,7 +251,13 @@ def test_error_request_is_one_record_without_a_decision():
 
 
 def test_records_carry_every_column_of_the_predictions_table():
-    trace = _trace(tenant="acme", region="eu", items=[_item()], client_request_id="client-0001")
+    trace = _trace(
+        tenant="acme",
+        region="eu",
+        items=[_item()],
+        client_request_id="client-0001",
+        busy_seconds=0.006,
+    )
     digest = "hmac({})".format
     common = {
         "request_id": "r1",
@@ -246,6 +273,7 @@ def test_records_carry_every_column_of_the_predictions_table():
         "resource_class": "cpu",
         "client_request_id": "client-0001",
         "input_hmac": "hmac(mail a@b.io)",
+        "busy_ms": 6.0,
     }
     ok = prediction_records(
         trace, "ok", 0.01, store_raw_inputs=True, redact=str.upper, digest=digest

@@ -170,6 +170,15 @@ def test_rows_hold_the_answers(traffic):
             assert row["confidence"] is None
 
 
+def test_rows_carry_the_worker_cpu_charged_to_their_request(traffic):
+    rows = traffic["rows"]
+    for request_id, row in rows.items():
+        assert row["busy_ms"] > 0, request_id  # errors too: the worker spent time on them
+    bulk = [row["busy_ms"] for key, row in rows.items() if key.split(":")[0].endswith("ok-bulk")]
+    assert len(bulk) == len(TICKETS)
+    assert bulk == pytest.approx([bulk[0]] * len(bulk))  # one request's share, split equally
+
+
 def test_rows_carry_tenant_region_and_redacted_inputs(traffic):
     by_kind = {
         rid.split("-", 2)[2]: row for rid, row in traffic["rows"].items() if "ok-bulk" not in rid

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.contracts import PREDICTION_COLUMNS
 from service.spill import (
     REJECTED_PREFIX,
     SpillDirectory,
@@ -55,6 +56,16 @@ def test_records_round_trip_as_json_lines_with_iso_timestamps():
     assert [d["request_id"] for d in decoded] == [r["request_id"] for r in records]
     assert decode_line(b'{"request_id": "x", "ts') is None
     assert decode_line(b"[1, 2]") is None
+
+
+def test_journal_rows_written_before_a_column_was_appended_still_decode():
+    row = [f"value {i}" for i in range(len(PREDICTION_COLUMNS))]
+    older = json.dumps(row[:-1]).encode()  # a journal of the release before the last column
+    record = decode_line(older)
+    assert record == dict(zip(PREDICTION_COLUMNS[:-1], row, strict=False))
+    assert PREDICTION_COLUMNS[-1] not in record  # stored as null
+    assert decode_line(json.dumps([*row, "one too many"]).encode()) is None
+    assert decode_line(json.dumps(row[:5]).encode()) is None  # not a row at all
 
 
 def test_lines_are_decoded_together_but_never_merged_or_misread():

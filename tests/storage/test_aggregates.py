@@ -10,6 +10,7 @@ from storage.aggregates import (
     confidence_histogram,
     daily_compute_totals,
     first_prediction_day,
+    hourly_busy_ms,
     status_counts,
 )
 from storage.writer import write_predictions
@@ -76,3 +77,33 @@ def test_inverted_window_is_refused(store_engine):
 def test_first_prediction_day_is_the_utc_day_of_the_earliest_row_before(store_engine, records):
     assert first_prediction_day(store_engine, END) == START.date()
     assert first_prediction_day(store_engine, START) is None
+
+
+def test_requests_count_a_bulk_request_once_and_busy_time_falls_back_to_compute(store_engine):
+    base = make_records(4, step_s=1.0)[0]
+    rows = [
+        {**base, "request_id": f"bulk:{i}", "compute_ms": 0.5, "busy_ms": 2.0} for i in range(12)
+    ]  # one bulk request of 12 items (ids :0 .. :11, so :10 is not its first)
+    rows.append({**base, "request_id": "single", "compute_ms": 1.0, "busy_ms": 7.0})
+    rows.append({**base, "request_id": "failed-bulk", "compute_ms": 3.0, "status": "timeout"})
+    rows.append({**base, "request_id": "old", "compute_ms": 4.0})  # written before busy_ms
+    write_predictions(store_engine, rows)
+    for totals in (
+        compute_totals(store_engine, START, END),
+        daily_compute_totals(store_engine, START, END),
+    ):
+        assert totals["n"].sum() == 15
+        assert totals["requests"].sum() == 4
+        assert totals["compute_ms"].sum() == pytest.approx(12 * 0.5 + 1.0 + 3.0 + 4.0)
+        assert totals["busy_ms"].sum() == pytest.approx(12 * 2.0 + 7.0 + 3.0 + 4.0)
+
+
+def test_hourly_busy_time_per_utc_hour(store_engine):
+    rows = make_records(3, step_s=1800.0)  # 00:00, 00:30, 01:00
+    for i, row in enumerate(rows):
+        row["busy_ms"] = 10.0 * (i + 1)
+    write_predictions(store_engine, rows)
+    hours = hourly_busy_ms(store_engine, START, START + timedelta(hours=3))
+    assert [h.hour for h in hours["hour"]] == [0, 1]
+    assert hours["busy_ms"].tolist() == pytest.approx([30.0, 30.0])
+    assert str(hours["hour"].iloc[0].tz) == "UTC"

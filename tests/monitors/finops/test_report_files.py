@@ -88,8 +88,8 @@ def test_markdown_has_every_section_and_the_summary(hand_store, tmp_path):
     markdown = (tmp_path / "finops-2026-W47.md").read_text()
     headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
     assert headings == ["FinOps report 2026-W47", *SECTIONS]
-    assert "- Spend rose 28% week over week to $9.20" in markdown
-    assert "| initech | $0.50 | $3.20 |" in markdown
+    assert "- Spend rose 17% week over week to $8.41" in markdown
+    assert "| initech | $0.50 | $2.40 |" in markdown
 
 
 def test_a_week_that_has_not_ended_is_refused(hand_store, tmp_path):
