@@ -185,6 +185,23 @@ MONITOR_METRICS: tuple[MetricSpec, ...] = (
         multiprocess_mode="mostrecent",
     ),
     MetricSpec(
+        "servewatch_monitor_last_run_timestamp_seconds",
+        "gauge",
+        "Unix time of the last completed run of a monitor (read back from monitor_results when "
+        "the scheduler starts).",
+        ("monitor",),
+        unit="seconds",
+        multiprocess_mode="mostrecent",
+    ),
+    MetricSpec(
+        "servewatch_monitor_schedule_seconds",
+        "gauge",
+        "How often a monitor runs (its configured every_seconds).",
+        ("monitor",),
+        unit="seconds",
+        multiprocess_mode="mostrecent",
+    ),
+    MetricSpec(
         "servewatch_monitor_run_duration_seconds",
         "gauge",
         "Duration of the last run of a monitor.",
