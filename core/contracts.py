@@ -215,6 +215,19 @@ MONITOR_TABLE: tuple[Monitor, ...] = (
             MonitorMetric("cost_per_1k_predictions_usd", "Attributed cost per 1,000 predictions"),
         ),
     ),
+    Monitor(
+        "traffic",
+        "traffic has dropped far below its usual rate",
+        (
+            MonitorMetric(
+                "volume_drop",
+                "1 - predictions in the window / predictions expected from the key's usual rate",
+                0.5,
+                0.9,
+                share=True,
+            ),
+        ),
+    ),
 )
 MONITOR_NAMES: tuple[str, ...] = tuple(monitor.name for monitor in MONITOR_TABLE)
 

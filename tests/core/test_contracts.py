@@ -94,7 +94,7 @@ def test_no_module_but_the_contracts_spells_out_a_contract_list():
     "source",
     [
         'ENDPOINTS = ("classify_ticket", "classify_tickets", "predict_risk")',
-        'known = ["confidence_drift", "class_shift", "schema_failures", "cost"]',
+        'known = ["confidence_drift", "class_shift", "schema_failures", "cost", "traffic"]',
         'M = {"psi": 1, "js_distance": "x", "chi_square": None}',
     ],
 )
