@@ -364,7 +364,7 @@ def _tenant_table(
 def _status_cell(rows: Sequence[MonitorResult]) -> str:
     top = worst(rows)
     if top is None:
-        return "<td class='none'>not run for this window</td>"
+        return "<td class='none'>no rows for this window</td>"
     return f"<td class='{top.status}'>{_e(top.status)} (n = {top.n})</td>"
 
 
@@ -537,11 +537,11 @@ def write_window_reports(
     max_rows: int = 50_000,
     now: datetime | None = None,
 ) -> list[Path]:
-    """The report of every drift key at warn or alert in `results` (one monitor's window).
+    """The report of every drift key at warn or alert in `results` (rows of one window).
 
     Each key gets `<reports_dir>/<report_path>/<window file>` and `latest.html` beside it;
-    Evidently runs once per model version. Verdicts of the other drift monitor come from the
-    store when it has the same window. Returns the pages written.
+    Evidently runs once per model version. Verdicts of a drift monitor absent from `results`
+    come from the store when it has the same window. Returns the pages written.
     """
     by_version: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for monitor, model, version, tenant in flagged_keys(results):

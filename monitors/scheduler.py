@@ -81,6 +81,7 @@ class Scheduler:
     history: HourlyHistory | None = None  # the traffic monitor's hourly counts, kept across runs
     _last_end: dict[str, float] = field(default_factory=dict)
     _restored: bool = False
+    _pending_reports: dict[Window, list[MonitorResult]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -132,7 +133,7 @@ class Scheduler:
             ]
             if runs:
                 self.exporter.restore_last_run(monitor, max(runs).timestamp())
-            current = datetime.fromtimestamp(now - RESTORE_WINDOWS * plan.every_seconds, UTC)
+            current = datetime.fromtimestamp(now - self._current_seconds(monitor), UTC)
             rows = results_ending_after(self.engine, monitor, current)
             results = _newest_per_key(
                 r for r in rows if _scheduled(r["window_start"], r["window_end"], plan)
@@ -157,6 +158,7 @@ class Scheduler:
                 log.exception("monitor %s: cannot plan its windows", monitor)
                 self.exporter.record_run(monitor, False, 0.0, self.clock())
                 runs.append(WindowRun(monitor, None, "failure", error=_describe(exc)))
+        self._write_reports()
         runs.extend(self._tick_finops())
         return runs
 
@@ -222,7 +224,7 @@ class Scheduler:
         if monitor == COST and outcome.costs is not None and window.end.timestamp() >= latest:
             self._publish_costs(outcome.costs, window)
         self.exporter.record_run(monitor, True, self.clock() - started, self.clock())
-        self._write_reports(monitor, window, outcome)
+        self._queue_reports(monitor, window, outcome)
         log.info(
             "monitor %s: %d rows for %s .. %s",
             monitor,
@@ -232,32 +234,42 @@ class Scheduler:
         )
         return WindowRun(monitor, window, "success", rows=len(outcome.results))
 
-    def _write_reports(self, monitor: str, window: Window, outcome: RunOutcome) -> None:
-        """Drift reports of the window's keys at warn or alert, when the window is recent."""
+    def _queue_reports(self, monitor: str, window: Window, outcome: RunOutcome) -> None:
+        """Keep a recent window's rows at warn or alert for the reports written after the tick."""
         if self.reports_dir is None or not flagged_keys(outcome.results):
             return
-        now = self.clock()
-        if window.end.timestamp() < now - RESTORE_WINDOWS * self.schedule(monitor).every_seconds:
+        if window.end.timestamp() < self.clock() - self._current_seconds(monitor):
             log.info("monitor %s: no drift report for the caught-up window %s", monitor, window)
             return
-        try:
-            pages = write_window_reports(
-                self.engine,
-                self.config,
-                outcome.results,
-                window,
-                self.reports_dir,
-                baselines=self.baselines,
-                now=datetime.fromtimestamp(now, UTC),
-            )
-        except Exception:  # the window's rows are stored and exported; only the report is lost
-            log.exception("monitor %s: drift reports for %s failed", monitor, window)
-            self.exporter.record_run(DRIFT_REPORTS, False, self.clock() - now, self.clock())
+        self._pending_reports.setdefault(window, []).extend(outcome.results)
+
+    def _current_seconds(self, monitor: str) -> float:
+        return RESTORE_WINDOWS * self.schedule(monitor).every_seconds
+
+    def _write_reports(self) -> None:
+        """The drift reports of the tick's windows, once every drift monitor of them has run
+        (so each page has both verdicts, and Evidently runs once per model version)."""
+        pending, self._pending_reports = self._pending_reports, {}
+        if self.reports_dir is None:
             return
-        self.exporter.record_run(DRIFT_REPORTS, True, self.clock() - now, self.clock())
-        log.info(
-            "monitor %s: %d drift report(s) written to %s", monitor, len(pages), self.reports_dir
-        )
+        for window, results in sorted(pending.items()):
+            started = self.clock()
+            try:
+                pages = write_window_reports(
+                    self.engine,
+                    self.config,
+                    results,
+                    window,
+                    self.reports_dir,
+                    baselines=self.baselines,
+                    now=datetime.fromtimestamp(started, UTC),
+                )
+            except Exception:  # the window's rows are stored and exported; only its report is lost
+                log.exception("drift reports for %s failed", window)
+                self.exporter.record_run(DRIFT_REPORTS, False, self.clock() - started, self.clock())
+                continue
+            self.exporter.record_run(DRIFT_REPORTS, True, self.clock() - started, self.clock())
+            log.info("%d drift report(s) of %s written to %s", len(pages), window, self.reports_dir)
 
     def _publish_costs(self, costs: pd.DataFrame, window: Window) -> None:
         self.exporter.publish_costs(costs)

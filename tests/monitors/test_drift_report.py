@@ -1,11 +1,14 @@
 """`servewatch report drift`: an Evidently HTML report per tenant against the reference."""
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
 from core.config import AppConfig, MonitorsConfig, Threshold
+from core.reports import LATEST, window_file
 from core.timeutil import Window
 from monitors.baselines import Baseline
 from monitors.cli import report_app
@@ -14,6 +17,7 @@ from monitors.drift_report import (
     baseline_frame,
     build_drift_report,
     gather_evidence,
+    prune,
     window_frame,
 )
 from monitors.runner import run_monitors, store_results
@@ -169,3 +173,11 @@ def test_per_tenant_drift_in_the_report_matches_scipy_on_the_same_rows(store_eng
         assert test.detected == (expected >= 0.1)
     assert summary.drift["globex"]["confidence"].detected
     assert not summary.drift["acme"]["confidence"].detected
+
+
+def test_pruning_keeps_the_newest_window_pages_and_latest(tmp_path):
+    names = [window_file(traffic.T0 + timedelta(minutes=5 * k)) for k in (3, 1, 2, 0)]
+    for name in [*names, LATEST]:
+        (tmp_path / name).write_text(name)
+    prune(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*sorted(names)[-2:], LATEST])

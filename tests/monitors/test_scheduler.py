@@ -261,7 +261,7 @@ def test_when_traffic_stops_every_key_stays_exported_and_traffic_alerts(engine):
 
 def test_drift_reports_are_written_for_each_key_at_warn_or_alert(engine, tmp_path):
     scheduler = _scheduler(engine, Clock(END + 5))
-    scheduler.monitors = ("confidence_drift", "schema_failures")
+    scheduler.monitors = ("confidence_drift", "class_shift", "schema_failures")
     scheduler.reports_dir = tmp_path / "reports"
     scheduler.tick()
     flagged = {
@@ -289,6 +289,8 @@ def test_drift_reports_are_written_for_each_key_at_warn_or_alert(engine, tmp_pat
     assert "ticket_classifier v1, tenant globex" in page
     assert "2026-11-16T10:00:00Z .. 2026-11-16T11:00:00Z" in page
     assert "servewatch verdict for tenant globex, confidence_drift: <strong>alert</strong>" in page
+    # Written after the tick: the class-shift verdicts of the same window are on the page too.
+    assert "no rows for this window" not in page
     assert not (tmp_path / "reports" / "schema_failures").exists()
     assert not (
         tmp_path / "reports" / report_path("confidence_drift", traffic.MODEL, "v1", "acme")
