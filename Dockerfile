@@ -16,6 +16,8 @@ COPY dashboards ./dashboards
 COPY alerts ./alerts
 COPY servewatch ./servewatch
 COPY examples ./examples
+# The runbooks, served at /runbooks by the monitors process (every alert links there).
+COPY docs/runbooks.md ./docs/runbooks.md
 RUN uv sync --frozen --no-dev
 
 RUN useradd --create-home --uid 10001 servewatch && mkdir -p /data && chown servewatch /data

@@ -49,7 +49,9 @@ TENANT_SHARES = (0.35, 0.25, 0.2, 0.15, 0.05)
 TICKET_CLASSES = ("account", "billing", "other", "shipping", "technical")
 RISK_CLASSES = ("high", "low", "medium")
 VERSIONS = (("ticket_classifier", "v1"), ("ticket_classifier", "v2"), ("risk_scorer", "r1"))
-LOADED_COLUMNS = [c for c in PREDICTION_COLUMNS if c not in ("probabilities", "features")]
+# Nullable extras the generator leaves out (stored as NULL).
+UNLOADED = ("probabilities", "features", "client_request_id", "input_hmac")
+LOADED_COLUMNS = [c for c in PREDICTION_COLUMNS if c not in UNLOADED]
 TARGET_SECONDS, TARGET_RSS_MB, TARGET_SPEEDUP = 30.0, 500.0, 10.0
 
 

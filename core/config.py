@@ -170,12 +170,24 @@ def _merged_over_defaults(
     return merged
 
 
+class TrafficConfig(_Strict):
+    """How the traffic monitor learns a key's usual rate and when that rate is enough to judge."""
+
+    # A key's usual rate is the median of its hourly counts over this many hours before the
+    # window (or over the reference window of a manual run).
+    reference_hours: int = Field(default=168, ge=1, le=24 * 90)
+    # A key is judged only when its usual rate predicts at least this many predictions in the
+    # window: below it, Poisson noise alone would often halve the count.
+    min_expected: float = Field(default=50.0, gt=0)
+
+
 class MonitorsConfig(_Strict):
     min_predictions: int = Field(default=100, ge=1)
     low_confidence_cutoff: float = Field(default=0.5, gt=0, lt=1)
     thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=_default_thresholds)
     schedules: dict[str, MonitorSchedule] = Field(default_factory=_default_schedules)
     finops_weekday: int = Field(default=1, ge=1, le=7, description="ISO weekday of the report")
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
 
     @field_validator("thresholds", mode="before")
     @classmethod
@@ -482,6 +494,11 @@ class Settings(BaseSettings):
     @property
     def spill_dir(self) -> Path:
         return self.home / "spill"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where reports are written and served from (`/reports` of the monitors process)."""
+        return self.home / "reports"
 
     def audit_hmac_key(self) -> bytes | None:
         """The audit log's HMAC key, from the secret file or the variable (None: not set)."""

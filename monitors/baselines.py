@@ -88,6 +88,8 @@ class Baseline:
 # whether it holds any version of a model.
 RegistryLookup = Callable[[str, str], Mapping[str, Any] | None]
 RegistryHasModel = Callable[[str], bool]
+# The (model, version) pairs a model registry holds, of one model or (None) of every model.
+RegistryVersions = Callable[[str | None], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class RegistryLookups:
 
     metadata: RegistryLookup
     has_model: RegistryHasModel
+    versions: RegistryVersions | None = None
 
 
 @dataclass
@@ -105,6 +108,7 @@ class BaselineStore:
     engine: Engine
     registry: RegistryLookup | None = None  # no fallback beyond the mirror unless passed in
     registry_has_model: RegistryHasModel | None = None
+    registry_versions: RegistryVersions | None = None
     _cache: dict[tuple[str, str], Baseline] = field(default_factory=dict)
     problems: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -134,8 +138,11 @@ class BaselineStore:
         return version_metadata(self.engine, model_name, model_version)
 
     def registered_versions(self, model_name: str | None = None) -> list[tuple[str, str]]:
-        """(model, version) pairs in the store's registry mirror."""
-        return mirrored_versions(self.engine, model_name)
+        """(model, version) pairs in the store's registry mirror and the registry passed in."""
+        versions = set(mirrored_versions(self.engine, model_name))
+        if self.registry_versions is not None:
+            versions.update(self.registry_versions(model_name))
+        return sorted(versions)
 
     def is_registered(self, model_name: str) -> bool:
         """Whether the store's registry mirror or the model registry knows `model_name`."""

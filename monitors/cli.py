@@ -139,7 +139,12 @@ def _baselines(engine: Engine, settings: Settings) -> BaselineStore:
     if registry_hooks.connect is None:
         return BaselineStore(engine)
     lookups = registry_hooks.connect(settings)
-    return BaselineStore(engine, registry=lookups.metadata, registry_has_model=lookups.has_model)
+    return BaselineStore(
+        engine,
+        registry=lookups.metadata,
+        registry_has_model=lookups.has_model,
+        registry_versions=lookups.versions,
+    )
 
 
 def _reference_window(start: str | None, end: str | None) -> Any:
@@ -229,7 +234,7 @@ def _print_outcome(outcome: RunOutcome, json_output: bool) -> None:
     else:
         _print_table(outcome)
     if not outcome.results:
-        err.print("no predictions in the window: nothing to report")
+        err.print("no registered model and no predictions in or before the window: no rows")
 
 
 def _print_table(outcome: RunOutcome) -> None:
@@ -267,16 +272,27 @@ def schedule(
     finops: Annotated[
         bool, typer.Option("--finops/--no-finops", help="Write the weekly FinOps report")
     ] = True,
+    drift_reports: Annotated[
+        bool,
+        typer.Option(
+            "--drift-reports/--no-drift-reports",
+            help="Write the drift report of every window at warn or alert",
+        ),
+    ] = True,
     config: ConfigFile = None,
 ) -> None:
     """Run every monitor on its cadence from the config and serve the results on /metrics.
 
-    The weekly FinOps report is written too, on config.monitors.finops_weekday.
+    The weekly FinOps report is written too, on config.monitors.finops_weekday, and the drift
+    report of each window at warn or alert under <SERVEWATCH_HOME>/reports; the same server
+    serves them under /reports and the runbooks at /runbooks.
     """
     with _clear_errors():
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
 
         from monitors.exporter import MonitorExporter
+        from monitors.http_server import start_server
+        from monitors.runbooks import RUNBOOKS_FILE
         from monitors.scheduler import Scheduler
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -290,7 +306,8 @@ def schedule(
             exporter,
             max_catchup=max_catchup,
             baselines=_baselines(engine, settings),
-            finops_out_dir=(finops_out_dir or settings.home / "reports") if finops else None,
+            finops_out_dir=(finops_out_dir or settings.reports_dir) if finops else None,
+            reports_dir=settings.reports_dir if drift_reports else None,
         )
         if once:
             runs = scheduler.tick()
@@ -298,10 +315,11 @@ def schedule(
             err.print(f"{len(runs) - len(failed)} run(s) succeeded, {len(failed)} failed")
             raise typer.Exit(1 if failed else 0)
         try:
-            server, _ = start_http_server(port, addr=host, registry=registry)
+            server = start_server(host, port, registry, settings.reports_dir, RUNBOOKS_FILE)
         except OSError as exc:
             raise CliError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
-        err.print(f"serving /metrics on http://{host}:{server.server_port}/metrics")
+        base = f"http://{host}:{server.server_port}"
+        err.print(f"serving {base}/metrics, {base}/reports/ and {base}/runbooks")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
@@ -309,6 +327,7 @@ def schedule(
             scheduler.serve(stop)
         finally:
             server.shutdown()
+            server.server_close()
             engine.dispose()
 
 
@@ -331,7 +350,8 @@ def drift(
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Write an Evidently drift report of confidence and predicted class, per tenant."""
+    """Write the drift report of one model version: servewatch's verdict per tenant, with
+    Evidently's tests of confidence and predicted class (its interactive page beside it)."""
     with _clear_errors():
         from core.timeutil import Window
         from monitors.drift_report import build_drift_report
@@ -341,7 +361,7 @@ def drift(
         settings = _settings(config)
         engine = _open_store(database_url or settings.resolved_database_url)
         stamp = window.start.strftime("%Y%m%dT%H%M%SZ")
-        path = out or settings.home / "reports" / f"drift-{model}-{stamp}.html"
+        path = out or settings.reports_dir / f"drift-{model}-{stamp}.html"
         try:
             with err.status("building the drift report with Evidently"):
                 summary = build_drift_report(
@@ -359,7 +379,9 @@ def drift(
             engine.dispose()
         err.print(
             f"{summary.model_name} {summary.model_version}: {summary.current_rows} rows vs "
-            f"{summary.reference_rows} {summary.reference} rows, tenants "
-            f"{', '.join(summary.tenants)}"
+            f"{summary.reference_rows} {summary.reference} rows"
         )
+        for tenant, statuses in summary.verdicts.items():
+            verdict = ", ".join(f"{m} {s}" for m, s in statuses.items()) or "no rows"
+            err.print(f"  {tenant}: {verdict}", highlight=False)
         typer.echo(str(summary.path))

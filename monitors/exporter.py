@@ -32,6 +32,7 @@ class MonitorExporter:
         self._costs: set[LabelValues] = set()
         self._per_1k: set[LabelValues] = set()
         self._week: set[LabelValues] = set()
+        self._last_run: dict[str, float] = {}
         self._set_config(config)
 
     def _gauge(self, name: str) -> Gauge:
@@ -39,6 +40,9 @@ class MonitorExporter:
         return gauge
 
     def _set_config(self, config: AppConfig) -> None:
+        schedules = self._gauge("servewatch_monitor_schedule_seconds")
+        for monitor, plan in config.monitors.schedules.items():
+            schedules.labels(monitor).set(plan.every_seconds)
         thresholds = self._gauge("servewatch_monitor_threshold")
         for monitor, metrics in config.monitors.thresholds.items():
             for metric, threshold in metrics.items():
@@ -109,13 +113,20 @@ class MonitorExporter:
     def record_run(
         self, monitor: str, success: bool, duration_s: float, finished_at: float
     ) -> None:
-        """Count a run; a success also stamps the monitor's last-success time."""
+        """Count a run; a success also stamps the monitor's last-success and last-run times."""
         runs: Counter = self.metrics["servewatch_monitor_runs_total"]
         runs.labels(monitor, "success" if success else "failure").inc()
         self._gauge("servewatch_monitor_run_duration_seconds").labels(monitor).set(duration_s)
         if success:
             last = self._gauge("servewatch_monitor_last_success_timestamp_seconds")
             last.labels(monitor).set(finished_at)
+            self.restore_last_run(monitor, finished_at)
+
+    def restore_last_run(self, monitor: str, finished_at: float) -> None:
+        """Stamp a completed run (one read back from monitor_results too); never goes back."""
+        latest = max(self._last_run.get(monitor, finished_at), finished_at)
+        self._last_run[monitor] = latest
+        self._gauge("servewatch_monitor_last_run_timestamp_seconds").labels(monitor).set(latest)
 
     @staticmethod
     def _replace(gauge: Gauge, before: set[LabelValues], after: set[LabelValues]) -> None:

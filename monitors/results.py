@@ -41,6 +41,24 @@ class MonitorResult:
     def key(self) -> tuple[str, str, str, str, str]:
         return (self.monitor, self.metric, self.model_name, self.model_version, self.tenant)
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MonitorResult:
+        """A stored `monitor_results` row read back (storage.monitor_results)."""
+        return cls(
+            monitor=str(row["monitor"]),
+            model_name=str(row["model_name"]),
+            model_version=str(row["model_version"]),
+            tenant=str(row["tenant"]),
+            window_start=row["window_start"],
+            window_end=row["window_end"],
+            metric=str(row["metric"]),
+            value=row["value"],
+            threshold=row["threshold"],
+            status=row["status"],
+            n=int(row["n"]),
+            details=row["details"] or {},
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON object (plus `details`)."""
         return {

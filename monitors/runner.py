@@ -17,17 +17,19 @@ import numpy as np
 import pandas as pd
 
 from core.config import AppConfig
-from core.contracts import MONITOR_NAMES
+from core.contracts import ALL, MONITOR_NAMES
 from core.timeutil import Window
-from monitors import class_shift, cost, drift, schema_failures
+from monitors import class_shift, cost, drift, schema_failures, traffic
 from monitors.baselines import BaselineStore
 from monitors.histograms import FINE_EDGES, normalize_edges
 from monitors.references import BaselineReferences, References, WindowReferences
 from monitors.results import Measurement, MonitorResult
 from monitors.thresholds import judge
+from monitors.traffic import HourlyHistory
 from monitors.window_aggregates import (
     CLASS_COUNTS,
     COMPUTE_TOTALS,
+    HOURLY_COUNTS,
     STATUS_COUNTS,
     Key,
     ModelVersion,
@@ -65,6 +67,11 @@ class MonitorRun:
     config: AppConfig
     references: References
     model_name: str | None = None
+    # Versions that get rows even in a window without their predictions (the registry's).
+    registered: Sequence[ModelVersion] = ()
+    # Hourly counts kept across runs (the scheduler's); None: asked of SQL for this run only.
+    history: HourlyHistory | None = None
+    reference_window: Window | None = None
 
     speculative_grid: np.ndarray | None = None
 
@@ -94,6 +101,42 @@ class MonitorRun:
             return speculative  # asked for before the window's versions were known
         return needed
 
+    @cached_property
+    def traffic_reference(self) -> tuple[Window, dict[Key, dict[int, float]]]:
+        """The span a key's usual traffic is measured over, and its hourly counts per key."""
+        if self.reference_window is not None:
+            data = WindowAggregates(self.engine, self.reference_window, self.model_name)
+            return self.reference_window, traffic.hourly_by_key(data.get((HOURLY_COUNTS,)))
+        span = traffic.history_span(self.window, self.config.monitors.traffic.reference_hours)
+        frame = (self.history or HourlyHistory(self.engine)).counts(span)
+        if self.model_name is not None:
+            frame = frame[frame["model_name"] == self.model_name]
+        return span, traffic.hourly_by_key(frame)
+
+    @cached_property
+    def expected_keys(self) -> frozenset[Key]:
+        """Keys that get rows even when the window has none of their predictions.
+
+        Every registered version (all tenants) and every key seen in the reference period:
+        a tenant whose traffic stops keeps its rows, as `insufficient_data`, and the traffic
+        monitor says how far it fell.
+        """
+        registered = {(model, version, ALL) for model, version in self.registered}
+        return frozenset(registered | set(self.traffic_reference[1]))
+
+    def keys(self, current: Iterable[Key]) -> list[Key]:
+        """The keys with predictions in the window and the expected ones, sorted."""
+        return sorted(set(current) | self.expected_keys)
+
+    def absent(self, monitor: str, metrics: Sequence[str], key: Key) -> list[MonitorResult]:
+        """`insufficient_data` rows of a key with no predictions in the window."""
+        tenant = "any tenant" if key[2] == ALL else f"tenant {key[2]}"
+        reason = f"no predictions of {key[0]} {key[1]} for {tenant} in the window"
+        extra: dict[str, Any] = {"reason": reason, "current_n": 0}
+        if monitor in (drift.MONITOR, class_shift.MONITOR):
+            extra["reference"] = self.references.source
+        return self.rows(monitor, key, 0, {}, metrics, False, extra)
+
     def prefetch(self, monitors: Iterable[str]) -> None:
         """Ask SQL for every aggregate the monitors need, as few rounds and as many at once."""
         wanted = set(monitors)
@@ -101,7 +144,7 @@ class MonitorRun:
         first: list[Request] = []
         if compares:
             first += [(self.current, (CLASS_COUNTS,)), *self.references.first_requests()]
-        if schema_failures.MONITOR in wanted:
+        if wanted & {schema_failures.MONITOR, traffic.MONITOR}:
             first.append((self.current, (STATUS_COUNTS,)))
         if cost.MONITOR in wanted:
             first.append((self.current, (COMPUTE_TOTALS,)))
@@ -191,7 +234,10 @@ class MonitorRun:
         quantiles, cutoff, grid = self.quantiles, self.cutoff, self.confidence_grid
         current = keyed_histograms(self.current.confidence(grid), grid)
         results = []
-        for key in sorted(current):
+        for key in self.keys(current):
+            if key not in current:
+                results += self.absent(drift.MONITOR, drift.METRICS, key)
+                continue
             histogram, edges = current[key], quantiles.get((key[0], key[1]))
             reference = None if edges is None else self.references.confidence(key, grid)
             if reference is None or edges is None:
@@ -206,7 +252,10 @@ class MonitorRun:
     def class_shift(self) -> list[MonitorResult]:
         current = keyed_counts(self.current.class_counts, "predicted_class")
         results = []
-        for key in sorted(current):
+        for key in self.keys(current):
+            if key not in current:
+                results += self.absent(class_shift.MONITOR, class_shift.METRICS, key)
+                continue
             counts = {str(c): n for c, n in current[key].items()}
             reference = self.references.class_counts(key)
             metrics, n = class_shift.METRICS, sum(counts.values())
@@ -223,7 +272,10 @@ class MonitorRun:
     def schema_failures(self) -> list[MonitorResult]:
         current = keyed_counts(self.current.status_counts, "status")
         results = []
-        for key in sorted(current):
+        for key in self.keys(current):
+            if key not in current:
+                results += self.absent(schema_failures.MONITOR, schema_failures.METRICS, key)
+                continue
             statuses = {str(s): int(n) for s, n in current[key].items()}
             measurements = schema_failures.failure_rate(statuses)
             n = schema_failures.inference_count(statuses)
@@ -237,6 +289,23 @@ class MonitorRun:
                 schema_failures.METRICS,
                 why is None,
                 extra,
+            )
+        return results
+
+    def traffic(self) -> list[MonitorResult]:
+        current = keyed_counts(self.current.status_counts, "status")
+        span, usual_counts = self.traffic_reference
+        source = "window" if self.reference_window is not None else "history"
+        extra = {"reference": source, "reference_start": span.start, "reference_end": span.end}
+        min_expected = self.config.monitors.traffic.min_expected
+        results = []
+        for key in self.keys(current):
+            count = sum(current.get(key, {}).values())
+            usual = traffic.usual_rate(usual_counts.get(key, {}), span.seconds)
+            measurements = traffic.volume_drop(count, usual, self.window.seconds, min_expected)
+            judged = all(m.value is not None for m in measurements.values())
+            results += self.rows(
+                traffic.MONITOR, key, int(count), measurements, traffic.METRICS, judged, extra
             )
         return results
 
@@ -263,9 +332,14 @@ def run_monitors(
     model_name: str | None = None,
     monitors: Sequence[str] = MONITOR_NAMES,
     baselines: BaselineStore | None = None,
+    history: HourlyHistory | None = None,
     progress: Progress | None = None,
 ) -> RunOutcome:
-    """Compute the monitors' rows for `window` (reads only)."""
+    """Compute the monitors' rows for `window` (reads only).
+
+    Keys without predictions in the window still get rows (`MonitorRun.expected_keys`);
+    `history` keeps the traffic reference's hourly counts across runs.
+    """
     unknown = [m for m in monitors if m not in MONITOR_NAMES]
     if unknown:
         raise ValueError(f"unknown monitor(s) {', '.join(unknown)}; known: {MONITOR_NAMES}")
@@ -275,7 +349,16 @@ def run_monitors(
         if reference_window is None
         else WindowReferences(WindowAggregates(engine, reference_window, model_name))
     )
-    run = MonitorRun(engine, window, config, references, model_name)
+    run = MonitorRun(
+        engine,
+        window,
+        config,
+        references,
+        model_name,
+        registered=store.registered_versions(model_name),
+        history=history,
+        reference_window=reference_window,
+    )
     run.prefetch(monitors)
     if model_name is not None:
         _check_model(run, store, model_name)

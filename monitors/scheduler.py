@@ -3,6 +3,12 @@
 Windows end on multiples of the monitor's `every_seconds` (since the epoch). The last completed
 window is remembered in memory and, across restarts, read back from `monitor_results`. A failed
 run is logged and counted, and its window is due again at the next tick.
+
+At its first tick the scheduler puts the newest stored results back into its gauges (each
+key's newest scheduled window, if it ended at most RESTORE_WINDOWS runs ago) and the time of
+each monitor's last completed run, so /metrics is not empty until the next window closes and a
+stale monitor stays visibly stale. For every recent window where a drift monitor is at warn or
+alert it writes the drift report of each such key (monitors.drift_report).
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,16 +29,24 @@ from core.contracts import MONITOR_NAMES
 from core.timeutil import Window, aligned_end, due_windows, epoch
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
+from monitors.drift_report import flagged_keys, write_window_reports
 from monitors.exporter import MonitorExporter
-from monitors.runner import run_monitors, store_results
+from monitors.results import MonitorResult
+from monitors.runner import RunOutcome, run_monitors, store_results
+from monitors.traffic import HourlyHistory
 from monitors.week_costs import tenant_week_costs
 from storage.engine import Engine
 from storage.locks import monitor_lock
-from storage.monitor_results import windows_ending_after
+from storage.monitor_results import results_ending_after, window_runs, windows_ending_after
 
 log = logging.getLogger("servewatch.monitors.scheduler")
 Clock = Callable[[], float]
 FINOPS = "finops"  # the weekly report's name in logs, locks and servewatch_monitor_runs_total
+DRIFT_REPORTS = "drift_report"  # the drift reports' name in logs and servewatch_monitor_runs_total
+# Results (and drift reports) of windows that ended at most this many runs ago are current: they
+# are restored into the gauges at start, and a window run later than that writes no report.
+# The same count of missed runs makes a monitor stale in the alerts.
+RESTORE_WINDOWS = 3
 # At most this many missed windows per monitor are caught up after downtime (a day at 5 min).
 DEFAULT_MAX_CATCHUP = 288
 
@@ -61,11 +76,18 @@ class Scheduler:
     monitors: tuple[str, ...] = MONITOR_NAMES
     # Where the weekly FinOps report goes (None: not written by this scheduler).
     finops_out_dir: Path | None = None
+    # Where drift reports of windows at warn or alert go (None: not written).
+    reports_dir: Path | None = None
+    history: HourlyHistory | None = None  # the traffic monitor's hourly counts, kept across runs
     _last_end: dict[str, float] = field(default_factory=dict)
+    _restored: bool = False
+    _pending_reports: dict[Window, list[MonitorResult]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.baselines is None:
             self.baselines = BaselineStore(self.engine)
+        if self.history is None:
+            self.history = HourlyHistory(self.engine)
 
     def schedule(self, monitor: str) -> MonitorSchedule:
         return self.config.monitors.schedules.get(monitor) or MonitorSchedule()
@@ -82,21 +104,52 @@ class Scheduler:
         known = [t for t in (remembered, stored) if t is not None]
         return max(known) if known else None
 
-    def _stored_last_end(self, monitor: str, plan: MonitorSchedule, now: float) -> float | None:
-        """The newest scheduled window of `monitor` that left rows in `monitor_results`."""
-        horizon = datetime.fromtimestamp(
+    def _catchup_horizon(self, plan: MonitorSchedule, now: float) -> datetime:
+        return datetime.fromtimestamp(
             now - (self.max_catchup + 1) * plan.every_seconds - plan.window_seconds, UTC
         )
+
+    def _stored_last_end(self, monitor: str, plan: MonitorSchedule, now: float) -> float | None:
+        """The newest scheduled window of `monitor` that left rows in `monitor_results`."""
+        horizon = self._catchup_horizon(plan, now)
         ends = [
             epoch(end)
             for start, end in windows_ending_after(self.engine, monitor, horizon)
-            if epoch(end) - epoch(start) == plan.window_seconds
-            and epoch(end) % plan.every_seconds == 0  # windows of manual runs do not count
+            if _scheduled(start, end, plan)
         ]
         return max(ends) if ends else None
 
+    def restore(self) -> None:
+        """Put each monitor's newest current results and last run time back into the gauges."""
+        now = self.clock()
+        for monitor in self.monitors:
+            plan = self.schedule(monitor)
+            runs = [
+                computed_at
+                for start, end, computed_at in window_runs(
+                    self.engine, monitor, self._catchup_horizon(plan, now)
+                )
+                if _scheduled(start, end, plan)
+            ]
+            if runs:
+                self.exporter.restore_last_run(monitor, max(runs).timestamp())
+            current = datetime.fromtimestamp(now - self._current_seconds(monitor), UTC)
+            rows = results_ending_after(self.engine, monitor, current)
+            results = _newest_per_key(
+                r for r in rows if _scheduled(r["window_start"], r["window_end"], plan)
+            )
+            if results:
+                self.exporter.publish(monitor, results)
+                log.info("monitor %s: %d results restored from the store", monitor, len(results))
+
     def tick(self) -> list[WindowRun]:
         """Run every due window of every monitor, oldest first; a failure stops that monitor."""
+        if not self._restored:
+            try:
+                self.restore()
+                self._restored = True
+            except Exception:  # the store may be down: the next tick tries again
+                log.exception("cannot restore the stored monitor results")
         runs: list[WindowRun] = []
         for monitor in self.monitors:
             try:
@@ -105,6 +158,7 @@ class Scheduler:
                 log.exception("monitor %s: cannot plan its windows", monitor)
                 self.exporter.record_run(monitor, False, 0.0, self.clock())
                 runs.append(WindowRun(monitor, None, "failure", error=_describe(exc)))
+        self._write_reports()
         runs.extend(self._tick_finops())
         return runs
 
@@ -150,7 +204,12 @@ class Scheduler:
         started = self.clock()
         try:
             outcome = run_monitors(
-                self.engine, window, self.config, monitors=[monitor], baselines=self.baselines
+                self.engine,
+                window,
+                self.config,
+                monitors=[monitor],
+                baselines=self.baselines,
+                history=self.history,
             )
             store_results(self.engine, outcome, datetime.fromtimestamp(self.clock(), UTC))
         except Exception as exc:
@@ -165,6 +224,7 @@ class Scheduler:
         if monitor == COST and outcome.costs is not None and window.end.timestamp() >= latest:
             self._publish_costs(outcome.costs, window)
         self.exporter.record_run(monitor, True, self.clock() - started, self.clock())
+        self._queue_reports(monitor, window, outcome)
         log.info(
             "monitor %s: %d rows for %s .. %s",
             monitor,
@@ -173,6 +233,43 @@ class Scheduler:
             window.end.isoformat(),
         )
         return WindowRun(monitor, window, "success", rows=len(outcome.results))
+
+    def _queue_reports(self, monitor: str, window: Window, outcome: RunOutcome) -> None:
+        """Keep a recent window's rows at warn or alert for the reports written after the tick."""
+        if self.reports_dir is None or not flagged_keys(outcome.results):
+            return
+        if window.end.timestamp() < self.clock() - self._current_seconds(monitor):
+            log.info("monitor %s: no drift report for the caught-up window %s", monitor, window)
+            return
+        self._pending_reports.setdefault(window, []).extend(outcome.results)
+
+    def _current_seconds(self, monitor: str) -> float:
+        return RESTORE_WINDOWS * self.schedule(monitor).every_seconds
+
+    def _write_reports(self) -> None:
+        """The drift reports of the tick's windows, once every drift monitor of them has run
+        (so each page has both verdicts, and Evidently runs once per model version)."""
+        pending, self._pending_reports = self._pending_reports, {}
+        if self.reports_dir is None:
+            return
+        for window, results in sorted(pending.items()):
+            started = self.clock()
+            try:
+                pages = write_window_reports(
+                    self.engine,
+                    self.config,
+                    results,
+                    window,
+                    self.reports_dir,
+                    baselines=self.baselines,
+                    now=datetime.fromtimestamp(started, UTC),
+                )
+            except Exception:  # the window's rows are stored and exported; only its report is lost
+                log.exception("drift reports for %s failed", window)
+                self.exporter.record_run(DRIFT_REPORTS, False, self.clock() - started, self.clock())
+                continue
+            self.exporter.record_run(DRIFT_REPORTS, True, self.clock() - started, self.clock())
+            log.info("%d drift report(s) of %s written to %s", len(pages), window, self.reports_dir)
 
     def _publish_costs(self, costs: pd.DataFrame, window: Window) -> None:
         self.exporter.publish_costs(costs)
@@ -200,3 +297,17 @@ class Scheduler:
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _scheduled(start: datetime, end: datetime, plan: MonitorSchedule) -> bool:
+    """Whether [start, end) is a window of the schedule (those of manual runs do not count)."""
+    return epoch(end) - epoch(start) == plan.window_seconds and epoch(end) % plan.every_seconds == 0
+
+
+def _newest_per_key(rows: Iterable[Mapping[str, Any]]) -> list[MonitorResult]:
+    """Each key's row of its newest window (`rows` come oldest window first)."""
+    newest: dict[tuple[str, ...], MonitorResult] = {}
+    for row in rows:
+        result = MonitorResult.from_row(row)
+        newest[result.key] = result
+    return list(newest.values())

@@ -20,6 +20,7 @@ ModelVersion = tuple[str, str]
 
 CLASS_COUNTS, STATUS_COUNTS, COMPUTE_TOTALS = "class_counts", "status_counts", "compute_totals"
 HISTOGRAM = "confidence_histogram"
+HOURLY_COUNTS = "hourly_counts"  # a reference window's predictions per key and hour (traffic)
 # Aggregates of a run are asked at once, each on its own connection, so the store can use all
 # its cores; more would only queue on a small machine.
 MAX_CONCURRENT_QUERIES = 4

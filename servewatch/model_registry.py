@@ -35,6 +35,15 @@ def registry_has_model(model_name: str) -> bool:
     return bool(list_models(model_name))
 
 
+def registry_versions(model_name: str | None) -> list[tuple[str, str]]:
+    """(model, version) pairs in the BentoML model store, of `model_name` or of every model."""
+    try:
+        from service.models.registry import list_models
+    except ImportError:
+        return []
+    return [(model.name, model.version) for model in list_models(model_name)]
+
+
 def bentoml_lookups(settings: Settings) -> RegistryLookups:
     """Lookups in the BentoML store of `settings`; its home is set before bentoml is imported."""
     from core.config import use_bentoml_home
@@ -48,4 +57,8 @@ def bentoml_lookups(settings: Settings) -> RegistryLookups:
         use_bentoml_home(settings)
         return registry_has_model(model_name)
 
-    return RegistryLookups(metadata, has_model)
+    def versions(model_name: str | None) -> list[tuple[str, str]]:
+        use_bentoml_home(settings)
+        return registry_versions(model_name)
+
+    return RegistryLookups(metadata, has_model, versions)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Engine,
     Float,
     Select,
@@ -146,6 +147,37 @@ def status_counts(
     statement = _grouped([_p.status], [func.count().label("n")], where)
     frame = _frame(engine, statement, [*GROUP_COLUMNS, "status", "n"])
     return frame.astype({"n": "int64"})
+
+
+HOUR_SECONDS = 3600
+
+
+def hourly_counts(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """Predictions (every status) per model, version, tenant and hour since `start`.
+
+    `hour` is the index of the hour [start + i h, start + (i + 1) h) a row falls in (whole
+    seconds); the last one is partial when the span is not a whole number of hours.
+    """
+    hour = _hour_index(engine, start).label("hour")
+    keys = [_p.model_name, _p.model_version, _p.tenant, hour]
+    statement = (
+        select(*keys, func.count().label("n"))
+        .where(_window(start, end, model_name))
+        .group_by(*keys)
+    )
+    frame = _frame(engine, statement, ["model_name", "model_version", "tenant", "hour", "n"])
+    return frame.astype({"hour": "int64", "n": "int64"})
+
+
+def _hour_index(engine: Engine, start: datetime) -> ColumnElement[Any]:
+    origin = int(to_utc(start).timestamp())  # whole seconds: exact integer arithmetic below
+    if is_sqlite(engine):
+        seconds = cast(func.strftime("%s", _p.ts), BigInteger)
+    else:
+        seconds = cast(func.floor(func.extract("epoch", _p.ts)), BigInteger)
+    return (seconds - origin) // HOUR_SECONDS  # integer division of a non-negative number
 
 
 def daily_compute_totals(

@@ -76,7 +76,11 @@ def _metadata(seed: int = 5) -> dict:
 
 @SQLITE_ONLY
 def test_falls_back_to_the_model_registry(store_engine, tmp_path, monkeypatch):
-    from servewatch.model_registry import registry_has_model, registry_metadata
+    from servewatch.model_registry import (
+        registry_has_model,
+        registry_metadata,
+        registry_versions,
+    )
     from service.models.registry import register_model
 
     home = tmp_path / "bentoml"
@@ -88,7 +92,10 @@ def test_falls_back_to_the_model_registry(store_engine, tmp_path, monkeypatch):
     register_model(traffic.MODEL, "v7", b"onnx", labels={}, metadata=metadata, home=home)
     # The lookups the root CLI wires in (monitors do not import service themselves).
     store = BaselineStore(
-        store_engine, registry=registry_metadata, registry_has_model=registry_has_model
+        store_engine,
+        registry=registry_metadata,
+        registry_has_model=registry_has_model,
+        registry_versions=registry_versions,
     )  # the mirror table is empty
     baseline = store.get(traffic.MODEL, "v7")
     reference = metadata["evaluation"]["reference"]
@@ -97,6 +104,11 @@ def test_falls_back_to_the_model_registry(store_engine, tmp_path, monkeypatch):
     assert dict(baseline.class_counts) == reference["class_counts"]
     assert store.get(traffic.MODEL, "v8") is None
     assert store.is_registered(traffic.MODEL)
+    # The registry's versions count as registered beside the mirror's.
+    assert store.registered_versions(traffic.MODEL) == [(traffic.MODEL, "v7")]
+    traffic.register_baseline(store_engine, "v1")
+    assert store.registered_versions() == [(traffic.MODEL, "v1"), (traffic.MODEL, "v7")]
+    assert store.registered_versions("fraud_model") == []
 
 
 def test_a_version_registered_later_is_found_by_the_same_store(store_engine):

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from core.contracts import RESULT_KEYS
+from core.contracts import MONITOR_NAMES, RESULT_KEYS
 from monitors.cli import monitor_app
 from storage.engine import create_store_engine
 from storage.schema import monitor_results
@@ -43,12 +43,7 @@ def test_run_prints_the_contract_json_and_stores_the_same_rows_once(loaded_url):
     rows = json.loads(result.stdout)
     assert rows
     assert all(set(RESULT_KEYS) <= set(row) for row in rows)
-    assert {row["monitor"] for row in rows} == {
-        "confidence_drift",
-        "class_shift",
-        "schema_failures",
-        "cost",
-    }
+    assert {row["monitor"] for row in rows} == set(MONITOR_NAMES)
     assert {row["status"] for row in rows} <= {"ok", "warn", "alert", "insufficient_data"}
     assert {"*", "acme", "globex", "initech"} <= {row["tenant"] for row in rows}
     assert all(row["window_start"] == START and row["window_end"] == END for row in rows)
@@ -141,18 +136,29 @@ def test_schedule_once_runs_the_due_windows_like_a_cron_job(
     config = tmp_path / "servewatch.yaml"
     config.write_text(
         "monitors:\n  schedules:\n"
-        + "".join(
-            f"    {m}: {{every_seconds: 600, window_seconds: 3600}}\n"
-            for m in ("confidence_drift", "class_shift", "schema_failures", "cost")
-        )
+        + "".join(f"    {m}: {{every_seconds: 600, window_seconds: 3600}}\n" for m in MONITOR_NAMES)
     )
     args = ("schedule", "--once", "--database-url", loaded_url, "--config", str(config))
     result = _invoke(*args)
     assert result.exit_code == 0, result.stderr
-    # Four monitors, plus the weekly FinOps report of the last full week.
-    assert "5 run(s) succeeded, 0 failed" in result.stderr
+    # Every monitor, plus the weekly FinOps report of the last full week.
+    assert f"{len(MONITOR_NAMES) + 1} run(s) succeeded, 0 failed" in result.stderr
     assert list((isolated_settings / "reports").glob("finops-*.html"))
-    # The windows at the real clock are empty, leave no rows and so are run again: cheaply.
+    # The windows at the real clock have no predictions, yet the registered version keeps its
+    # rows there, as insufficient_data.
+    engine = create_store_engine(loaded_url)
+    try:
+        with engine.connect() as connection:
+            silent = connection.execute(
+                select(monitor_results.c.status, monitor_results.c.n).where(
+                    monitor_results.c.monitor == "confidence_drift",
+                    monitor_results.c.model_version == "v1",
+                    monitor_results.c.tenant == "*",
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert {tuple(row) for row in silent} == {("insufficient_data", 0)}
     again = _invoke(*args, "--no-finops")
     assert again.exit_code == 0
-    assert "4 run(s) succeeded, 0 failed" in again.stderr
+    assert "0 failed" in again.stderr

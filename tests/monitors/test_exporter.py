@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from core.catalog import MONITOR_METRICS, series_names
-from core.config import AppConfig, TenantConfig
+from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig
 from monitors.exporter import MonitorExporter
 from monitors.results import MonitorResult
 
@@ -98,3 +98,22 @@ def test_only_catalog_series_are_exposed(registry):
     }
     allowed = series_names(MONITOR_METRICS) | {"servewatch_monitor_runs_created"}
     assert exposed <= allowed
+
+
+def test_schedules_and_the_last_completed_run_of_each_monitor(registry):
+    config = AppConfig(
+        monitors=MonitorsConfig(schedules={"traffic": MonitorSchedule(every_seconds=900)})
+    )
+    exporter = MonitorExporter(registry, config)
+    schedule = "servewatch_monitor_schedule_seconds"
+    assert registry.get_sample_value(schedule, {"monitor": "traffic"}) == 900
+    assert registry.get_sample_value(schedule, {"monitor": "class_shift"}) == 300
+    last_run = "servewatch_monitor_last_run_timestamp_seconds"
+    exporter.restore_last_run("traffic", 1_700_000_000.0)  # read back from the store at start
+    assert registry.get_sample_value(last_run, {"monitor": "traffic"}) == 1_700_000_000.0
+    exporter.record_run("traffic", False, 0.1, 1_700_000_600.0)
+    assert registry.get_sample_value(last_run, {"monitor": "traffic"}) == 1_700_000_000.0
+    exporter.record_run("traffic", True, 0.1, 1_700_000_900.0)
+    assert registry.get_sample_value(last_run, {"monitor": "traffic"}) == 1_700_000_900.0
+    exporter.restore_last_run("traffic", 1_700_000_000.0)  # never goes back
+    assert registry.get_sample_value(last_run, {"monitor": "traffic"}) == 1_700_000_900.0

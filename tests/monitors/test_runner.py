@@ -1,12 +1,13 @@
 """The runner on the real store (SQLite and PostgreSQL): rows, statuses, references, storage."""
 
 from collections import Counter
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core.config import AppConfig
+from core.config import AppConfig, MonitorsConfig, TrafficConfig
 from core.timeutil import Window
 from monitors.baselines import Baseline, BaselineStore
 from monitors.drift import confidence_drift
@@ -18,6 +19,9 @@ from storage.schema import monitor_results
 from tests.monitors import traffic
 
 CONFIG = AppConfig()
+# The traffic monitor's usual rate over the two hours of test traffic.
+TWO_HOURS = AppConfig(monitors=MonitorsConfig(traffic=TrafficConfig(reference_hours=2)))
+SILENT_MONITORS = ("confidence_drift", "class_shift", "schema_failures", "traffic")
 WINDOW = Window(*traffic.WINDOW)
 PREVIOUS = Window(*traffic.PREVIOUS)
 
@@ -149,10 +153,87 @@ def test_an_unknown_model_is_refused(loaded):
         _run(loaded, model_name="fraud_model")
 
 
-def test_a_window_without_predictions_gives_no_rows(loaded):
+def test_a_window_long_before_any_traffic_has_rows_only_for_registered_versions(loaded):
+    traffic.register_baseline(loaded, version="v2")
     empty = Window(traffic.T0.replace(year=2020), traffic.T0.replace(year=2021))
     baselines = BaselineStore(loaded, registry=_no_registry)
-    assert run_monitors(loaded, empty, CONFIG, baselines=baselines).results == []
+    outcome = run_monitors(loaded, empty, CONFIG, baselines=baselines, monitors=SILENT_MONITORS)
+    assert {(r.monitor, r.model_version, r.tenant) for r in outcome.results} == {
+        (monitor, version, "*") for monitor in SILENT_MONITORS for version in ("v1", "v2")
+    }
+    assert {r.status for r in outcome.results} == {"insufficient_data"}
+    assert {r.n for r in outcome.results} == {0}
+
+
+def test_an_empty_window_keeps_a_row_for_every_tenant_seen_in_the_reference(loaded):
+    """The hour after the traffic: no predictions, yet every key of the two hours before."""
+    after = Window(traffic.WINDOW[1], traffic.WINDOW[1] + timedelta(hours=1))
+    outcome = run_monitors(
+        loaded,
+        after,
+        TWO_HOURS,
+        baselines=BaselineStore(loaded, registry=_no_registry),
+        monitors=SILENT_MONITORS,
+    )
+    keys = {(r.monitor, r.model_version, r.tenant) for r in outcome.results}
+    tenants = ("*", "acme", "globex", "initech")
+    assert keys == {(m, "v1", t) for m in SILENT_MONITORS for t in tenants}
+    for row in outcome.results:
+        if row.monitor == "traffic":
+            assert (row.status, row.value, row.n) == ("alert", 1.0, 0), row.key
+            continue
+        assert (row.status, row.value, row.n) == ("insufficient_data", None, 0), row.key
+        assert "no predictions of ticket_classifier v1" in row.details["reason"]
+
+
+def test_traffic_compares_the_window_with_the_median_hourly_count_before_it(loaded):
+    later = Window(traffic.WINDOW[1], traffic.WINDOW[1] + timedelta(hours=1))
+    traffic.load(loaded, traffic.records("acme", 500, later.start, seed=21))
+    outcome = run_monitors(
+        loaded,
+        later,
+        TWO_HOURS,
+        baselines=BaselineStore(loaded, registry=_no_registry),
+        monitors=["traffic"],
+    )
+    rows = _rows(outcome, "traffic")
+    # acme had 1000 then 1500 predictions an hour: usual 1250, so 500 is a 0.6 drop.
+    acme = rows[("v1", "acme", "volume_drop")]
+    assert acme.value == pytest.approx(1 - 500 / 1250)
+    assert (acme.status, acme.n, acme.threshold) == ("warn", 500, 0.5)
+    assert acme.details["expected"] == pytest.approx(1250)
+    assert acme.details["reference"] == "history"
+    everyone = rows[("v1", "*", "volume_drop")]
+    assert everyone.value == pytest.approx(1 - 500 / ((2200 + 2730) / 2))
+    assert everyone.status == "warn"
+
+
+def test_traffic_does_not_judge_a_key_whose_usual_rate_is_too_low_to_tell(loaded):
+    """initech: 200 then 30 an hour, a usual 115; asked for at least 150 it is not judged."""
+    after = Window(traffic.WINDOW[1], traffic.WINDOW[1] + timedelta(hours=1))
+    config = AppConfig(
+        monitors=MonitorsConfig(traffic=TrafficConfig(reference_hours=2, min_expected=150))
+    )
+    outcome = run_monitors(
+        loaded,
+        after,
+        config,
+        baselines=BaselineStore(loaded, registry=_no_registry),
+        monitors=["traffic"],
+    )
+    initech = _rows(outcome, "traffic")[("v1", "initech", "volume_drop")]
+    assert (initech.status, initech.value) == ("insufficient_data", None)
+    assert "fewer than 150" in initech.details["reason"]
+    assert initech.details["expected"] == pytest.approx(115)
+    assert _rows(outcome, "traffic")[("v1", "acme", "volume_drop")].status == "alert"
+
+
+def test_traffic_against_a_reference_window_uses_its_hours(loaded):
+    outcome = _run(loaded, reference_window=PREVIOUS, monitors=["traffic"])
+    rows = _rows(outcome, "traffic")
+    acme = rows[("v1", "acme", "volume_drop")]
+    assert acme.value == pytest.approx(1 - 1500 / 1000)
+    assert (acme.status, acme.details["reference"]) == ("ok", "window")
 
 
 def test_storing_twice_replaces_rows_instead_of_duplicating_them(loaded):

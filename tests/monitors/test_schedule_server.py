@@ -13,6 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.contracts import MONITOR_NAMES
+from core.reports import report_url
 from core.timeutil import aligned_end
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
@@ -46,13 +48,12 @@ def store(tmp_path):
     return url
 
 
-def test_schedule_serves_monitor_gauges_and_stops_on_sigterm(store, tmp_path):
+def test_schedule_serves_gauges_reports_and_runbooks_and_stops_on_sigterm(store, tmp_path):
     config = tmp_path / "servewatch.yaml"
     config.write_text(
         "monitors:\n  schedules:\n"
         + "".join(
-            f"    {m}: {{every_seconds: {EVERY}, window_seconds: 3600}}\n"
-            for m in ("confidence_drift", "class_shift", "schema_failures", "cost")
+            f"    {m}: {{every_seconds: {EVERY}, window_seconds: 3600}}\n" for m in MONITOR_NAMES
         )
     )
     port = _free_port()
@@ -67,17 +68,22 @@ def test_schedule_serves_monitor_gauges_and_stops_on_sigterm(store, tmp_path):
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     wanted = 'servewatch_monitor_status{metric="psi",model_name="ticket_classifier"'
-    cost_run = 'servewatch_monitor_runs_total{monitor="cost",outcome="success"}'
-    body = ""
+    last_run = 'servewatch_monitor_runs_total{monitor="traffic",outcome="success"}'
+    base = f"http://127.0.0.1:{port}"
+    report = report_url(f"{base}/reports", "class_shift", traffic.MODEL, "v1", "globex")
+    body, page, runbooks = "", None, None
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                body = httpx.get(f"{base}/metrics", timeout=2).text
+                page = httpx.get(report, timeout=2)
+                runbooks = httpx.get(f"{base}/runbooks", timeout=2)
             except httpx.TransportError:
                 body = ""
-            # The cost run counts itself after it sets its gauges: wait for both.
-            if wanted in body and "servewatch_cost_usd{" in body and cost_run in body:
+            # Monitors run in catalog order, traffic last; each counts itself after its gauges
+            # (and its drift reports).
+            if wanted in body and last_run in body and page is not None and page.is_success:
                 break
             time.sleep(0.2)
     finally:
@@ -100,4 +106,12 @@ def test_schedule_serves_monitor_gauges_and_stops_on_sigterm(store, tmp_path):
         assert samples[("servewatch_monitor_status", labels)] == status
     runs = tuple(sorted({"monitor": "cost", "outcome": "success"}.items()))
     assert samples[("servewatch_monitor_runs_total", runs)] == 1.0
+    schedule = (("monitor", "traffic"),)
+    assert samples[("servewatch_monitor_schedule_seconds", schedule)] == EVERY
+    assert samples[("servewatch_monitor_last_run_timestamp_seconds", schedule)] > 0
+    assert page is not None
+    assert page.status_code == 200, stderr
+    assert "Drift report: ticket_classifier v1, tenant globex" in page.text
+    assert runbooks is not None
+    assert '<h2 id="servewatchclassshift">' in runbooks.text
     assert process.returncode == 0, stderr

@@ -1,23 +1,27 @@
 """The scheduler with an explicit clock: cadence, catch-up, restarts, failures and locks."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 
-from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig
+from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig, TrafficConfig
+from core.contracts import MONITOR_NAMES
+from core.reports import LATEST, report_path, window_file
+from core.timeutil import Window
 from monitors.baselines import BaselineStore
 from monitors.exporter import MonitorExporter
-from monitors.scheduler import Scheduler
+from monitors.runner import run_monitors, store_results
+from monitors.scheduler import RESTORE_WINDOWS, Scheduler
 from storage.locks import monitor_lock
 from storage.schema import monitor_results
 from tests.monitors import traffic
 
 EVERY, WINDOW = 600, 3600
 SCHEDULES = {
-    name: MonitorSchedule(every_seconds=EVERY, window_seconds=WINDOW)
-    for name in ("confidence_drift", "class_shift", "schema_failures", "cost")
+    name: MonitorSchedule(every_seconds=EVERY, window_seconds=WINDOW) for name in MONITOR_NAMES
 }
 CONFIG = AppConfig(
     monitors=MonitorsConfig(schedules=SCHEDULES),
@@ -134,7 +138,7 @@ def test_a_monitor_locked_by_another_process_is_skipped(engine):
         assert acquired
         runs = scheduler.tick()
     assert "cost" not in {r.monitor for r in runs}
-    assert len(runs) == 3
+    assert len(runs) == len(MONITOR_NAMES) - 1
     assert _ends(scheduler.tick(), "cost") == [0]
 
 
@@ -163,3 +167,147 @@ def test_the_weekly_finops_report_is_written_once_when_due(engine, tmp_path):
     assert [(r.outcome, r.week) for r in runs] == [("success", "2026-W46")]
     assert (tmp_path / "reports" / "finops-2026-W46.html").exists()
     assert [r for r in scheduler.tick() if r.monitor == "finops"] == []
+
+
+PSI = {
+    "monitor": "confidence_drift",
+    "metric": "psi",
+    "model_name": "ticket_classifier",
+    "model_version": "v1",
+}
+
+
+def test_schedules_and_last_runs_are_exported_for_the_stale_results_alert(engine):
+    registry = CollectorRegistry()
+    clock = Clock(END + 5)
+    _scheduler(engine, clock, registry).tick()
+    for monitor in MONITOR_NAMES:
+        labels = {"monitor": monitor}
+        assert registry.get_sample_value("servewatch_monitor_schedule_seconds", labels) == EVERY
+        last_run = "servewatch_monitor_last_run_timestamp_seconds"
+        assert registry.get_sample_value(last_run, labels) == END + 5
+
+
+def test_a_restarted_scheduler_exports_the_stored_results_before_the_next_window(engine):
+    _scheduler(engine, Clock(END + 5)).tick()
+    registry = CollectorRegistry()
+    restarted = _scheduler(engine, Clock(END + EVERY - 10), registry)
+    assert restarted.tick() == []  # no window is due yet, and yet /metrics has the results
+    status = "servewatch_monitor_status"
+    assert registry.get_sample_value(status, {**PSI, "tenant": "globex"}) == 2
+    assert registry.get_sample_value(status, {**PSI, "tenant": "initech"}) == -1
+    assert registry.get_sample_value("servewatch_monitor_value", {**PSI, "tenant": "acme"}) < 0.1
+    last_run = "servewatch_monitor_last_run_timestamp_seconds"
+    assert registry.get_sample_value(last_run, {"monitor": "class_shift"}) == END + 5
+    assert (
+        registry.get_sample_value(
+            "servewatch_monitor_runs_total", {"monitor": "class_shift", "outcome": "success"}
+        )
+        is None
+    )  # restored, not run
+
+
+def test_results_older_than_a_few_windows_are_not_restored_but_the_last_run_is(engine):
+    _scheduler(engine, Clock(END + 5)).tick()
+    registry = CollectorRegistry()
+    late = _scheduler(engine, Clock(END + RESTORE_WINDOWS * EVERY + 1), registry)
+    late.restore()
+    status = "servewatch_monitor_status"
+    assert registry.get_sample_value(status, {**PSI, "tenant": "globex"}) is None
+    last_run = "servewatch_monitor_last_run_timestamp_seconds"
+    assert registry.get_sample_value(last_run, {"monitor": "confidence_drift"}) == END + 5
+
+
+def test_a_manual_run_neither_restores_results_nor_counts_as_a_run(engine):
+    window = Window(traffic.WINDOW[0] + timedelta(minutes=7), traffic.WINDOW[1])
+    outcome = run_monitors(engine, window, CONFIG, monitors=["confidence_drift"])
+    store_results(engine, outcome, traffic.WINDOW[1])
+    registry = CollectorRegistry()
+    _scheduler(engine, Clock(END + 5), registry).restore()
+    assert registry.get_sample_value("servewatch_monitor_status", {**PSI, "tenant": "acme"}) is None
+    last_run = "servewatch_monitor_last_run_timestamp_seconds"
+    assert registry.get_sample_value(last_run, {"monitor": "confidence_drift"}) is None
+
+
+def test_when_traffic_stops_every_key_stays_exported_and_traffic_alerts(engine):
+    config = AppConfig(
+        monitors=MonitorsConfig(schedules=SCHEDULES, traffic=TrafficConfig(reference_hours=1))
+    )
+    registry = CollectorRegistry()
+    clock = Clock(END + 5)
+    exporter = MonitorExporter(registry, config)
+    baselines = BaselineStore(engine, registry=lambda name, version: None)
+    scheduler = Scheduler(engine, config, exporter, clock=clock, baselines=baselines)
+    scheduler.tick()
+    status = "servewatch_monitor_status"
+    assert registry.get_sample_value(status, {**PSI, "tenant": "globex"}) == 2
+    clock.now = END + WINDOW + 5  # the next hour had no predictions at all
+    scheduler.tick()
+    for tenant in ("*", "acme", "globex", "initech"):
+        assert registry.get_sample_value(status, {**PSI, "tenant": tenant}) == -1, tenant
+        size = registry.get_sample_value(
+            "servewatch_monitor_sample_size", {**PSI, "tenant": tenant}
+        )
+        assert size == 0
+    drop = {**PSI, "monitor": "traffic", "metric": "volume_drop"}
+    for tenant in ("*", "acme", "globex"):
+        assert registry.get_sample_value(status, {**drop, "tenant": tenant}) == 2, tenant
+        assert (
+            registry.get_sample_value("servewatch_monitor_value", {**drop, "tenant": tenant}) == 1
+        )
+    # initech had 30 predictions that hour: too few to tell a stop from a lull.
+    assert registry.get_sample_value(status, {**drop, "tenant": "initech"}) == -1
+
+
+def test_drift_reports_are_written_for_each_key_at_warn_or_alert(engine, tmp_path):
+    scheduler = _scheduler(engine, Clock(END + 5))
+    scheduler.monitors = ("confidence_drift", "class_shift", "schema_failures")
+    scheduler.reports_dir = tmp_path / "reports"
+    scheduler.tick()
+    flagged = {
+        (r.model_version, r.tenant)
+        for r in run_monitors(
+            engine, Window(*traffic.WINDOW), CONFIG, monitors=["confidence_drift"]
+        ).results
+        if r.status in ("warn", "alert")
+    }
+    assert ("v1", "globex") in flagged
+    assert ("v1", "acme") not in flagged
+    name = window_file(traffic.WINDOW[1])
+    for version, tenant in flagged:
+        folder = (
+            tmp_path / "reports" / report_path("confidence_drift", traffic.MODEL, version, tenant)
+        )
+        assert sorted(p.name for p in folder.iterdir()) == sorted([name, LATEST])
+        assert (folder / LATEST).read_text() == (folder / name).read_text()
+    page = (
+        tmp_path
+        / "reports"
+        / report_path("confidence_drift", traffic.MODEL, "v1", "globex")
+        / LATEST
+    ).read_text()
+    assert "ticket_classifier v1, tenant globex" in page
+    assert "2026-11-16T10:00:00Z .. 2026-11-16T11:00:00Z" in page
+    assert "servewatch verdict for tenant globex, confidence_drift: <strong>alert</strong>" in page
+    # Written after the tick: the class-shift verdicts of the same window are on the page too.
+    assert "no rows for this window" not in page
+    assert not (tmp_path / "reports" / "schema_failures").exists()
+    assert not (
+        tmp_path / "reports" / report_path("confidence_drift", traffic.MODEL, "v1", "acme")
+    ).exists()
+    evidently = list((tmp_path / "reports" / "evidently").rglob("*.html"))
+    assert [p.name for p in evidently] == [name]
+
+
+def test_no_drift_report_for_a_window_caught_up_long_after_it_ended(engine, tmp_path):
+    clock = Clock(END + 5)
+    scheduler = _scheduler(engine, clock)
+    scheduler.monitors = ("confidence_drift",)
+    scheduler.tick()
+    scheduler.reports_dir = tmp_path / "reports"
+    clock.now = END + 5 * EVERY + 5  # five windows are due; globex drifts in all of them
+    assert _ends(scheduler.tick(), "confidence_drift") == [k * EVERY for k in range(1, 6)]
+    folder = tmp_path / "reports" / report_path("confidence_drift", traffic.MODEL, "v1", "globex")
+    written = sorted(p.name for p in folder.iterdir() if p.name != LATEST)
+    recent = [window_file(traffic.WINDOW[1] + timedelta(seconds=k * EVERY)) for k in (3, 4, 5)]
+    assert written == recent

@@ -11,6 +11,7 @@ from storage.aggregates import (
     daily_compute_totals,
     first_prediction_day,
     hourly_busy_ms,
+    hourly_counts,
     status_counts,
 )
 from storage.writer import write_predictions
@@ -107,3 +108,25 @@ def test_hourly_busy_time_per_utc_hour(store_engine):
     assert [h.hour for h in hours["hour"]] == [0, 1]
     assert hours["busy_ms"].tolist() == pytest.approx([30.0, 30.0])
     assert str(hours["hour"].iloc[0].tz) == "UTC"
+
+
+def test_hourly_counts_bucket_every_status_by_whole_hours_since_the_start(store_engine):
+    rows = make_records(1500, step_s=7.5)  # 3 h 7.5 min; rows fall on every hour's first second
+    write_predictions(store_engine, rows)
+    start = T0 + timedelta(seconds=150)
+    end = start + timedelta(hours=2, minutes=30)
+    frame = hourly_counts(store_engine, start, end)
+    expected = Counter(
+        (
+            r["model_name"],
+            r["model_version"],
+            r["tenant"],
+            int((r["ts"] - start).total_seconds()) // 3600,
+        )
+        for r in rows
+        if start <= r["ts"] < end
+    )
+    got = {tuple(row[:-1]): row[-1] for row in frame.itertuples(index=False)}
+    assert got == dict(expected)
+    assert sorted({key[-1] for key in got}) == [0, 1, 2]  # the last hour is the partial half
+    assert sum(got.values()) == 2.5 * 3600 / 7.5
