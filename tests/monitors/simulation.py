@@ -26,7 +26,7 @@ from monitors.distances import psi
 from monitors.drift import MONITOR as CONFIDENCE_DRIFT
 from monitors.drift import confidence_drift
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
-from monitors.thresholds import judge, worst_status
+from monitors.thresholds import classify, judge, worst_status
 
 CLASSES = ("account", "billing", "other", "shipping", "technical")
 SHARES = np.array([0.17, 0.25, 0.13, 0.21, 0.24])
@@ -148,20 +148,38 @@ def verdicts(
     class_counts: Mapping[str, float],
     config: MonitorsConfig,
     keys: int = 1,
+    floors_only: bool = False,
+    monitors: tuple[str, ...] = (CONFIDENCE_DRIFT, CLASS_SHIFT),
 ) -> dict[str, Status]:
-    """Each drift monitor's worst status over its metrics for one key's window."""
-    current = exact_histogram(values, reference.grid)
-    drift = confidence_drift(
-        reference.confidence, current, reference.quantile_edges, config.low_confidence_cutoff
-    )
-    shift = class_shift(reference.class_counts, class_counts, CLASSES)
-    return {
-        monitor: worst_status(
-            judge(config, monitor, metric, measurement, keys=keys).status
-            for metric, measurement in measurements.items()
+    """Each drift monitor's worst status over its metrics for one key's window.
+
+    `floors_only` judges the values against the thresholds alone (the decision before the
+    noise tests), for comparison.
+    """
+    found = {}
+    for monitor in monitors:
+        measurements = (
+            class_shift(reference.class_counts, class_counts, CLASSES)
+            if monitor == CLASS_SHIFT
+            else confidence_drift(
+                reference.confidence,
+                exact_histogram(values, reference.grid),
+                reference.quantile_edges,
+                config.low_confidence_cutoff,
+            )
         )
-        for monitor, measurements in ((CONFIDENCE_DRIFT, drift), (CLASS_SHIFT, shift))
-    }
+        if floors_only:
+            statuses = [
+                classify(m.value, config.threshold(monitor, metric))[0]
+                for metric, m in measurements.items()
+            ]
+        else:
+            statuses = [
+                judge(config, monitor, metric, m, keys=keys).status
+                for metric, m in measurements.items()
+            ]
+        found[monitor] = worst_status(statuses)
+    return found
 
 
 @dataclass(frozen=True)
@@ -184,7 +202,7 @@ class Scenario:
 
 
 def stationary_statuses(
-    scenario: Scenario, config: MonitorsConfig, keys: int = 1
+    scenario: Scenario, config: MonitorsConfig, keys: int = 1, floors_only: bool = False
 ) -> dict[str, list[Status]]:
     """Statuses of each monitor over the scenario's windows of traffic without drift."""
     population = Population.stationary()
@@ -194,23 +212,30 @@ def stationary_statuses(
     for i in range(scenario.windows):
         if i and i % scenario.windows_per_reference == 0:
             reference = scenario.reference(population, rng)
-        for monitor, status in verdicts(
-            reference, *population.draw(rng, scenario.n), config, keys
-        ).items():
+        window = population.draw(rng, scenario.n)
+        for monitor, status in verdicts(reference, *window, config, keys, floors_only).items():
             statuses[monitor].append(status)
     return statuses
 
 
 def first_window_statuses(
-    scenario: Scenario, shifted: Population, monitor: str, config: MonitorsConfig, keys: int = 1
+    scenario: Scenario,
+    shifted: Population,
+    monitor: str,
+    config: MonitorsConfig,
+    keys: int = 1,
+    floors_only: bool = False,
 ) -> list[Status]:
-    """The status of the first full window after a shift, once per (reference, window) draw."""
+    """The status of the first full window after a shift, in the scenario's windows draws."""
     population = Population.stationary()
     rng = np.random.default_rng(scenario.seed)
     found = []
-    for _ in range(scenario.windows):
-        reference = scenario.reference(population, rng)
-        found.append(verdicts(reference, *shifted.draw(rng, scenario.n), config, keys)[monitor])
+    reference = scenario.reference(population, rng)
+    for i in range(scenario.windows):
+        if i and i % scenario.windows_per_reference == 0:
+            reference = scenario.reference(population, rng)
+        window = shifted.draw(rng, scenario.n)
+        found.append(verdicts(reference, *window, config, keys, floors_only, (monitor,))[monitor])
     return found
 
 

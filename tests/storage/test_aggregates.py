@@ -10,6 +10,9 @@ from storage.aggregates import (
     confidence_histogram,
     daily_compute_totals,
     first_prediction_day,
+    first_predictions,
+    period_class_counts,
+    period_confidence_histogram,
     status_counts,
 )
 from storage.writer import write_predictions
@@ -76,3 +79,53 @@ def test_inverted_window_is_refused(store_engine):
 def test_first_prediction_day_is_the_utc_day_of_the_earliest_row_before(store_engine, records):
     assert first_prediction_day(store_engine, END) == START.date()
     assert first_prediction_day(store_engine, START) is None
+
+
+def _ok(rows):
+    return [r for r in rows if r["status"] == "ok"]
+
+
+def test_first_predictions_per_key_from_the_start_or_from_a_time(store_engine):
+    rows = make_records(1000, step_s=1.0)
+    write_predictions(store_engine, rows)
+    frame = first_predictions(store_engine, None, END)
+    expected = {}
+    for r in _ok(rows):
+        key = (r["model_name"], r["model_version"], r["tenant"])
+        if r["ts"] < END and key not in expected:
+            expected[key] = r["ts"]
+    got = {tuple(row[:3]): row[3] for row in frame.itertuples(index=False)}
+    assert got == expected
+    later = first_predictions(store_engine, START + timedelta(seconds=300), END)
+    assert all(t >= START + timedelta(seconds=300) for t in later["first_ts"])
+    assert first_predictions(store_engine, None, END, model_name="risk_scorer").empty
+
+
+def test_period_aggregates_count_each_key_within_its_own_period(store_engine):
+    rows = make_records(1000, step_s=1.0)
+    write_predictions(store_engine, rows)
+    acme = ("ticket_classifier", "v1", "acme", START, START + timedelta(seconds=100))
+    every_v2 = ("ticket_classifier", "v2", None, START + timedelta(seconds=500), END)
+    periods = [acme, every_v2]
+
+    def inside(r):
+        return any(
+            (r["model_name"], r["model_version"]) == (model, version)
+            and start <= r["ts"] < end
+            and tenant in (None, r["tenant"])
+            for model, version, tenant, start, end in periods
+        )
+
+    chosen = [r for r in _ok(rows) if inside(r)]
+    classes = period_class_counts(store_engine, periods)
+    expected = Counter(
+        (r["model_name"], r["model_version"], r["tenant"], r["predicted_class"]) for r in chosen
+    )
+    assert {tuple(row[:-1]): row[-1] for row in classes.itertuples(index=False)} == expected
+    edges = [0.0, 0.3, 0.5, 0.55, 0.9, 1.0]
+    histogram = period_confidence_histogram(store_engine, periods, edges)
+    assert histogram["n"].sum() == len(chosen)
+    counts = histogram.groupby("bin")["n"].sum().reindex(range(5), fill_value=0)
+    assert counts.tolist() == np.histogram([r["confidence"] for r in chosen], edges)[0].tolist()
+    with pytest.raises(ValueError, match="period"):
+        period_class_counts(store_engine, [])
