@@ -99,12 +99,14 @@ def _shifted(t: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference as the runner sees it: a confidence histogram, its deciles, class counts."""
+    """A reference as the runner sees it: a confidence histogram, its deciles, class counts;
+    and the raw confidences it was made of (what a raw-row tool such as Evidently is given)."""
 
     source: str
     confidence: ConfidenceHistogram
     quantile_edges: np.ndarray
     class_counts: Mapping[str, float]
+    values: np.ndarray
 
     @cached_property
     def grid(self) -> np.ndarray:
@@ -124,7 +126,9 @@ def baseline(population: Population, rng: np.random.Generator, rows: int) -> Ref
         "class_counts": counts,
     }
     parsed = Baseline.from_reference("model", "v1", reference, CLASSES)
-    return Reference("baseline", parsed.confidence, parsed.quantile_edges, parsed.class_counts)
+    return Reference(
+        "baseline", parsed.confidence, parsed.quantile_edges, parsed.class_counts, values
+    )
 
 
 def reference_window(population: Population, rng: np.random.Generator, rows: int) -> Reference:
@@ -133,7 +137,7 @@ def reference_window(population: Population, rng: np.random.Generator, rows: int
     fine = exact_histogram(values, FINE_EDGES)
     quantiles = fine.quantiles()
     grid = normalize_edges(FINE_EDGES, quantiles, [CUTOFF])
-    return Reference("window", exact_histogram(values, grid), quantiles, counts)
+    return Reference("window", exact_histogram(values, grid), quantiles, counts, values)
 
 
 def exact_histogram(values: np.ndarray, edges: np.ndarray) -> ConfidenceHistogram:
