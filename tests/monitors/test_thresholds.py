@@ -143,14 +143,14 @@ def test_a_class_shift_of_psi_0_4_alerts_in_the_first_window_95_percent_of_100_d
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_a_class_shift_of_psi_0_1_warns_at_1000_as_often_as_the_floors_alone_in_100_draws(source):
-    """The floor decides here: a population PSI of 0.1 is measured above 0.1 about 85 % of the
-    time at 1,000 predictions (more at 3,000, see the bench); the noise test costs none of it."""
+    """The floor decides here: a population PSI of 0.1 is measured at or above 0.1 about 80 % of
+    the time at 1,000 predictions (more at 3,000, see the bench); the noise test costs none."""
     shifted = Population.stationary().with_class_psi(0.1)
     scenario = Scenario(source, 1000, SHIFTED_WINDOWS, seed=10)
     found = first_window_statuses(scenario, shifted, CLASS_SHIFT, CONFIG, BUSY_RUN_KEYS)
     floors = first_window_statuses(scenario, shifted, CLASS_SHIFT, CONFIG, floors_only=True)
-    assert share_at_least(found, "warn") >= 0.8
-    assert share_at_least(found, "warn") == share_at_least(floors, "warn")
+    assert share_at_least(found, "warn") >= 0.7
+    assert found == floors
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -158,4 +158,5 @@ def test_a_mean_confidence_drop_of_0_05_alerts_at_1000_in_the_first_window_of_10
     shifted = Population.stationary().with_mean_drop(0.05)
     scenario = Scenario(source, 1000, SHIFTED_WINDOWS, seed=5)
     found = first_window_statuses(scenario, shifted, CONFIDENCE_DRIFT, CONFIG, BUSY_RUN_KEYS)
-    assert share_at_least(found, "alert") == 1.0
+    # A miss is a window whose measured effect falls short of the floor (about 1 in 100).
+    assert share_at_least(found, "alert") >= 0.97
