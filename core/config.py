@@ -181,10 +181,70 @@ class TrafficConfig(_Strict):
     min_expected: float = Field(default=50.0, gt=0)
 
 
+class FalseAlarmRate(_Strict):
+    """Chance that one run raises a key without drift to warn (to alert), before the floors.
+
+    A drift metric is judged at a level only when its test's p-value is at most this rate
+    divided by the number of keys judged in the run (Bonferroni), see docs/monitors.md.
+    """
+
+    warn: float = Field(default=0.01, gt=0, lt=1)
+    alert: float = Field(default=0.001, gt=0, lt=1)
+
+    @field_validator("alert")
+    @classmethod
+    def _not_above_warn(cls, value: float, info) -> float:  # type: ignore[no-untyped-def]
+        warn = info.data.get("warn")
+        if warn is not None and value > warn:
+            raise ValueError("the alert false-alarm rate must be <= the warn one")
+        return value
+
+
+# What a window is compared with: each version's registered baseline, the same key's trailing
+# `reference_window_hours`, or its first `production_reference_hours` in service.
+ReferenceSource = Literal["baseline", "window", "production"]
+
+
+class MonitorOverride(_Strict):
+    """Thresholds (the effect floors) and false-alarm rates for one model and/or one tenant."""
+
+    model: str | None = None
+    tenant: str | None = None
+    thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
+    false_alarm_rate: FalseAlarmRate | None = None
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _known_metrics(cls, value: object) -> object:
+        return _merged_over_defaults(value, {}, "monitor", MONITOR_METRIC_NAMES)
+
+    @model_validator(mode="after")
+    def _names_something(self) -> MonitorOverride:
+        if self.model is None and self.tenant is None:
+            raise ValueError("an override names a model, a tenant or both")
+        return self
+
+    def matches(self, model: str | None, tenant: str | None) -> bool:
+        return (self.model is None or self.model == model) and (
+            self.tenant is None or self.tenant == tenant
+        )
+
+    @property
+    def specificity(self) -> int:
+        """2 for model and tenant, 1 for a model alone, 0 for a tenant alone."""
+        return (self.model is not None) + (self.model is not None and self.tenant is not None)
+
+
 class MonitorsConfig(_Strict):
     min_predictions: int = Field(default=100, ge=1)
     low_confidence_cutoff: float = Field(default=0.5, gt=0, lt=1)
     thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=_default_thresholds)
+    false_alarm_rate: FalseAlarmRate = Field(default_factory=FalseAlarmRate)
+    reference: ReferenceSource = "baseline"
+    reference_window_hours: int = Field(default=24, ge=1)
+    production_reference_hours: int = Field(default=24, ge=1)
+    # The most specific matching override wins (model and tenant, then model, then tenant).
+    overrides: list[MonitorOverride] = Field(default_factory=list)
     schedules: dict[str, MonitorSchedule] = Field(default_factory=_default_schedules)
     finops_weekday: int = Field(default=1, ge=1, le=7, description="ISO weekday of the report")
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
@@ -200,8 +260,26 @@ class MonitorsConfig(_Strict):
         known = {name: None for name in MONITOR_METRIC_NAMES}
         return _merged_over_defaults(value, _default_schedules(), "monitor", known)
 
-    def threshold(self, monitor: str, metric: str) -> Threshold | None:
+    def _overrides_for(self, model: str | None, tenant: str | None) -> list[MonitorOverride]:
+        matching = [o for o in self.overrides if o.matches(model, tenant)]
+        return sorted(matching, key=lambda o: -o.specificity)
+
+    def threshold(
+        self, monitor: str, metric: str, model: str | None = None, tenant: str | None = None
+    ) -> Threshold | None:
+        """The warn/alert floors of a metric, for a model and tenant when given."""
+        for override in self._overrides_for(model, tenant):
+            found = override.thresholds.get(monitor, {}).get(metric)
+            if found is not None:
+                return found
         return self.thresholds.get(monitor, {}).get(metric)
+
+    def false_alarms(self, model: str | None = None, tenant: str | None = None) -> FalseAlarmRate:
+        """The false-alarm rates that apply to a model and tenant."""
+        for override in self._overrides_for(model, tenant):
+            if override.false_alarm_rate is not None:
+                return override.false_alarm_rate
+        return self.false_alarm_rate
 
 
 Detector = Literal["email", "iban", "card", "phone"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -101,9 +102,29 @@ class RegistryLookups:
     versions: RegistryVersions | None = None
 
 
+# (model, version, tenant) with the first successful prediction's time, and a completed
+# production reference by (model, version, tenant or "*", period start, period end).
+ServingKey = tuple[str, str, str]
+PeriodKey = tuple[str, str, str, datetime, datetime]
+
+
+@dataclass
+class ProductionCache:
+    """What production references need across runs: when each key started serving (read
+    incrementally up to `scanned_until`) and the references of periods that have ended."""
+
+    starts: dict[ServingKey, datetime] = field(default_factory=dict)
+    scanned_until: datetime | None = None
+    references: dict[PeriodKey, Baseline] = field(default_factory=dict)
+
+
 @dataclass
 class BaselineStore:
-    """Baselines by (model, version), cached once found; why one is unavailable is kept."""
+    """Baselines by (model, version), cached once found; why one is unavailable is kept.
+
+    It also keeps the production references' cache, so a long-running scheduler reads each
+    key's first hours once.
+    """
 
     engine: Engine
     registry: RegistryLookup | None = None  # no fallback beyond the mirror unless passed in
@@ -111,6 +132,7 @@ class BaselineStore:
     registry_versions: RegistryVersions | None = None
     _cache: dict[tuple[str, str], Baseline] = field(default_factory=dict)
     problems: dict[tuple[str, str], str] = field(default_factory=dict)
+    production: ProductionCache = field(default_factory=ProductionCache)
 
     def get(self, model_name: str, model_version: str) -> Baseline | None:
         key = (model_name, model_version)

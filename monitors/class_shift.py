@@ -8,9 +8,12 @@ import numpy as np
 
 from core.contracts import metric_names
 from monitors.distances import (
+    P_VALUE_KEY,
     PSI_EPSILON,
+    TEST_KEY,
     chi_square,
     chi_square_pvalue,
+    homogeneity,
     js_distance,
     psi,
     shares,
@@ -29,7 +32,11 @@ def class_shift(
     epsilon: float = PSI_EPSILON,
     top: int = TOP_MOVERS,
 ) -> dict[str, Measurement]:
-    """PSI, Jensen-Shannon distance and chi-square of class shares, with the classes that moved."""
+    """PSI, Jensen-Shannon distance and chi-square of class shares, with the classes that moved.
+
+    PSI and JS carry the chi-square homogeneity test of the two count vectors (both are samples);
+    the `chi_square` metric is the goodness-of-fit statistic against the reference shares.
+    """
     names = sorted(set(classes) | set(reference) | set(current))
     ref = np.array([float(reference.get(c, 0.0)) for c in names])
     cur = np.array([float(current.get(c, 0.0)) for c in names])
@@ -37,14 +44,20 @@ def class_shift(
         raise ValueError("class shift needs predictions in both the reference and the window")
     statistic = chi_square(ref, cur, epsilon)
     sizes = {"reference_n": round(float(ref.sum()), 6), "current_n": round(float(cur.sum()), 6)}
-    movers = {**sizes, "moved_most": movers_table(names, ref, cur, top)}
+    movers = {
+        **sizes,
+        **homogeneity(ref, cur).details(),
+        "moved_most": movers_table(names, ref, cur, top),
+    }
+    fit = {
+        TEST_KEY: "chi_square_goodness_of_fit",
+        P_VALUE_KEY: chi_square_pvalue(statistic, len(names)),
+        "dof": len(names) - 1,
+    }
     return {
         "psi": Measurement(psi(ref, cur, epsilon), movers),
         "js_distance": Measurement(js_distance(ref, cur), movers),
-        "chi_square": Measurement(
-            statistic,
-            {**sizes, "p_value": chi_square_pvalue(statistic, len(names)), "dof": len(names) - 1},
-        ),
+        "chi_square": Measurement(statistic, {**sizes, **fit}),
     }
 
 

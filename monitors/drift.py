@@ -9,10 +9,12 @@ import numpy as np
 from core.contracts import metric_names
 from monitors.distances import (
     PSI_EPSILON,
+    homogeneity,
     js_distance,
-    ks_pvalue,
-    ks_statistic,
+    ks_test,
+    mean_drop_test,
     psi,
+    share_rise_test,
     shares,
     wasserstein,
     weighted_mean_std,
@@ -33,7 +35,13 @@ def confidence_drift(
     low_confidence_cutoff: float,
     epsilon: float = PSI_EPSILON,
 ) -> dict[str, Measurement]:
-    """PSI and JS on the reference-quantile bins; KS, Wasserstein and means on the fine grid."""
+    """PSI and JS on the reference-quantile bins; KS, Wasserstein and means on the fine grid.
+
+    Each measurement's details carry the two-sample test that tells it from sampling noise:
+    chi-square homogeneity of the decile bins (PSI, JS), KS on the grid (KS and Wasserstein,
+    both distances between the two CDFs), Welch's z for the mean, a two-proportion z for the
+    low-confidence share.
+    """
     if reference.n <= 0 or current.n <= 0:
         raise ValueError("confidence drift needs predictions in both the reference and the window")
     bins = normalize_edges(quantile_edges)
@@ -45,26 +53,43 @@ def confidence_drift(
     ref_mean, ref_std = weighted_mean_std(points, ref.counts)
     cur_mean, cur_std = weighted_mean_std(points, cur.counts)
     distance = wasserstein(points, ref.counts, cur.counts)
-    ks = ks_statistic(ref.counts, cur.counts)
-    low_share = float(cur.cumulative_at([low_confidence_cutoff])[0] / cur.n)
-    ref_low_share = float(ref.cumulative_at([low_confidence_cutoff])[0] / ref.n)
+    ks = ks_test(ref.counts, cur.counts).details()
+    binned = homogeneity(ref_bins, cur_bins).details()
+    ref_low = float(ref.cumulative_at([low_confidence_cutoff])[0])
+    cur_low = float(cur.cumulative_at([low_confidence_cutoff])[0])
     table = _bin_table(bins, ref_bins, cur_bins)
     sizes = {"reference_n": round(ref.n, 6), "current_n": round(cur.n, 6)}
     return {
-        "psi": Measurement(psi(ref_bins, cur_bins, epsilon), {**sizes, "bins": table}),
-        "js_distance": Measurement(js_distance(ref_bins, cur_bins), sizes),
-        "ks_statistic": Measurement(ks, {**sizes, "p_value": ks_pvalue(ks, ref.n, cur.n)}),
+        "psi": Measurement(psi(ref_bins, cur_bins, epsilon), {**sizes, **binned, "bins": table}),
+        "js_distance": Measurement(js_distance(ref_bins, cur_bins), {**sizes, **binned}),
+        "ks_statistic": Measurement(float(ks["test_statistic"]), {**sizes, **ks}),
         "wasserstein_normalized": Measurement(
             distance / max(ref_std, MIN_REFERENCE_STD),
-            {**sizes, "wasserstein": distance, "reference_std": ref_std, "current_std": cur_std},
+            {
+                **sizes,
+                **ks,
+                "wasserstein": distance,
+                "reference_std": ref_std,
+                "current_std": cur_std,
+            },
         ),
         "mean_confidence_drop": Measurement(
             ref_mean - cur_mean,
-            {**sizes, "reference_mean": ref_mean, "current_mean": cur_mean},
+            {
+                **sizes,
+                **mean_drop_test(points, ref.counts, cur.counts).details(),
+                "reference_mean": ref_mean,
+                "current_mean": cur_mean,
+            },
         ),
         "low_confidence_share": Measurement(
-            low_share,
-            {**sizes, "cutoff": low_confidence_cutoff, "reference_share": ref_low_share},
+            cur_low / cur.n,
+            {
+                **sizes,
+                **share_rise_test(ref_low, ref.n, cur_low, cur.n).details(),
+                "cutoff": low_confidence_cutoff,
+                "reference_share": ref_low / ref.n,
+            },
         ),
     }
 

@@ -1,16 +1,20 @@
-"""What a window is compared with: each version's registered baseline, or a reference window."""
+"""What a window is compared with: each version's registered baseline, a reference window
+(given, or the trailing hours before the window), or each key's first hours in production."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 
+from core.config import MonitorsConfig
 from core.contracts import ALL
-from monitors.baselines import BaselineStore
+from core.timeutil import Window
+from monitors.baselines import Baseline, BaselineStore, PeriodKey, ProductionCache
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram
 from monitors.window_aggregates import (
     CLASS_COUNTS,
@@ -23,6 +27,8 @@ from monitors.window_aggregates import (
     keyed_counts,
     keyed_histograms,
 )
+from storage import aggregates
+from storage.engine import Engine
 
 # Up to this many registered versions, the window's histogram is asked for in the first round
 # on a grid with all their deciles, before the versions in the window are known.
@@ -52,6 +58,9 @@ class References(Protocol):
     def classes(self, model_version: ModelVersion) -> Sequence[str]: ...
 
     def problem(self, key: Key) -> str: ...
+
+    def source_for(self, key: Key) -> str:
+        """The reference a key was compared with (results' `details.reference`)."""
 
 
 @dataclass
@@ -93,6 +102,9 @@ class BaselineReferences:
     def problem(self, key: Key) -> str:
         reason = self.store.problems.get((key[0], key[1]), "unavailable")
         return f"no baseline for {key[0]} {key[1]}: {reason}"
+
+    def source_for(self, key: Key) -> str:
+        return self.source
 
 
 @dataclass
@@ -142,3 +154,166 @@ class WindowReferences:
             f"no predictions of {key[0]} {key[1]} for tenant {key[2]} in the reference window "
             f"{window.start.isoformat()} .. {window.end.isoformat()}"
         )
+
+    def source_for(self, key: Key) -> str:
+        return self.source
+
+
+@dataclass
+class ProductionReferences:
+    """Each key's first `hours` in service: a tenant's own first hours on a version, and for all
+    tenants the version's first hours. Until a key's period has ended before the window, the
+    key is compared with the version's registered baseline instead."""
+
+    engine: Engine
+    window: Window
+    hours: int
+    store: BaselineStore
+    model_name: str | None = None
+    source: str = "production"
+
+    @cached_property
+    def fallback(self) -> BaselineReferences:
+        return BaselineReferences(self.store)
+
+    @property
+    def cache(self) -> ProductionCache:
+        return self.store.production
+
+    @cached_property
+    def periods(self) -> dict[Key, Window]:
+        """Each key's production period (tenant `*`: from the version's first prediction)."""
+        starts = serving_starts(self.engine, self.cache, self.window.end)
+        length = timedelta(hours=self.hours)
+        periods = {}
+        for (model, version, tenant), first in starts.items():
+            if self.model_name is not None and model != self.model_name:
+                continue
+            periods[(model, version, tenant)] = Window(first, first + length)
+            everyone = periods.get((model, version, ALL))
+            if everyone is None or first < everyone.start:
+                periods[(model, version, ALL)] = Window(first, first + length)
+        return periods
+
+    def ready(self, key: Key) -> Baseline | None:
+        """The key's production reference, if its period ended before the window starts."""
+        period = self.periods.get(key)
+        if period is None or period.end > self.window.start:
+            return None
+        cache_key: PeriodKey = (*key, period.start, period.end)
+        if cache_key not in self.cache.references:
+            self._load_version((key[0], key[1]))
+        return self.cache.references.get(cache_key)
+
+    def _load_version(self, model_version: ModelVersion) -> None:
+        """Read the references of every ended period of one version (four queries)."""
+        ended = {
+            key: period
+            for key, period in self.periods.items()
+            if (key[0], key[1]) == model_version and period.end <= self.window.start
+        }
+        for key, reference in production_references(self.engine, ended).items():
+            self.cache.references[(*key, ended[key].start, ended[key].end)] = reference
+
+    def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
+        return None
+
+    def first_requests(self) -> list[Request]:
+        return []
+
+    def grid_requests(self, grid: np.ndarray) -> list[Request]:
+        return []
+
+    def quantile_edges(self, model_version: ModelVersion) -> np.ndarray | None:
+        reference = self.ready((*model_version, ALL))
+        if reference is None:
+            return self.fallback.quantile_edges(model_version)
+        return reference.quantile_edges
+
+    def confidence(self, key: Key, grid: np.ndarray) -> ConfidenceHistogram | None:
+        reference = self.ready(key)
+        return self.fallback.confidence(key, grid) if reference is None else reference.confidence
+
+    def class_counts(self, key: Key) -> Mapping[str, float] | None:
+        reference = self.ready(key)
+        return self.fallback.class_counts(key) if reference is None else reference.class_counts
+
+    def classes(self, model_version: ModelVersion) -> Sequence[str]:
+        return self.fallback.classes(model_version)
+
+    def problem(self, key: Key) -> str:
+        return f"{self._pending(key)}; {self.fallback.problem(key)}"
+
+    def source_for(self, key: Key) -> str:
+        if self.ready(key) is not None:
+            return self.source
+        return f"baseline ({self._pending(key)})"
+
+    def _pending(self, key: Key) -> str:
+        period = self.periods.get(key)
+        if period is None:
+            return f"no production reference for tenant {key[2]} yet"
+        return f"production reference for tenant {key[2]} complete at {period.end.isoformat()}"
+
+
+def serving_starts(
+    engine: Engine, cache: ProductionCache, end: datetime
+) -> dict[tuple[str, str, str], datetime]:
+    """When each (model, version, tenant) first predicted before `end`, read incrementally."""
+    if cache.scanned_until is None or end > cache.scanned_until:
+        frame = aggregates.first_predictions(engine, cache.scanned_until, end)
+        for model, version, tenant, first in frame.itertuples(index=False):
+            key = (str(model), str(version), str(tenant))
+            known = cache.starts.get(key)
+            cache.starts[key] = first if known is None else min(known, first)
+        cache.scanned_until = end
+    return {key: first for key, first in cache.starts.items() if first < end}
+
+
+def production_references(engine: Engine, periods: Mapping[Key, Window]) -> dict[Key, Baseline]:
+    """References (fine histogram, its deciles, class counts) of keys over their periods."""
+    found: dict[Key, Baseline] = {}
+    per_tenant = {k: p for k, p in periods.items() if k[2] != ALL}
+    per_version = {k: p for k, p in periods.items() if k[2] == ALL}
+    for chosen, all_tenants in ((per_tenant, False), (per_version, True)):
+        if not chosen:
+            continue
+        bounds = [
+            (k[0], k[1], None if all_tenants else k[2], p.start, p.end) for k, p in chosen.items()
+        ]
+        histograms = keyed_histograms(
+            aggregates.period_confidence_histogram(engine, bounds, FINE_EDGES.tolist()), FINE_EDGES
+        )
+        classes = keyed_counts(aggregates.period_class_counts(engine, bounds), "predicted_class")
+        for key in chosen:
+            if key in histograms and key in classes:
+                found[key] = Baseline(
+                    key[0],
+                    key[1],
+                    histograms[key],
+                    histograms[key].quantiles(),
+                    {str(c): n for c, n in classes[key].items()},
+                    source="production",
+                )
+    return found
+
+
+def choose_references(
+    engine: Engine,
+    window: Window,
+    config: MonitorsConfig,
+    store: BaselineStore,
+    reference_window: Window | None = None,
+    model_name: str | None = None,
+) -> References:
+    """An explicit reference window, else what `config.reference` names."""
+    if reference_window is None and config.reference == "window":
+        hours = timedelta(hours=config.reference_window_hours)
+        reference_window = Window(window.start - hours, window.start)
+    if reference_window is not None:
+        return WindowReferences(WindowAggregates(engine, reference_window, model_name))
+    if config.reference == "production":
+        return ProductionReferences(
+            engine, window, config.production_reference_hours, store, model_name
+        )
+    return BaselineReferences(store)

@@ -22,7 +22,7 @@ from core.timeutil import Window
 from monitors import class_shift, cost, drift, schema_failures, traffic
 from monitors.baselines import BaselineStore
 from monitors.histograms import FINE_EDGES, normalize_edges
-from monitors.references import BaselineReferences, References, WindowReferences
+from monitors.references import References, choose_references
 from monitors.results import Measurement, MonitorResult
 from monitors.thresholds import judge
 from monitors.traffic import HourlyHistory
@@ -74,6 +74,8 @@ class MonitorRun:
     reference_window: Window | None = None
 
     speculative_grid: np.ndarray | None = None
+    # Keys each drift monitor judges in this run: its tests' false-alarm rates are divided by it.
+    keys_judged: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def current(self) -> WindowAggregates:
@@ -178,13 +180,18 @@ class MonitorRun:
         results = []
         for metric in metrics:
             measurement = measurements.get(metric, Measurement(None))
-            status, threshold = judge(
-                self.config.monitors, monitor, metric, measurement, sufficient
+            verdict = judge(
+                self.config.monitors,
+                monitor,
+                metric,
+                measurement,
+                sufficient,
+                keys=self.keys_judged.get(monitor, 1),
+                model=key[0],
+                tenant=key[2],
             )
-            details = {**measurement.details, **(extra or {})}
-            configured = self.config.monitors.threshold(monitor, metric)
-            if configured is not None:
-                details["thresholds"] = {"warn": configured.warn, "alert": configured.alert}
+            status, threshold = verdict.status, verdict.threshold
+            details = {**measurement.details, **(extra or {}), **verdict.details}
             results.append(
                 MonitorResult(
                     monitor=monitor,
@@ -202,6 +209,10 @@ class MonitorRun:
                 )
             )
         return results
+
+    def judged(self, sizes: Iterable[float]) -> int:
+        """How many keys of these window sizes have enough predictions to be judged."""
+        return max(sum(1 for n in sizes if n >= self.min_predictions), 1)
 
     def shortfall(self, n_current: float, n_reference: float | None) -> str | None:
         """Why a comparison would not be meaningful, or None."""
@@ -221,7 +232,7 @@ class MonitorRun:
         compute: Callable[[], Mapping[str, Measurement]] | None = None,
     ) -> list[MonitorResult]:
         """Rows comparing a key with its reference: insufficient when a side is missing or small."""
-        extra: dict[str, Any] = {"reference": self.references.source}
+        extra: dict[str, Any] = {"reference": self.references.source_for(key)}
         why = (
             self.references.problem(key) if n_reference is None else self.shortfall(n, n_reference)
         )
@@ -233,6 +244,7 @@ class MonitorRun:
     def confidence_drift(self) -> list[MonitorResult]:
         quantiles, cutoff, grid = self.quantiles, self.cutoff, self.confidence_grid
         current = keyed_histograms(self.current.confidence(grid), grid)
+        self.keys_judged[drift.MONITOR] = self.judged(h.n for h in current.values())
         results = []
         for key in self.keys(current):
             if key not in current:
@@ -251,6 +263,9 @@ class MonitorRun:
 
     def class_shift(self) -> list[MonitorResult]:
         current = keyed_counts(self.current.class_counts, "predicted_class")
+        self.keys_judged[class_shift.MONITOR] = self.judged(
+            sum(c.values()) for c in current.values()
+        )
         results = []
         for key in self.keys(current):
             if key not in current:
@@ -344,10 +359,8 @@ def run_monitors(
     if unknown:
         raise ValueError(f"unknown monitor(s) {', '.join(unknown)}; known: {MONITOR_NAMES}")
     store = baselines or BaselineStore(engine)
-    references: References = (
-        BaselineReferences(store)
-        if reference_window is None
-        else WindowReferences(WindowAggregates(engine, reference_window, model_name))
+    references = choose_references(
+        engine, window, config.monitors, store, reference_window, model_name
     )
     run = MonitorRun(
         engine,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -220,3 +221,73 @@ def first_prediction_day(engine: Engine, before: datetime) -> date | None:
     with engine.connect() as connection:
         first = connection.execute(statement).scalar()
     return to_utc(first).date() if first is not None else None
+
+
+# A key's stretch of time: (model_name, model_version, tenant or None for all tenants, start, end).
+Period = tuple[str, str, str | None, datetime, datetime]
+KEY_COLUMNS = ("model_name", "model_version", "tenant")
+
+
+def first_predictions(
+    engine: Engine, start: datetime | None, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """Time of the first successful prediction per (model, version, tenant) in [start, end).
+
+    From the store's first row when `start` is None (a scan of the whole table; callers keep
+    what they found and ask again only from where they stopped).
+    """
+    condition = and_(_p.ts < to_utc(end), _p.status == "ok")
+    if start is not None:
+        condition = and_(condition, _p.ts >= to_utc(start))
+    if model_name is not None:
+        condition = and_(condition, _p.model_name == model_name)
+    keys = [_p[c] for c in KEY_COLUMNS]
+    statement = select(*keys, func.min(_p.ts).label("first_ts")).where(condition).group_by(*keys)
+    frame = _frame(engine, statement, [*KEY_COLUMNS, "first_ts"])
+    frame["first_ts"] = [to_utc(t) for t in frame["first_ts"]]
+    return frame
+
+
+def _in_periods(periods: Sequence[Period]) -> ColumnElement[bool]:
+    """Successful predictions of any of the periods' keys within that key's period."""
+    if not periods:
+        raise ValueError("at least one period is needed")
+    terms = []
+    for model, version, tenant, start, end in periods:
+        term = and_(
+            _p.model_name == model,
+            _p.model_version == version,
+            _p.ts >= to_utc(start),
+            _p.ts < to_utc(end),
+        )
+        terms.append(term if tenant is None else and_(term, _p.tenant == tenant))
+    return and_(_p.status == "ok", or_(*terms))
+
+
+def period_class_counts(engine: Engine, periods: Sequence[Period]) -> pd.DataFrame:
+    """Successful predictions per predicted class and tenant, each key within its period."""
+    keys = [_p[c] for c in KEY_COLUMNS]
+    statement = (
+        select(*keys, _p.predicted_class, func.count().label("n"))
+        .where(_in_periods(periods))
+        .group_by(*keys, _p.predicted_class)
+    )
+    frame = _frame(engine, statement, [*KEY_COLUMNS, "predicted_class", "n"])
+    return frame.astype({"n": "int64"})
+
+
+def period_confidence_histogram(
+    engine: Engine, periods: Sequence[Period], edges: Sequence[float]
+) -> pd.DataFrame:
+    """Successful predictions per confidence bin and tenant, each key within its period."""
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError("bin edges must be at least two strictly increasing values")
+    keys = [_p[c] for c in KEY_COLUMNS]
+    bin_index = _bin_expression(engine, [float(e) for e in edges[1:-1]]).label("bin")
+    statement = (
+        select(*keys, bin_index, func.count().label("n"))
+        .where(and_(_in_periods(periods), _p.confidence.is_not(None)))
+        .group_by(*keys, bin_index)
+    )
+    frame = _frame(engine, statement, [*KEY_COLUMNS, "bin", "n"])
+    return frame.astype({"bin": "int64", "n": "int64"})

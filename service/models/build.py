@@ -142,7 +142,10 @@ def train_candidate(
     )
     step("evaluate")
     # The served artifact is what the report describes: evaluate ONNX Runtime's output.
-    evaluation = evaluate(dataset.validation_labels, onnx_probabilities, classes)
+    reference = None
+    if dataset.reference_inputs:
+        _labels, reference = run_onnx(artifact, dataset.onnx_input(dataset.reference_inputs))
+    evaluation = evaluate(dataset.validation_labels, onnx_probabilities, classes, reference)
     frameworks = _frameworks()
     version = planned_version(model_recipe, dataset)
     metadata = {

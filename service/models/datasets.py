@@ -23,6 +23,11 @@ RISK_SEED = 20_241_102
 # Every 5th row is held out: rows are drawn i.i.d., so this is a random 20 % split that needs no
 # second generator and never changes when unrelated code draws more random numbers.
 VALIDATION_EVERY = 5
+# The drift baseline is the model's predictions on this many more held-out rows, drawn by the
+# same generator with the dataset's seed plus REFERENCE_SEED_OFFSET: a 1,000-row validation
+# set alone is too small a reference (docs/monitors.md, "How a verdict is reached").
+REFERENCE_ROWS = 10_000
+REFERENCE_SEED_OFFSET = 7_919
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Dataset:
     validation_labels: Sequence[str]
     features: tuple[str, ...] = ()
     source: dict[str, Any] = field(default_factory=dict)
+    # Held-out rows the drift baseline is predicted on (never trained or evaluated on).
+    reference_inputs: Sequence[Any] = ()
 
     @cached_property
     def snapshot_id(self) -> str:
@@ -50,6 +57,8 @@ class Dataset:
         for split, inputs, labels in splits:
             for value, label in zip(inputs, labels, strict=True):
                 digest.update(json.dumps([split, value, label]).encode() + b"\n")
+        for value in self.reference_inputs:
+            digest.update(json.dumps(["reference", value]).encode() + b"\n")
         return digest.hexdigest()
 
     @property
@@ -69,25 +78,33 @@ class Dataset:
         return np.asarray(self.model_input(inputs), dtype=np.float32)
 
 
-def ticket_dataset(n: int = TICKET_ROWS, seed: int = TICKET_SEED) -> Dataset:
+def ticket_dataset(
+    n: int = TICKET_ROWS, seed: int = TICKET_SEED, reference_rows: int = REFERENCE_ROWS
+) -> Dataset:
     """The ticket classifier's data: generated support tickets and their categories."""
     tickets = generate_corpus(n, seed)
     train, validation = split_rows([(t.text, t.category) for t in tickets])
+    reference_seed = seed + REFERENCE_SEED_OFFSET
     return Dataset(
         kind="text",
         train_inputs=[text for text, _ in train],
         train_labels=[label for _, label in train],
         validation_inputs=[text for text, _ in validation],
         validation_labels=[label for _, label in validation],
-        source={"generator": "service.models.ticket_corpus", "rows": n, "seed": seed},
+        source=_source("service.models.ticket_corpus", n, seed, reference_rows, reference_seed),
+        reference_inputs=[t.text for t in generate_corpus(reference_rows, reference_seed)],
     )
 
 
-def risk_dataset(n: int = RISK_ROWS, seed: int = RISK_SEED) -> Dataset:
+def risk_dataset(
+    n: int = RISK_ROWS, seed: int = RISK_SEED, reference_rows: int = REFERENCE_ROWS
+) -> Dataset:
     """The risk scorer's data: generated accounts, features in FEATURES order."""
     accounts = generate_accounts(n, seed)
     rows = [([a.features[name] for name in FEATURES], a.risk) for a in accounts]
     train, validation = split_rows(rows)
+    reference_seed = seed + REFERENCE_SEED_OFFSET
+    reference = generate_accounts(reference_rows, reference_seed)
     return Dataset(
         kind="tabular",
         features=FEATURES,
@@ -95,8 +112,21 @@ def risk_dataset(n: int = RISK_ROWS, seed: int = RISK_SEED) -> Dataset:
         train_labels=[label for _, label in train],
         validation_inputs=[values for values, _ in validation],
         validation_labels=[label for _, label in validation],
-        source={"generator": "service.models.risk_data", "rows": n, "seed": seed},
+        source=_source("service.models.risk_data", n, seed, reference_rows, reference_seed),
+        reference_inputs=[[a.features[name] for name in FEATURES] for a in reference],
     )
+
+
+def _source(
+    generator: str, rows: int, seed: int, reference_rows: int, reference_seed: int
+) -> dict[str, Any]:
+    return {
+        "generator": generator,
+        "rows": rows,
+        "seed": seed,
+        "reference_rows": reference_rows,
+        "reference_seed": reference_seed,
+    }
 
 
 def split_rows(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:

@@ -14,9 +14,13 @@ ECE_BINS = 15
 
 
 def evaluate(
-    labels: Sequence[str], probabilities: np.ndarray, classes: Sequence[str]
+    labels: Sequence[str],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    reference_probabilities: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1, calibration and the reference distributions of `probabilities`."""
+    """Accuracy, macro-F1 and calibration of `probabilities`, and the reference distributions
+    of `reference_probabilities` (held-out rows beyond the validation set; default: these)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     truth = np.array([list(classes).index(label) for label in labels])
     predicted = probabilities.argmax(axis=1)
@@ -32,7 +36,9 @@ def evaluate(
         },
         "n_validation": len(truth),
         "per_class": per_class,
-        "reference": reference_distributions(probabilities, classes),
+        "reference": reference_distributions(
+            probabilities if reference_probabilities is None else reference_probabilities, classes
+        ),
     }
 
 

@@ -50,6 +50,19 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
             "monitors:\n  thresholds:\n    class_shift:\n      psi: {warn: 0.3, alert: 0.1}\n",
             "monitors.thresholds.class_shift.psi.alert",
         ),
+        (
+            "monitors:\n  false_alarm_rate: {warn: 0.01, alert: 0.05}\n",
+            "monitors.false_alarm_rate.alert",
+        ),
+        ("monitors:\n  false_alarm_rate: {warn: 1.5}\n", "monitors.false_alarm_rate.warn"),
+        ("monitors:\n  reference: yesterday\n", "monitors.reference"),
+        ("monitors:\n  production_reference_hours: 0\n", "monitors.production_reference_hours"),
+        ("monitors:\n  overrides:\n    - thresholds: {}\n", "monitors.overrides.0"),
+        (
+            "monitors:\n  overrides:\n    - model: m\n      thresholds:\n"
+            "          class_shift: {pis: {warn: 1, alert: 2}}\n",
+            "monitors.overrides.0.thresholds",
+        ),
     ],
 )
 def test_bad_file_value_names_the_field_and_the_file(tmp_path, yaml_text, field):
@@ -180,3 +193,37 @@ def test_receivers_of_every_kind_with_secrets_in_files(tmp_path):
     assert alerting.receivers["mail"].sender == "sw@acme.test"  # type: ignore[union-attr]
     assert alerting.receivers["pd"].send_resolved is False
     assert alerting.routes["critical"] == ["pd", "hook"]
+
+
+def test_overrides_by_model_and_tenant_the_most_specific_first(tmp_path):
+    path = tmp_path / "overrides.yaml"
+    path.write_text(
+        "monitors:\n"
+        "  reference: production\n"
+        "  overrides:\n"
+        "    - tenant: acme\n"
+        "      thresholds: {class_shift: {psi: {warn: 0.15, alert: 0.3}}}\n"
+        "    - model: risk_scorer\n"
+        "      thresholds: {class_shift: {psi: {warn: 0.2, alert: 0.4}}}\n"
+        "      false_alarm_rate: {warn: 0.001, alert: 0.0001}\n"
+        "    - model: risk_scorer\n"
+        "      tenant: acme\n"
+        "      thresholds: {class_shift: {psi: {warn: 0.3, alert: 0.6}}}\n"
+    )
+    monitors = load_app_config(path).monitors
+    assert monitors.reference == "production"
+    assert monitors.production_reference_hours == 24
+
+    def psi(model, tenant):
+        threshold = monitors.threshold("class_shift", "psi", model, tenant)
+        return (threshold.warn, threshold.alert)
+
+    assert psi("risk_scorer", "acme") == (0.3, 0.6)
+    assert psi("risk_scorer", "globex") == (0.2, 0.4)
+    assert psi("ticket_classifier", "acme") == (0.15, 0.3)
+    assert psi("ticket_classifier", "globex") == (0.1, 0.25)
+    assert psi(None, None) == (0.1, 0.25)
+    # Other metrics and the rates fall through to the next match, then the defaults.
+    assert monitors.threshold("class_shift", "js_distance", "risk_scorer", "acme").warn == 0.1
+    assert monitors.false_alarms("risk_scorer", "acme").warn == 0.001
+    assert monitors.false_alarms("ticket_classifier", "acme").warn == 0.01

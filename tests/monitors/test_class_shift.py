@@ -24,6 +24,21 @@ def test_statistics_match_scipy():
     assert shift["chi_square"].details["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
 
 
+def test_psi_and_js_carry_the_two_sample_homogeneity_test_of_the_counts():
+    shift = class_shift(REFERENCE, CURRENT)
+    names = sorted(REFERENCE)
+    table = [[REFERENCE[c] for c in names], [CURRENT[c] for c in names]]
+    expected = stats.chi2_contingency(table, correction=False)
+    for metric in ("psi", "js_distance"):
+        details = shift[metric].details
+        assert details["test"] == "chi_square_homogeneity"
+        assert details["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+        assert details["dof"] == 4
+    # Goodness of fit treats the reference as exact: more evidence than the two-sample test.
+    assert shift["chi_square"].details["test"] == "chi_square_goodness_of_fit"
+    assert shift["chi_square"].details["p_value"] < details["p_value"]
+
+
 def test_moved_most_lists_the_largest_changes_first():
     movers = class_shift(REFERENCE, CURRENT)["psi"].details["moved_most"]
     assert next(m["class"] for m in movers) == "billing"

@@ -1,4 +1,4 @@
-"""The binned distances against scipy on the same bins."""
+"""The binned distances and their two-sample tests against scipy on the same bins."""
 
 import numpy as np
 import pytest
@@ -7,10 +7,15 @@ from scipy.spatial.distance import jensenshannon
 
 from monitors.distances import (
     chi_square,
+    homogeneity,
     js_distance,
     ks_pvalue,
     ks_statistic,
+    ks_test,
+    mean_drop_test,
+    pooled_table,
     psi,
+    share_rise_test,
     wasserstein,
     weighted_mean_std,
 )
@@ -63,3 +68,60 @@ def test_weighted_mean_std_match_numpy():
     mean, std = weighted_mean_std(POINTS, REF)
     assert mean == pytest.approx(values.mean(), rel=1e-12)
     assert std == pytest.approx(values.std(), rel=1e-9)
+
+
+def test_homogeneity_matches_scipy_chi2_contingency_on_the_two_samples():
+    expected = stats.chi2_contingency(np.vstack([REF, CUR]), correction=False)
+    result = homogeneity(REF, CUR)
+    assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
+    assert result.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert result.dof == expected.dof == len(REF) - 1
+    assert result.details() == {
+        "test": "chi_square_homogeneity",
+        "p_value": result.p_value,
+        "test_statistic": result.statistic,
+        "dof": result.dof,
+    }
+
+
+def test_sparse_bins_are_pooled_until_the_smaller_side_expects_five():
+    reference = [5000, 3000, 1900, 60, 30, 10, 0]
+    current = [50, 30, 19, 1, 0, 0, 0]
+    # The empty bin is dropped and the three sparse ones (0.6 .. 0.1 expected counts on the
+    # current side) pooled; the pool, still sparse, joins the smallest other bin.
+    table = pooled_table(reference, current)
+    assert table.tolist() == [[5000, 3000, 2000], [50, 30, 20]]
+    result = homogeneity(reference, current)
+    expected = stats.chi2_contingency(table, correction=False)
+    assert (result.statistic, result.dof) == (pytest.approx(expected.statistic, rel=1e-9), 2)
+
+
+def test_homogeneity_of_one_bin_or_an_empty_side_is_not_evidence():
+    assert homogeneity([10, 0], [5, 0]).p_value == 1.0
+    assert homogeneity([10, 5], [0, 0]).p_value == 1.0
+
+
+def test_ks_test_is_the_binned_statistic_with_its_asymptotic_p_value():
+    result = ks_test(REF, CUR)
+    assert result.statistic == ks_statistic(REF, CUR)
+    assert result.p_value == ks_pvalue(result.statistic, REF.sum(), CUR.sum())
+
+
+def test_mean_drop_test_is_welchs_statistic_one_sided():
+    ref = np.repeat(POINTS, REF.astype(int))
+    cur = np.repeat(POINTS, CUR.astype(int))
+    expected = stats.ttest_ind(ref, cur, equal_var=False, alternative="greater")
+    result = mean_drop_test(POINTS, REF, CUR)
+    assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
+    # The normal tail against Student's t with about 10,000 degrees of freedom.
+    assert result.p_value == pytest.approx(expected.pvalue, rel=0.02, abs=1e-6)
+    assert mean_drop_test(POINTS, REF, REF).p_value == pytest.approx(0.5)
+
+
+def test_share_rise_test_is_the_one_sided_root_of_the_2x2_chi_square():
+    expected = stats.chi2_contingency([[30, 970], [55, 945]], correction=False)
+    result = share_rise_test(30, 1000, 55, 1000)
+    assert result.statistic**2 == pytest.approx(expected.statistic, rel=1e-9)
+    assert result.p_value == pytest.approx(expected.pvalue / 2, rel=1e-9)
+    assert share_rise_test(55, 1000, 30, 1000).p_value == pytest.approx(1 - result.p_value)
+    assert share_rise_test(0, 100, 0, 100).p_value == 1.0

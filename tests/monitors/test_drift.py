@@ -72,6 +72,28 @@ def test_a_shift_crosses_the_default_alert_levels_and_a_resample_does_not():
     assert abs(same["mean_confidence_drop"].value) < 0.005
 
 
+def test_each_metric_carries_the_two_sample_test_that_judges_it():
+    quantiles, shifted = _drift(REFERENCE, SHIFTED)
+    _, same = _drift(REFERENCE, SAME)
+    tests = {metric: m.details["test"] for metric, m in shifted.items()}
+    assert tests == {
+        "psi": "chi_square_homogeneity",
+        "js_distance": "chi_square_homogeneity",
+        "ks_statistic": "ks_two_sample",
+        "wasserstein_normalized": "ks_two_sample",
+        "mean_confidence_drop": "welch_z_one_sided",
+        "low_confidence_share": "two_proportion_z_one_sided",
+    }
+    ref, _ = np.histogram(REFERENCE, quantiles)
+    cur, _ = np.histogram(SHIFTED, quantiles)
+    expected = stats.chi2_contingency([ref, cur], correction=False)
+    assert shifted["psi"].details["test_statistic"] == pytest.approx(expected.statistic, rel=1e-9)
+    assert shifted["psi"].details["p_value"] == pytest.approx(expected.pvalue, abs=1e-300)
+    assert all(m.details["p_value"] < 1e-12 for m in shifted.values())
+    # A resample of the same distribution: no test finds a difference at 1 %.
+    assert all(m.details["p_value"] > 0.01 for m in same.values())
+
+
 def test_a_baseline_from_fine_counts_and_deciles_agrees_with_the_raw_reference():
     quantiles, exact = _drift(REFERENCE, SHIFTED)
     baseline = ConfidenceHistogram.from_counts(

@@ -85,6 +85,21 @@ def test_statuses_separate_drift_from_noise_and_small_samples(loaded):
     assert moved[0]["class"] == "billing"
 
 
+def test_drift_rows_carry_the_test_its_p_value_and_the_correction_for_the_runs_keys(loaded):
+    outcome = _run(loaded, monitors=["confidence_drift", "class_shift"])
+    for monitor in ("confidence_drift", "class_shift"):
+        rows = _rows(outcome, monitor, "psi")
+        acme, globex = rows[("v1", "acme", "psi")], rows[("v1", "globex", "psi")]
+        assert acme.details["test"] == globex.details["test"] == "chi_square_homogeneity"
+        assert 0 <= acme.details["p_value"] <= 1
+        assert globex.details["p_value"] < 1e-12
+        assert globex.details["decided_by"] == "effect_floor"
+        # acme, globex and all tenants are judged; initech's 30 predictions are not.
+        assert acme.details["keys_judged"] == 3
+        assert acme.details["alpha"] == {"warn": 0.01 / 3, "alert": 0.001 / 3}
+    assert "keys_judged" not in rows[("v1", "initech", "psi")].details
+
+
 def test_metrics_without_thresholds_are_ok_with_a_null_threshold(loaded):
     outcome = _run(loaded, monitors=["class_shift"])
     chi = _rows(outcome, "class_shift", "chi_square")[("v1", "globex", "chi_square")]

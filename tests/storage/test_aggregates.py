@@ -10,8 +10,11 @@ from storage.aggregates import (
     confidence_histogram,
     daily_compute_totals,
     first_prediction_day,
+    first_predictions,
     hourly_busy_ms,
     hourly_counts,
+    period_class_counts,
+    period_confidence_histogram,
     status_counts,
 )
 from storage.writer import write_predictions
@@ -130,3 +133,53 @@ def test_hourly_counts_bucket_every_status_by_whole_hours_since_the_start(store_
     assert got == dict(expected)
     assert sorted({key[-1] for key in got}) == [0, 1, 2]  # the last hour is the partial half
     assert sum(got.values()) == 2.5 * 3600 / 7.5
+
+
+def _ok(rows):
+    return [r for r in rows if r["status"] == "ok"]
+
+
+def test_first_predictions_per_key_from_the_start_or_from_a_time(store_engine):
+    rows = make_records(1000, step_s=1.0)
+    write_predictions(store_engine, rows)
+    frame = first_predictions(store_engine, None, END)
+    expected = {}
+    for r in _ok(rows):
+        key = (r["model_name"], r["model_version"], r["tenant"])
+        if r["ts"] < END and key not in expected:
+            expected[key] = r["ts"]
+    got = {tuple(row[:3]): row[3] for row in frame.itertuples(index=False)}
+    assert got == expected
+    later = first_predictions(store_engine, START + timedelta(seconds=300), END)
+    assert all(t >= START + timedelta(seconds=300) for t in later["first_ts"])
+    assert first_predictions(store_engine, None, END, model_name="risk_scorer").empty
+
+
+def test_period_aggregates_count_each_key_within_its_own_period(store_engine):
+    rows = make_records(1000, step_s=1.0)
+    write_predictions(store_engine, rows)
+    acme = ("ticket_classifier", "v1", "acme", START, START + timedelta(seconds=100))
+    every_v2 = ("ticket_classifier", "v2", None, START + timedelta(seconds=500), END)
+    periods = [acme, every_v2]
+
+    def inside(r):
+        return any(
+            (r["model_name"], r["model_version"]) == (model, version)
+            and start <= r["ts"] < end
+            and tenant in (None, r["tenant"])
+            for model, version, tenant, start, end in periods
+        )
+
+    chosen = [r for r in _ok(rows) if inside(r)]
+    classes = period_class_counts(store_engine, periods)
+    expected = Counter(
+        (r["model_name"], r["model_version"], r["tenant"], r["predicted_class"]) for r in chosen
+    )
+    assert {tuple(row[:-1]): row[-1] for row in classes.itertuples(index=False)} == expected
+    edges = [0.0, 0.3, 0.5, 0.55, 0.9, 1.0]
+    histogram = period_confidence_histogram(store_engine, periods, edges)
+    assert histogram["n"].sum() == len(chosen)
+    counts = histogram.groupby("bin")["n"].sum().reindex(range(5), fill_value=0)
+    assert counts.tolist() == np.histogram([r["confidence"] for r in chosen], edges)[0].tolist()
+    with pytest.raises(ValueError, match="period"):
+        period_class_counts(store_engine, [])

@@ -10,6 +10,7 @@ import pytest
 
 from monitors.baselines import Baseline
 from service.models.build import Candidate
+from service.models.datasets import REFERENCE_ROWS
 from service.models.evaluation import evaluate
 from service.models.metadata import validate_metadata
 from service.models.onnx_export import OnnxArtifact, run_onnx
@@ -121,13 +122,17 @@ def test_the_evaluation_report_agrees_with_scikit_learn_metrics(candidates, name
 
 
 @pytest.mark.parametrize("name", ["ticket_classifier", "risk_scorer"])
-def test_reference_distributions_describe_the_validation_predictions(candidates, name):
+def test_reference_distributions_describe_ten_thousand_held_out_predictions(candidates, name):
     candidate = candidates[name]
+    dataset = candidate.dataset
     metadata = validate_metadata(candidate.metadata)
     reference = metadata["evaluation"]["reference"]
-    confidence = _onnx_probabilities(candidate).max(axis=1)
-    n = len(candidate.dataset.validation_inputs)
-    assert reference["n"] == metadata["evaluation"]["n_validation"] == n
+    tensor = dataset.onnx_input(dataset.reference_inputs)
+    confidence = run_onnx(candidate.artifact, tensor)[1].max(axis=1)
+    n = len(dataset.reference_inputs)
+    assert n >= REFERENCE_ROWS == 10_000
+    assert reference["n"] == n
+    assert metadata["evaluation"]["n_validation"] == len(dataset.validation_inputs)
     histogram = reference["confidence_histogram"]
     assert len(histogram["edges"]) == 201
     assert len(histogram["counts"]) == 200
@@ -139,6 +144,16 @@ def test_reference_distributions_describe_the_validation_predictions(candidates,
     assert sum(reference["class_counts"].values()) == n
     assert sum(reference["class_shares"].values()) == pytest.approx(1.0)
     assert reference["mean_confidence"] == pytest.approx(confidence.mean())
+
+
+@pytest.mark.parametrize("name", ["ticket_classifier", "risk_scorer"])
+def test_the_reference_rows_are_held_out_from_training_and_validation(candidates, name):
+    dataset = candidates[name].dataset
+    seen = {repr(value) for value in (*dataset.train_inputs, *dataset.validation_inputs)}
+    held_out = [repr(value) for value in dataset.reference_inputs]
+    assert dataset.source["reference_rows"] == len(held_out)
+    # Generated rows may repeat by chance (short tickets); the draw itself is a separate one.
+    assert sum(value in seen for value in held_out) / len(held_out) < 0.01
 
 
 def test_histogram_bins_are_half_open_and_the_last_is_closed():
@@ -180,5 +195,5 @@ def test_the_readiness_sample_is_predicted_as_expected_by_the_onnx_model(candida
 @pytest.mark.parametrize("name", ["ticket_classifier", "risk_scorer"])
 def test_the_monitors_can_read_the_baseline(candidates, name):
     baseline = Baseline.from_metadata(name, "v", candidates[name].metadata)
-    assert baseline.confidence.n == len(candidates[name].dataset.validation_inputs)
+    assert baseline.confidence.n == len(candidates[name].dataset.reference_inputs)
     assert set(baseline.class_counts) == set(candidates[name].metadata["classes"])

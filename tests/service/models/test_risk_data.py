@@ -24,6 +24,15 @@ def test_the_same_seed_gives_the_same_accounts_and_snapshot_id():
     assert risk_dataset(500, seed=3).snapshot_id != risk_dataset(500, seed=4).snapshot_id
 
 
+def test_the_reference_rows_are_a_separate_draw_that_the_snapshot_id_covers():
+    dataset = risk_dataset(500, seed=3, reference_rows=300)
+    assert len(dataset.reference_inputs) == dataset.source["reference_rows"] == 300
+    assert dataset.reference_inputs[0] not in dataset.validation_inputs
+    other = risk_dataset(500, seed=3, reference_rows=301)
+    assert other.snapshot_id != dataset.snapshot_id
+    assert other.validation_inputs == dataset.validation_inputs
+
+
 def test_accounts_have_every_feature_and_all_classes_in_plausible_shares():
     accounts = generate_accounts(5000, seed=8)
     assert all(tuple(a.features) == FEATURES for a in accounts)
