@@ -618,6 +618,11 @@ def load_app_config(path: Path | None) -> AppConfig:
         raise ConfigError(f"config file {path}: {_describe(exc)}") from exc
 
 
+def app_config_yaml(config: AppConfig) -> str:
+    """`config` as YAML that `load_app_config` reads back to an equal config."""
+    return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (plus `overrides`), config file parsed eagerly."""
     try:

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from service.traffic import DEMO_TENANTS, SCENARIOS, Scenario, plan_traffic, send_traffic
 
@@ -86,51 +85,36 @@ def up(
     config: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="YAML config.")
     ] = Path("examples/servewatch.yaml"),
-    rate: Annotated[float, typer.Option(help="Demo traffic, requests per second.")] = 5.0,
+    rate: Annotated[float, typer.Option(help="Demo traffic, requests per second.")] = 8.0,
     traffic_for: Annotated[float, typer.Option(help="Seconds of demo traffic (0: none).")] = 3600,
     run_for: Annotated[
         float | None, typer.Option("--for", help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Demo pace: one-minute windows judged every 15 s, alerts held 30 s, and a drift "
+            "injected into the traffic (--no-demo: the config's own schedules, no drift)."
+        ),
+    ] = True,
+    drift_at: Annotated[float, typer.Option(help="Demo: seconds until the drift starts.")] = 60.0,
+    drift_tenant: Annotated[str, typer.Option(help="Demo: the tenant whose traffic drifts.")] = (
+        "globex"
+    ),
 ) -> None:
-    """Start store, models, service, monitors, traffic, and Prometheus/Alertmanager if installed."""
+    """Start store, models, service, monitors, alert sink, traffic, and Prometheus/Alertmanager if
+    installed; show what they conclude while they run, and a summary when they stop."""
     from core.config import load_settings
-    from servewatch.stack import RunningStack, plan_stack
+    from servewatch.demo_profile import DemoDrift
+    from servewatch.stack_session import run_stack
     from storage.migrate import upgrade
 
     settings = load_settings(**({"config_file": config} if config else {}))
     upgrade(settings.resolved_database_url)
     _ensure_models()
-    home = settings.home.resolve()
-    plan = plan_stack(
-        home / "stack",
-        home=home,
-        config_file=config.resolve() if config else None,
-        database_url=settings.database_url,
-        traffic_rate=rate,
-        traffic_duration_s=traffic_for,
-    )
-    stack = RunningStack(plan)
+    drift = DemoDrift(at_s=drift_at, tenant=drift_tenant) if demo else None
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with console.status("starting the stack...") as status:
-            try:
-                stack.start(on_ready=lambda c: status.update(f"{c.name} is up"))
-            except (RuntimeError, TimeoutError) as exc:
-                console.print(f"[red]error:[/red] {exc}; logs in {stack.logs}")
-                raise typer.Exit(1) from exc
-        _print_plan(plan, settings.resolved_database_url)
-        deadline = None if run_for is None else time.monotonic() + run_for
-        while deadline is None or time.monotonic() < deadline:
-            failed = {n: c for n, c in stack.exited().items() if n != "traffic"}
-            if failed:
-                console.print(f"[red]stopped unexpectedly:[/red] {failed}; logs in {stack.logs}")
-                raise typer.Exit(1)
-            time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopping...")
-    finally:
-        stack.stop()
-        console.print("everything stopped")
+    run_stack(settings, config, rate=rate, traffic_for=traffic_for, run_for=run_for, drift=drift)
 
 
 def _interrupt(*_: object) -> None:
@@ -143,17 +127,3 @@ def _ensure_models() -> None:
 
     with console.status("building models if missing..."):
         build_all()
-
-
-def _print_plan(plan: object, database_url: str) -> None:
-    from servewatch.stack import StackPlan
-
-    assert isinstance(plan, StackPlan)
-    table = Table(title="servewatch stack (Ctrl-C stops everything)")
-    table.add_column("component")
-    table.add_column("where")
-    for component in plan.components:
-        table.add_row(component.name, component.url if component.ready_path else "(client)")
-    table.add_row("store", database_url)
-    table.add_row("logs", str(plan.workdir / "logs"))
-    Console().print(table)

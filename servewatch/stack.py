@@ -148,12 +148,14 @@ def plan_stack(
     with_prometheus: bool | None = None,
     extra_env: Mapping[str, str] | None = None,
     preferred_ports: Mapping[str, int] = DEFAULT_PORTS,
+    alert_spec: AlertSpec | None = None,
 ) -> StackPlan:
     """Which processes to run, on which loopback ports, with which generated configuration.
 
     Each component gets its stable default port (`DEFAULT_PORTS`), or a free one where that is
     taken; the rules and Alertmanager config are generated from the app config for those ports
-    (`rules_dir` replaces the rules), and every receiver of the default config is the alert sink.
+    (`rules_dir` replaces the rules; `alert_spec` replaces alerts/spec.yaml), and every receiver
+    of the default config is the alert sink.
     """
     ports = choose_ports(tuple(DEFAULT_PORTS), preferred_ports)
     env = {"SERVEWATCH_HOME": str(home or workdir), **(extra_env or {})}
@@ -178,7 +180,7 @@ def plan_stack(
     if with_prometheus is None:
         with_prometheus = shutil.which("prometheus") is not None
     if with_prometheus:
-        alerting = write_alerting(workdir, load_app_config(config_file), ports)
+        alerting = write_alerting(workdir, load_app_config(config_file), ports, alert_spec)
         targets = {"servewatch-service": ports["service"], "servewatch-monitors": ports["monitors"]}
         components += observability(
             workdir,
@@ -315,6 +317,18 @@ class RunningStack:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"{component.name} not ready after {timeout:.0f} s")
+
+    def stop_component(self, name: str, timeout: float = 15) -> None:
+        """Stop one component (TERM, then KILL), e.g. the traffic before the final readings."""
+        process = self.processes.get(name)
+        if process is None:
+            return
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(5)
 
     def exited(self) -> dict[str, int]:
         """Components that have ended, with their exit codes."""

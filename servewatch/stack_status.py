@@ -8,13 +8,14 @@ is starting or gone shows as unknown); `Snapshot` and the `render_*` functions a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -57,6 +58,7 @@ class Snapshot:
     verdicts: tuple[Verdict, ...] = ()
     alerts: tuple[FiringAlert, ...] = ()
     notifications: int | None = None  # received by the built-in alert sink
+    log_records: Mapping[str, float] = field(default_factory=dict)  # prediction log, by event
 
 
 def request_rate(current: Snapshot, previous: Snapshot | None) -> float | None:
@@ -92,16 +94,25 @@ def parse_service_metrics(text: str) -> dict[str, Any]:
     """Answered, errors and the latency buckets summed over every label of the exposition."""
     answered = errors = 0.0
     buckets: dict[float, float] = {}
+    records: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "servewatch_requests_total":
+            if sample.name == "servewatch_prediction_log_records_total":
+                event = sample.labels.get("event", "")
+                records[event] = records.get(event, 0.0) + sample.value
+            elif sample.name == "servewatch_requests_total":
                 answered += sample.value
                 if sample.labels.get("outcome") != "ok":
                     errors += sample.value
             elif sample.name == "servewatch_request_duration_seconds_bucket":
                 le = float(sample.labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + sample.value
-    return {"answered": answered, "errors": errors, "latency_buckets": buckets}
+    return {
+        "answered": answered,
+        "errors": errors,
+        "latency_buckets": buckets,
+        "log_records": records,
+    }
 
 
 def parse_verdicts(text: str) -> tuple[Verdict, ...]:
@@ -165,6 +176,7 @@ def read_snapshot(at: float, urls: Mapping[str, str], timeout: float = 2.0) -> S
         answered=traffic.get("answered"),
         errors=traffic.get("errors"),
         latency_buckets=traffic.get("latency_buckets", {}),
+        log_records=traffic.get("log_records", {}),
         verdicts=parse_verdicts(monitors) if monitors is not None else (),
         alerts=parse_alerts(alerts) if isinstance(alerts, Mapping) else (),
         notifications=_notification_count(sink),
@@ -224,14 +236,19 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def verdict_table(verdicts: Iterable[Verdict]) -> Table:
-    table = Table(title="monitor verdicts (worst metric per key)", title_justify="left")
+def verdict_table(verdicts: Sequence[Verdict], title: str = "monitor verdicts") -> Table:
+    """The judged keys, worst first; keys with too few predictions are counted in the title."""
+    judged = [v for v in verdicts if v.status != "insufficient_data"]
+    thin = len(verdicts) - len(judged)
+    caption = f"{title} (worst metric per key; {thin} more with too few predictions to judge)"
+    table = Table(title=caption, title_justify="left")
     for column in ("monitor", "model", "version", "tenant", "status", "metric", "value"):
         table.add_column(column)
-    for v in verdicts:
+    for v in sorted(judged, key=lambda v: -_rank(v.status)):
         value = "-" if v.value is None or math.isnan(v.value) else f"{v.value:.3f}"
         status = Text(v.status, style=_STATUS_STYLE.get(v.status, ""))
-        table.add_row(v.monitor, v.model_name, v.model_version, v.tenant, status, v.metric, value)
+        version = v.model_version[:8]
+        table.add_row(v.monitor, v.model_name, version, v.tenant, status, v.metric, value)
     return table
 
 
@@ -244,4 +261,90 @@ def alert_table(alerts: Iterable[FiringAlert], notifications: int | None) -> Tab
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         severity = Text(alert.severity, style=_SEVERITY_STYLE.get(alert.severity, ""))
         table.add_row(alert.name, severity, labels, alert.summary)
+    return table
+
+
+@dataclass(frozen=True)
+class DeliveredAlert:
+    """An alert as the sink last received it: its state and the links it carried."""
+
+    name: str
+    status: str
+    labels: Mapping[str, str]
+    runbook_url: str
+    report_url: str
+    received_at: str
+
+
+def read_notifications(base: str | None, timeout: float = 2.0) -> list[Mapping[str, Any]] | None:
+    """What the alert sink at `base` recorded (None when it does not answer)."""
+    payload = _get_json(base, "/notifications", timeout)
+    return payload if isinstance(payload, list) else None
+
+
+def delivered_alerts(notifications: Iterable[Mapping[str, Any]]) -> tuple[DeliveredAlert, ...]:
+    """Each alert the sink received (by name and labels), in its latest state."""
+    latest: dict[tuple[str, ...], DeliveredAlert] = {}
+    for notification in notifications:
+        for alert in notification.get("payload", {}).get("alerts", []):
+            labels = dict(alert.get("labels", {}))
+            name = labels.pop("alertname", "?")
+            annotations = alert.get("annotations", {})
+            key = (name, *sorted(f"{k}={v}" for k, v in labels.items()))
+            latest[key] = DeliveredAlert(
+                name,
+                str(alert.get("status", "")),
+                labels,
+                str(annotations.get("runbook_url", "")),
+                str(annotations.get("report_url", "")),
+                str(notification.get("received_at", "")),
+            )
+    return tuple(sorted(latest.values(), key=lambda a: (a.received_at, a.name)))
+
+
+def render_summary(
+    final: Snapshot,
+    stored: int | None,
+    notifications: Iterable[Mapping[str, Any]] | None,
+    reports_dir: Path,
+    urls: Mapping[str, str],
+) -> Group:
+    """What the run amounted to: answered and stored, verdicts, alerts delivered, reports."""
+    records = final.log_records
+    log_line = ", ".join(f"{event} {count:.0f}" for event, count in sorted(records.items()))
+    lines: list[RenderableType] = [
+        Text("summary", style="bold"),
+        Text(
+            f"answered {_number(final.answered)} requests ({_number(final.errors)} errors); "
+            f"prediction rows stored: {'-' if stored is None else stored} (one per bulk item)"
+        ),
+        Text(f"prediction log records: {log_line or '-'}"),
+        verdict_table([v for v in final.verdicts if v.status != "ok"], "verdicts not ok"),
+        _delivered_table(delivered_alerts(notifications or [])),
+        Text(
+            f"reports: {reports_dir}"
+            + (f" (served at {urls['monitors']}/reports)" if "monitors" in urls else "")
+        ),
+    ]
+    if notifications is None:
+        lines.insert(4, Text("the alert sink did not answer: no delivered alerts to show"))
+    return Group(*lines)
+
+
+def _delivered_table(alerts: Iterable[DeliveredAlert]) -> Table:
+    table = Table(title="alerts delivered to the sink (latest state)", title_justify="left")
+    for column in ("alert", "state", "model", "tenant", "metric", "runbook", "report"):
+        table.add_column(column, overflow="fold")
+    for alert in alerts:
+        labels = alert.labels
+        model = f"{labels.get('model_name', '')} {labels.get('model_version', '')[:8]}".strip()
+        table.add_row(
+            alert.name,
+            alert.status,
+            model,
+            labels.get("tenant", ""),
+            labels.get("metric", ""),
+            alert.runbook_url,
+            alert.report_url,
+        )
     return table

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, hash_api_key, load_app_config, load_settings
+from core.config import (
+    ConfigError,
+    app_config_yaml,
+    hash_api_key,
+    load_app_config,
+    load_settings,
+)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "servewatch.yaml"
 
@@ -227,3 +233,10 @@ def test_overrides_by_model_and_tenant_the_most_specific_first(tmp_path):
     assert monitors.threshold("class_shift", "js_distance", "risk_scorer", "acme").warn == 0.1
     assert monitors.false_alarms("risk_scorer", "acme").warn == 0.001
     assert monitors.false_alarms("ticket_classifier", "acme").warn == 0.01
+
+
+def test_a_config_written_as_yaml_reads_back_equal(tmp_path):
+    config = load_app_config(EXAMPLE)
+    path = tmp_path / "written.yaml"
+    path.write_text(app_config_yaml(config))
+    assert load_app_config(path) == config

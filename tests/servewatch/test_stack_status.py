@@ -8,11 +8,13 @@ from rich.console import Console
 
 from servewatch.stack_status import (
     Snapshot,
+    delivered_alerts,
     p99_seconds,
     parse_alerts,
     parse_service_metrics,
     parse_verdicts,
     render_status,
+    render_summary,
     request_rate,
 )
 
@@ -132,3 +134,37 @@ def test_the_view_names_verdicts_and_alerts():
         "2 notifications",
     ):
         assert expected in shown
+
+
+def _notification(received_at: str, status: str, tenant: str) -> dict:
+    alert = {
+        "status": status,
+        "labels": {"alertname": "ServewatchClassShift", "tenant": tenant, "metric": "psi"},
+        "annotations": {"runbook_url": "http://r/runbooks#x", "report_url": f"http://r/{tenant}"},
+    }
+    return {"received_at": received_at, "receiver": "ticket", "payload": {"alerts": [alert]}}
+
+
+def test_the_summary_names_each_delivered_alert_in_its_latest_state(tmp_path):
+    notifications = [
+        _notification("2026-12-02T08:00:00Z", "firing", "globex"),
+        _notification("2026-12-02T08:01:00Z", "firing", "acme"),
+        _notification("2026-12-02T08:02:00Z", "resolved", "globex"),
+    ]
+    delivered = delivered_alerts(notifications)
+    assert [(a.labels["tenant"], a.status) for a in delivered] == [
+        ("acme", "firing"),
+        ("globex", "resolved"),
+    ]
+    final = Snapshot(at=200.0, answered=50, errors=0, log_records={"written": 70, "dropped": 0})
+    console = Console(record=True, width=200)
+    console.print(
+        render_summary(final, 70, notifications, tmp_path, {"monitors": "http://127.0.0.1:9101"})
+    )
+    shown = console.export_text()
+    for expected in ("answered 50", "stored: 70", "written 70", "http://r/acme", "resolved"):
+        assert expected in shown
+    assert "http://127.0.0.1:9101/reports" in shown
+    console = Console(record=True, width=200)
+    console.print(render_summary(final, None, None, tmp_path, {}))
+    assert "the alert sink did not answer" in console.export_text()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from alerts.spec import AlertSpec, parse_spec
 from servewatch.stack import RunningStack, alertmanager_binary, plan_stack
 from service.models.risk_data import risk_features
 from service.models.ticket_corpus import ticket_text
@@ -51,16 +50,11 @@ def _fast_config(path: Path) -> Path:
     return path
 
 
-def _fast_rules(workdir: Path, config: Path) -> Path:
-    """The generated rules from the real spec with every `for:` shortened to 5 s."""
+def _fast_spec() -> AlertSpec:
+    """The real alerting spec with every `for:` shortened to 5 s."""
     spec = yaml.safe_load((ROOT / "alerts" / "spec.yaml").read_text())
     _shorten(spec)
-    spec_file = workdir / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
-    out = workdir / "alerts"
-    build = [sys.executable, "-m", "servewatch", "alerts", "build", "--spec", str(spec_file)]
-    subprocess.run([*build, "--out-dir", str(out), "--config", str(config)], check=True, cwd=ROOT)
-    return out / "generated"
+    return parse_spec(spec, "spec.yaml, shortened")
 
 
 def _shorten(node: Any) -> None:
@@ -139,7 +133,7 @@ def test_class_shift_and_error_burst_fire_real_alerts(
         database_url=stack_database_url,
         traffic_rate=0,
         traffic_duration_s=0,
-        rules_dir=_fast_rules(tmp_path, config),
+        alert_spec=_fast_spec(),
         scrape_interval="1s",
         with_prometheus=True,
         preferred_ports={},  # free ports: other stacks may run on this machine
