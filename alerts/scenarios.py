@@ -35,7 +35,7 @@ REQUESTS_PER_MINUTE = 1000
 ENDPOINT = "classify_ticket"
 MODEL = {"model_name": "ticket_classifier", "model_version": "3"}
 SERVICE_TARGET = {"job": "servewatch-service", "instance": "service:3000"}
-MONITORS_TARGET = {"job": "servewatch-monitors", "instance": "monitors:9464"}
+MONITORS_TARGET = {"job": "servewatch-monitors", "instance": "monitors:9101"}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from core.config import DEFAULT_PORTS
+
 if TYPE_CHECKING:
     from core.config import Settings
     from monitors.baselines import BaselineStore, RegistryLookups
@@ -258,7 +260,9 @@ def _print_table(outcome: RunOutcome) -> None:
 def schedule(
     database_url: DatabaseUrl = None,
     host: Annotated[str, typer.Option(help="Address of the /metrics endpoint")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of /metrics (0: any free one)")] = 9464,
+    port: Annotated[
+        int, typer.Option(help="Port of /metrics, /reports and /runbooks (0: any free one)")
+    ] = DEFAULT_PORTS["monitors"],
     once: Annotated[
         bool, typer.Option("--once", help="Run the due windows once and exit (for cron)")
     ] = False,

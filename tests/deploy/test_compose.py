@@ -10,7 +10,16 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = ROOT / "tests" / "schemas" / "compose" / "compose-spec.json"
-REQUIRED = {"postgres", "service", "monitors", "prometheus", "alertmanager", "grafana", "traffic"}
+REQUIRED = {
+    "postgres",
+    "service",
+    "monitors",
+    "alert-sink",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "traffic",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +70,32 @@ def test_prometheus_scrapes_both_and_loads_generated_rules():
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {"servewatch-service", "servewatch-monitors"}
     assert config["rule_files"] == ["/etc/prometheus/rules/*.rules.yaml"]
+
+
+def test_alerts_reach_the_sink_and_link_to_the_monitors_process(compose):
+    """The generated Alertmanager config posts to the sink's loopback address, which in compose
+    is the sink's own (it shares Alertmanager's network namespace); the alerts' runbook and
+    report links name the port the monitors process publishes."""
+    from core.config import DEFAULT_PORTS, load_app_config
+
+    services = compose["services"]
+    alerting = load_app_config(ROOT / "examples" / "servewatch.yaml").alerting
+    sink_port = str(DEFAULT_PORTS["alert_sink"])
+    assert alerting.alert_sink_url == f"http://127.0.0.1:{sink_port}"
+    assert services["alert-sink"]["network_mode"] == "service:alertmanager"
+    assert services["alert-sink"]["command"][-1] == sink_port
+    assert f"{sink_port}:{sink_port}" in services["alertmanager"]["ports"]
+    alertmanager = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    urls = [c["url"] for r in alertmanager["receivers"] for c in r.get("webhook_configs", [])]
+    assert urls
+    assert all(url.startswith(alerting.alert_sink_url) for url in urls)
+    monitors_port = str(DEFAULT_PORTS["monitors"])
+    assert f"{monitors_port}:{monitors_port}" in services["monitors"]["ports"]
+    assert services["monitors"]["command"][-1] == monitors_port
+    for link in (alerting.runbook_base_url, alerting.reports_base_url):
+        assert link.startswith(f"http://127.0.0.1:{monitors_port}/")
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]
+    }
+    assert targets["servewatch-monitors"] == [f"monitors:{monitors_port}"]
