@@ -36,7 +36,7 @@ import psutil
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.bench_service import TICKETS, parse_wrk, prepare_home  # noqa: E402
+from bench.bench_service import TICKETS, WRK_SCRIPT, parse_wrk, prepare_home  # noqa: E402
 from service.traffic import DEMO_TENANTS, TenantProfile, plan_traffic, send_traffic  # noqa: E402
 from storage.aggregates import compute_totals  # noqa: E402
 from storage.engine import create_store_engine  # noqa: E402
@@ -73,19 +73,6 @@ def worker_cpu_s(server: ServiceServer) -> float:
             continue
         total += times.user + times.system
     return total
-
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %(key)s"
-local bodies = %(bodies)s
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format(nil, "/%(endpoint)s", nil, bodies[(i %% #bodies) + 1])
-end
-"""
 
 
 def closed_loop(url: str, endpoint: str, payloads: list[str], seconds: float, workdir: Path) -> int:

@@ -12,22 +12,9 @@ from core.timeutil import to_utc
 from storage.schema import monitor_results
 
 _c = monitor_results.c
-# A stored row as the monitors read it back: the contract's keys, `details` and `computed_at`.
-ROW_COLUMNS = (
-    "monitor",
-    "metric",
-    "model_name",
-    "model_version",
-    "tenant",
-    "window_start",
-    "window_end",
-    "value",
-    "threshold",
-    "status",
-    "n",
-    "details",
-    "computed_at",
-)
+# A stored row as the monitors read it back: every column but the surrogate id (the contract's
+# keys, `details` and `computed_at`), in the table's order.
+ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in monitor_results.columns if c.name != "id")
 
 
 def windows_ending_after(
