@@ -113,7 +113,7 @@ SERVICE_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "servewatch_compute_seconds_total",
         "counter",
-        "Inference seconds attributed to each item (batch time / batch size): the basis of cost.",
+        "Inference seconds attributed to each item (batch time / batch size).",
         (*MODEL_LABELS, "tenant", "endpoint", "resource_class"),
         unit="seconds",
     ),

@@ -127,7 +127,7 @@ def budgets(levels: tuple[BudgetAlert, ...], runbooks: Runbooks) -> Row:
             timeseries(
                 "Inference compute by tenant (live)",
                 "Inference seconds attributed to each tenant per second of wall time, straight "
-                "from the service: the basis of cost between two cost windows.",
+                "from the service (cost charges the whole busy time: the store's table beside).",
                 "short",
                 [
                     Query(
@@ -141,11 +141,13 @@ def budgets(levels: tuple[BudgetAlert, ...], runbooks: Runbooks) -> Row:
             ),
             sql_table(
                 "Predictions and compute by tenant and endpoint (store)",
-                "Predictions and inference seconds in the selected range, from the "
-                "predictions table of the store.",
+                "Predictions, inference seconds and busy seconds (the worker CPU each request "
+                "was charged, inference time where none was measured) in the selected range, "
+                "from the predictions table of the store.",
                 "SELECT tenant, endpoint, model_name, model_version,\n"
                 "       count(*) AS predictions,\n"
-                "       sum(compute_ms) / 1000.0 AS compute_seconds\n"
+                "       sum(compute_ms) / 1000.0 AS compute_seconds,\n"
+                "       sum(coalesce(busy_ms, compute_ms)) / 1000.0 AS busy_seconds\n"
                 "FROM predictions\n"
                 "WHERE $__timeFilter(ts)\n"
                 "GROUP BY tenant, endpoint, model_name, model_version\n"

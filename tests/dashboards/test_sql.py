@@ -63,6 +63,7 @@ def test_predictions_panel_counts_the_range_only(store_engine, dashboards):
         _prediction(i, "acme" if i < 3 else "globex", START + timedelta(minutes=i))
         for i in range(5)
     ]
+    inside[0]["busy_ms"] = 2000.0  # the others were stored without it: their inference time
     outside = [_prediction(9, "acme", START - timedelta(days=1))]
     write_predictions(store_engine, inside + outside)
     sql = sql_panels(dashboards)["Predictions and compute by tenant and endpoint (store)"]
@@ -74,10 +75,11 @@ def test_predictions_panel_counts_the_range_only(store_engine, dashboards):
         "model_version",
         "predictions",
         "compute_seconds",
+        "busy_seconds",
     ]
-    assert [(r[0], r[4], pytest.approx(r[5])) for r in rows] == [
-        ("acme", 3, 1.5),
-        ("globex", 2, 1.0),
+    assert [(r[0], r[4], pytest.approx(r[5]), pytest.approx(r[6])) for r in rows] == [
+        ("acme", 3, 1.5, 3.0),
+        ("globex", 2, 1.0, 1.0),
     ]
 
 
