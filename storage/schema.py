@@ -132,3 +132,18 @@ audit_blocks = Table(
     Column("block_hash", String(64), nullable=False),
     Column("sealed_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per built release (issue 18): the Bento it made, the model versions it pins, the
+# digest of its pinned configuration and the release it was built over (rollback goes there).
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bento_tag", String(256), nullable=True),  # None: built without a Bento
+    Column("model_tags", JSON, nullable=False),
+    Column("config_digest", String(64), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("parent_id", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)

@@ -13,7 +13,7 @@ def test_upgrade_reaches_head_and_is_idempotent(store_url):
     try:
         assert current_revision(engine) == head_revision()
         tables = set(inspect(engine).get_table_names())
-        assert {"predictions", "monitor_results", "model_versions"} <= tables
+        assert {"predictions", "monitor_results", "model_versions", "releases"} <= tables
     finally:
         engine.dispose()
 
@@ -40,3 +40,11 @@ def test_sqlite_store_uses_wal(tmp_path):
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_releases_table_has_the_release_columns(store_engine):
+    columns = {c["name"]: c for c in inspect(store_engine).get_columns("releases")}
+    expected = {"id", "bento_tag", "model_tags", "config_digest", "config", "parent_id"}
+    assert expected | {"created_at", "created_by"} == set(columns)
+    assert columns["parent_id"]["nullable"]
+    assert not columns["config_digest"]["nullable"]
