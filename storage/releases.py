@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, RowMapping, insert, select
 
+from core.contracts import AuditEvent
 from core.timeutil import to_utc
+from storage.audit import append_in
 from storage.schema import releases
 
 _c = releases.c
@@ -39,8 +41,10 @@ def insert_release(
     parent_id: int | None,
     created_at: datetime,
     created_by: str,
+    audit: AuditEvent | None = None,
 ) -> int:
-    """Store one release; its id."""
+    """Store one release, and `audit` (its details naming the new id) in the same
+    transaction; the release's id."""
     values = {
         "bento_tag": bento_tag,
         "model_tags": list(model_tags),
@@ -52,8 +56,12 @@ def insert_release(
     }
     with engine.begin() as connection:
         key = connection.execute(insert(releases).values(**values)).inserted_primary_key
-    assert key is not None  # an INSERT into a table with a primary key always has one
-    return int(key[0])
+        assert key is not None  # an INSERT into a table with a primary key always has one
+        release_id = int(key[0])
+        if audit is not None:
+            details = {**(audit.details or {}), "release_id": release_id}
+            append_in(connection, [replace(audit, details=details)], now=audit.ts)
+    return release_id
 
 
 def get_release(engine: Engine, release_id: int) -> ReleaseRecord | None:
