@@ -50,3 +50,28 @@ def test_releases_list_newest_first_and_name_their_parent(store_engine):
 
 def test_an_unknown_release_is_none(store_engine):
     assert get_release(store_engine, 404) is None
+
+
+def test_the_audit_event_names_the_release_and_seals_a_block(store_engine):
+    from sqlalchemy import select
+
+    from core.contracts import AuditEvent
+    from storage.audit import verify
+    from storage.schema import audit_log
+
+    event = AuditEvent(kind="release", ts=T0, actor="alice", details={"action": "built"})
+    release_id = insert_release(
+        store_engine,
+        bento_tag=None,
+        model_tags=[],
+        config_digest="0" * 64,
+        config={},
+        parent_id=None,
+        created_at=T0,
+        created_by="alice",
+        audit=event,
+    )
+    with store_engine.connect() as connection:
+        rows = connection.execute(select(audit_log)).mappings().all()
+    assert [r["details"] for r in rows] == [{"action": "built", "release_id": release_id}]
+    assert verify(store_engine).ok
