@@ -15,6 +15,7 @@ from monitors.cli import monitor_app, registry_hooks, report_app
 from monitors.finops.command import finops
 from servewatch.demo_cli import stack_app, traffic
 from servewatch.model_registry import bentoml_lookups
+from servewatch.replay_cli import replay
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
@@ -38,6 +39,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(stack_app, name="stack")
 app.command("serve")(serve)
 app.command("traffic")(traffic)
+app.command("replay")(replay)
 app.command("alert-sink")(alert_sink)
 
 
