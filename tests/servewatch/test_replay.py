@@ -6,7 +6,6 @@ import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import yaml
@@ -131,9 +130,7 @@ def test_the_answering_version_as_candidate_agrees_fully_and_passes(versions, re
     assert "Gates passed" in page
 
 
-def test_a_candidate_trained_on_shuffled_labels_fails_its_gates_with_exit_1(
-    versions, replay_env
-):
+def test_a_candidate_trained_on_shuffled_labels_fails_its_gates_with_exit_1(versions, replay_env):
     result, report = _replay(replay_env, f"{MODEL}:{versions['bad']}")
     assert result.exit_code == 1, result.output
     gates = {g["gate"]: g for g in report["gates"]}
