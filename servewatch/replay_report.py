@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 JSON_FILE, HTML_FILE = "replay.json", "replay.html"
 COLOURS = {"baseline": "#2f6db5", "candidate": "#e08a1e"}
+LABELS = {"baseline": "answering version", "candidate": "candidate"}
 STYLE = """
 body{font:15px/1.5 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1d1d1f;
 margin:0;background:#f6f7f9}main{max-width:980px;margin:0 auto;padding:24px 28px 48px;
@@ -126,7 +127,7 @@ def _tenant_table(comparisons: dict[str, Comparison]) -> str:
         rows.append(
             _row(
                 [
-                    "all tenants" if key == ALL else key,
+                    _tenant(key),
                     str(c.n),
                     _number(c.agreement),
                     _number(c.schema_failure_rate),
@@ -167,6 +168,10 @@ def _table(header: list[str], rows: list[str]) -> str:
 def _row(cells: list[str], failed: bool = False) -> str:
     body = "".join(f"<td>{_e(cell)}</td>" for cell in cells)
     return f'<tr class="failed">{body}</tr>' if failed else f"<tr>{body}</tr>"
+
+
+def _tenant(key: str) -> str:
+    return "all tenants" if key == ALL else key
 
 
 def _number(value: float | None) -> str:
@@ -217,7 +222,7 @@ def _class_chart(c: Comparison) -> Figure:
     for offset, side in zip((-0.2, 0.2), SIDES, strict=True):
         counts = np.array([c.class_counts[side].get(n, 0) for n in names], dtype=float)
         shares = counts / counts.sum() if counts.sum() else counts
-        axis.bar(positions + offset, shares, 0.4, color=COLOURS[side], label=side)
+        axis.bar(positions + offset, shares, 0.4, color=COLOURS[side], label=LABELS[side])
     axis.set_xticks(positions, names)
     axis.set_ylabel("share of items")
     axis.legend()
@@ -229,7 +234,9 @@ def _confidence_chart(c: Comparison) -> Figure:
     axis = figure.add_subplot()
     bins = [i / 40 for i in range(41)]
     for side in SIDES:
-        axis.hist(c.confidences[side], bins=bins, alpha=0.55, color=COLOURS[side], label=side)
+        axis.hist(
+            c.confidences[side], bins=bins, alpha=0.55, color=COLOURS[side], label=LABELS[side]
+        )
     axis.set_xlabel("confidence")
     axis.set_ylabel("items")
     axis.legend()
@@ -242,7 +249,7 @@ def _agreement_chart(comparisons: dict[str, Comparison]) -> Figure:
     axis = figure.add_subplot()
     values = [comparisons[k].agreement or 0.0 for k in keys]
     errors = _interval_errors([comparisons[k] for k in keys])
-    axis.bar(keys, values, color=COLOURS["candidate"], yerr=errors, capsize=4)
+    axis.bar([_tenant(k) for k in keys], values, color=COLOURS["candidate"], yerr=errors, capsize=4)
     axis.set_ylim(0.0, 1.05)
     axis.set_ylabel("agreement")
     return figure
@@ -265,8 +272,8 @@ def _latency_chart(comparisons: dict[str, Comparison]) -> Figure:
     positions = np.arange(len(keys))
     for offset, side in zip((-0.2, 0.2), SIDES, strict=True):
         p95 = [comparisons[k].latency_ms[side].get("p95", 0.0) for k in keys]
-        axis.bar(positions + offset, p95, 0.4, color=COLOURS[side], label=f"{side} p95")
-    axis.set_xticks(positions, keys)
+        axis.bar(positions + offset, p95, 0.4, color=COLOURS[side], label=f"{LABELS[side]} p95")
+    axis.set_xticks(positions, [_tenant(k) for k in keys])
     axis.set_ylabel("ms per item")
     axis.legend()
     return figure
