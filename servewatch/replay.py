@@ -25,7 +25,8 @@ from service.runtime import InputMismatch, ItemResult, LoadedModel, load_model
 from storage.prediction_samples import stored_inputs
 
 DEFAULT_BATCH_SIZE = 32
-# The failure recorded for an input a version refuses (its feature set differs, say).
+# The failure recorded for a stored input a version cannot take (text given to a tabular model,
+# a feature set that differs from the model's).
 INPUT_MISMATCH = "input_mismatch"
 
 
@@ -169,7 +170,7 @@ def score(
         try:
             prepared.append(model.prepare(value))
             results.append(None)
-        except InputMismatch:
+        except (InputMismatch, TypeError, ValueError):
             results.append((ItemResult(None, None, None, INPUT_MISMATCH), 0.0))
     answers: list[tuple[ItemResult, float]] = []
     for start in range(0, len(prepared), batch_size):

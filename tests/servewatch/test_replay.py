@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from core.config import load_settings
 from servewatch.cli import app
-from servewatch.replay import ModelLoader
+from servewatch.replay import INPUT_MISMATCH, ModelLoader, model_value, score
 from service.models.build import build_all, build_model
 from service.models.datasets import ticket_dataset
 from service.models.recipes import recipe
@@ -40,10 +40,10 @@ def _shuffled_tickets():
 def versions(tmp_path_factory) -> dict[str, object]:
     """A store holding the ticket classifier (built as the repo builds it) and a bad candidate."""
     home = tmp_path_factory.mktemp("replay-models") / "bentoml"
-    (good,) = build_all([MODEL], home=home)
+    good, risk = build_all([MODEL, "risk_scorer"], home=home)
     bad = build_model(replace(recipe(MODEL), make_dataset=_shuffled_tickets), home=home)
     assert bad.version != good.version
-    return {"home": home, "answering": good.version, "bad": bad.version}
+    return {"home": home, "answering": good.version, "bad": bad.version, "risk": risk.version}
 
 
 @pytest.fixture
@@ -162,3 +162,19 @@ def test_an_unknown_candidate_cannot_run(replay_env):
     assert report is None
     result, _ = _replay(replay_env, "no-version-given")
     assert result.exit_code == 2
+
+
+def test_stored_feature_maps_are_scored_and_inputs_a_version_cannot_take_are_failures(
+    versions, replay_env
+):
+    model = ModelLoader(load_settings()).load("risk_scorer", versions["risk"])
+    sample = model.registered.metadata["sample"]
+    stored = [
+        sample["input"],
+        {k: v for k, v in sample["input"].items() if k != model.features[0]},
+        {"text": "a ticket given to the risk model"},
+    ]
+    results = score(model, [model_value(features) for features in stored], batch_size=2)
+    assert results[0][0].predicted_class == sample["expected_class"]
+    assert results[0][1] > 0
+    assert [r.failure for r, _ in results[1:]] == [INPUT_MISMATCH, INPUT_MISMATCH]
