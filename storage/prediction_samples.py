@@ -73,6 +73,7 @@ def prediction_count(engine: Engine) -> int:
         return int(connection.execute(select(func.count()).select_from(predictions)).scalar_one())
 
 
+STREAM_ROWS = 1000
 STORED_INPUT_COLUMNS = (
     "request_id",
     "ts",
@@ -109,7 +110,9 @@ def stored_inputs(
     # the query stays the same on SQLite and PostgreSQL.
     statement = select(*(getattr(_p, c) for c in STORED_INPUT_COLUMNS)).where(condition)
     with engine.connect() as connection:
-        result = connection.execute(statement.order_by(_p.id))
+        # Streamed: a long window's inputs are not held in memory all at once.
+        streamed = connection.execution_options(yield_per=STREAM_ROWS)
+        result = streamed.execute(statement.order_by(_p.id))
         kept: list[tuple[object, ...]] = []
         without = 0
         for row in result:
