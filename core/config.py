@@ -470,6 +470,23 @@ class AlertingConfig(_Strict):
         return self
 
 
+class ReplayGates(_Strict):
+    """Limits a replay must keep for `servewatch replay` to exit 0 (unset: not gated)."""
+
+    # Share of replayed items the candidate classes as the answering version did.
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    # Share of replayed items whose candidate output breaks the output schema.
+    max_schema_failure_rate: float | None = Field(default=None, ge=0, le=1)
+    # PSI of class shares and of confidences (candidate against answering version); each fails
+    # only when its two-sample test also rejects "same distribution" (monitors' judging).
+    max_class_shift_psi: float | None = Field(default=None, gt=0)
+    max_confidence_psi: float | None = Field(default=None, gt=0)
+
+
+class ReplayConfig(_Strict):
+    gates: ReplayGates = Field(default_factory=ReplayGates)
+
+
 def _default_routing() -> dict[str, RouteConfig]:
     return {e.name: RouteConfig(default=ModelRef(model=e.model)) for e in ENDPOINT_TABLE}
 
@@ -492,6 +509,7 @@ class AppConfig(_Strict):
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
 
     @field_validator("routing", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from monitors.finops.command import finops
 from servewatch.demo_cli import stack_app, traffic
 from servewatch.model_registry import bentoml_lookups
 from servewatch.release_cli import app as release_app
+from servewatch.replay_cli import replay
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
@@ -40,6 +41,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(release_app, name="release")
 app.command("serve")(serve)
 app.command("traffic")(traffic)
+app.command("replay")(replay)
 app.command("alert-sink")(alert_sink)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -70,3 +71,55 @@ def prediction_count(engine: Engine) -> int:
     """Rows in `predictions`."""
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(predictions)).scalar_one())
+
+
+STREAM_ROWS = 1000
+STORED_INPUT_COLUMNS = (
+    "request_id",
+    "ts",
+    "tenant",
+    "model_version",
+    "predicted_class",
+    "confidence",
+    "features",
+)
+
+
+@dataclass(frozen=True)
+class StoredInputs:
+    """Successful predictions with their stored inputs, and how many had none stored."""
+
+    rows: pd.DataFrame
+    without_inputs: int
+
+
+def stored_inputs(
+    engine: Engine,
+    model_name: str,
+    since: datetime,
+    until: datetime,
+    tenant: str | None = None,
+    limit: int | None = None,
+) -> StoredInputs:
+    """`model_name`'s successful rows in [since, until) (of `tenant`), oldest first, whose
+    redacted input was stored (at most `limit`), and the count of those without one."""
+    condition = _ok_rows(model_name, None, since, until)
+    if tenant is not None:
+        condition = and_(condition, _p.tenant == tenant)
+    # JSON null and SQL NULL both mean "not stored"; rows are read and filtered in Python so
+    # the query stays the same on SQLite and PostgreSQL.
+    statement = select(*(getattr(_p, c) for c in STORED_INPUT_COLUMNS)).where(condition)
+    with engine.connect() as connection:
+        # Streamed: a long window's inputs are not held in memory all at once.
+        streamed = connection.execution_options(yield_per=STREAM_ROWS)
+        result = streamed.execute(statement.order_by(_p.id))
+        kept: list[tuple[object, ...]] = []
+        without = 0
+        for row in result:
+            if not row.features:
+                without += 1
+            elif limit is None or len(kept) < limit:
+                kept.append(tuple(row))
+    frame = pd.DataFrame(kept, columns=list(STORED_INPUT_COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return StoredInputs(frame, without)

@@ -62,6 +62,9 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
         ),
         ("monitors:\n  false_alarm_rate: {warn: 1.5}\n", "monitors.false_alarm_rate.warn"),
         ("monitors:\n  reference: yesterday\n", "monitors.reference"),
+        ("replay:\n  gates: {min_agreement: 1.2}\n", "replay.gates.min_agreement"),
+        ("replay:\n  gates: {max_class_shift_psi: 0}\n", "replay.gates.max_class_shift_psi"),
+        ("replay:\n  gates: {min_agreemnt: 0.9}\n", "replay.gates.min_agreemnt"),
         ("monitors:\n  production_reference_hours: 0\n", "monitors.production_reference_hours"),
         ("monitors:\n  overrides:\n    - thresholds: {}\n", "monitors.overrides.0"),
         (
@@ -240,3 +243,17 @@ def test_a_config_written_as_yaml_reads_back_equal(tmp_path):
     path = tmp_path / "written.yaml"
     path.write_text(app_config_yaml(config))
     assert load_app_config(path) == config
+
+
+def test_replay_gates_are_unset_by_default_and_read_from_the_file(tmp_path):
+    assert load_app_config(None).replay.gates.model_dump() == {
+        "min_agreement": None,
+        "max_schema_failure_rate": None,
+        "max_class_shift_psi": None,
+        "max_confidence_psi": None,
+    }
+    path = tmp_path / "gates.yaml"
+    path.write_text("replay:\n  gates: {min_agreement: 0.9, max_schema_failure_rate: 0.001}\n")
+    gates = load_app_config(path).replay.gates
+    assert (gates.min_agreement, gates.max_schema_failure_rate) == (0.9, 0.001)
+    assert gates.max_class_shift_psi is None

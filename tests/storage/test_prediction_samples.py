@@ -45,3 +45,25 @@ def test_prediction_count_counts_the_rows(store_engine):
     assert prediction_count(store_engine) == 0
     write_predictions(store_engine, make_records(7))
     assert prediction_count(store_engine) == 7
+
+
+def test_stored_inputs_are_the_rows_with_an_input_and_the_others_are_counted(store_engine):
+    from storage.prediction_samples import STORED_INPUT_COLUMNS, stored_inputs
+
+    rows = make_records(400, step_s=1.0)
+    write_predictions(store_engine, rows)
+    window = [r for r in rows if START <= r["ts"] < END and r["status"] == "ok"]
+    acme = [r for r in window if r["tenant"] == "acme"]
+    with_input = [r for r in acme if r["features"]]
+
+    found = stored_inputs(store_engine, "ticket_classifier", START, END, tenant="acme")
+
+    assert list(found.rows.columns) == list(STORED_INPUT_COLUMNS)
+    assert list(found.rows["request_id"]) == [r["request_id"] for r in with_input]
+    assert found.rows["features"].iloc[0] == with_input[0]["features"]
+    assert found.without_inputs == len(acme) - len(with_input)
+    limited = stored_inputs(store_engine, "ticket_classifier", START, END, limit=3)
+    assert len(limited.rows) == 3
+    assert set(stored_inputs(store_engine, "ticket_classifier", START, END).rows["tenant"]) == {
+        r["tenant"] for r in window if r["features"]
+    }
