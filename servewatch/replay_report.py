@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import numpy as np
 from core.contracts import ALL
 from core.files import write_atomically
 from core.timeutil import iso_utc
+from monitors.charts import new_figure, png
 from monitors.replay_compare import SIDES, Comparison
 from servewatch.replay import ReplayOutcome
 
@@ -50,14 +50,14 @@ def render_charts(comparisons: dict[str, Comparison]) -> dict[str, bytes]:
     if overall.n == 0:
         return {}
     charts = {
-        "classes": _png(_class_chart(overall)),
-        "agreement": _png(_agreement_chart(comparisons)),
-        "latency": _png(_latency_chart(comparisons)),
+        "classes": png(_class_chart(overall)),
+        "agreement": png(_agreement_chart(comparisons)),
+        "latency": png(_latency_chart(comparisons)),
     }
     if overall.confusion:
-        charts["confusion"] = _png(_confusion_chart(overall))
+        charts["confusion"] = png(_confusion_chart(overall))
     if all(overall.confidences.get(side) for side in SIDES):
-        charts["confidence"] = _png(_confidence_chart(overall))
+        charts["confidence"] = png(_confidence_chart(overall))
     return charts
 
 
@@ -182,27 +182,11 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _png(figure: Figure) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _figure(height: float = 3.2) -> Figure:
-    # matplotlib loads only when a report is drawn, not whenever the CLI starts.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(9.0, height), layout="constrained")
-
-
 def _confusion_chart(c: Comparison) -> Figure:
     rows = sorted(c.confusion)
     columns = sorted({col for row in c.confusion.values() for col in row})
     table = np.array([[c.confusion[r].get(col, 0) for col in columns] for r in rows], dtype=float)
-    figure = _figure(0.5 * len(rows) + 1.8)
+    figure = new_figure(0.5 * len(rows) + 1.8)
     axis = figure.add_subplot()
     axis.imshow(table, cmap="Blues", aspect="auto")
     axis.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
@@ -216,7 +200,7 @@ def _confusion_chart(c: Comparison) -> Figure:
 
 def _class_chart(c: Comparison) -> Figure:
     names = sorted(set(c.class_counts["baseline"]) | set(c.class_counts["candidate"]))
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     positions = np.arange(len(names))
     for offset, side in zip((-0.2, 0.2), SIDES, strict=True):
@@ -230,7 +214,7 @@ def _class_chart(c: Comparison) -> Figure:
 
 
 def _confidence_chart(c: Comparison) -> Figure:
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     bins = [i / 40 for i in range(41)]
     for side in SIDES:
@@ -245,7 +229,7 @@ def _confidence_chart(c: Comparison) -> Figure:
 
 def _agreement_chart(comparisons: dict[str, Comparison]) -> Figure:
     keys = [k for k, c in comparisons.items() if c.agreement is not None]
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     values = [comparisons[k].agreement or 0.0 for k in keys]
     errors = _interval_errors([comparisons[k] for k in keys])
@@ -267,7 +251,7 @@ def _interval_errors(comparisons: list[Comparison]) -> Any:
 
 def _latency_chart(comparisons: dict[str, Comparison]) -> Figure:
     keys = list(comparisons)
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     positions = np.arange(len(keys))
     for offset, side in zip((-0.2, 0.2), SIDES, strict=True):

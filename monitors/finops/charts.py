@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from monitors.charts import new_figure, png
 from monitors.finops.figures import HISTORY_DAYS, WeeklyFigures, usd
 
 if TYPE_CHECKING:
@@ -20,37 +20,21 @@ def render_charts(figures: WeeklyFigures) -> dict[str, bytes]:
     """PNG charts keyed by name; charts without anything to draw are left out."""
     charts: dict[str, bytes] = {}
     if figures.spend.current > 0 or figures.has_traffic:
-        charts["daily"] = _png(_daily_chart(figures))
+        charts["daily"] = png(_daily_chart(figures))
     if float(figures.history["total_cost_usd"].sum()) > 0:
-        charts["trend"] = _png(_trend_chart(figures))
+        charts["trend"] = png(_trend_chart(figures))
     if figures.has_traffic:
-        charts["tenants"] = _png(_compare_chart(figures.by_tenant, ["tenant"], "Spend by tenant"))
+        charts["tenants"] = png(_compare_chart(figures.by_tenant, ["tenant"], "Spend by tenant"))
         models = figures.by_model_version
-        charts["models"] = _png(
+        charts["models"] = png(
             _compare_chart(models, ["model_name", "model_version"], "Spend by model and version")
         )
         endpoints = figures.by_endpoint
-        charts["endpoints"] = _png(_compare_chart(endpoints, ["endpoint"], "Spend by endpoint"))
+        charts["endpoints"] = png(_compare_chart(endpoints, ["endpoint"], "Spend by endpoint"))
     budgeted = figures.budgets.dropna(subset=["weekly_budget_usd"])
     if not budgeted.empty:
-        charts["budgets"] = _png(_budget_chart(budgeted))
+        charts["budgets"] = png(_budget_chart(budgeted))
     return charts
-
-
-def _png(figure: Figure) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _figure(height: float = 3.2) -> Figure:
-    # matplotlib loads only when a report is drawn, not whenever the CLI starts.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(9.0, height), layout="constrained")
 
 
 def _dollar_axis(axis: Any, which: str = "y") -> None:
@@ -66,7 +50,7 @@ def _dollar_axis(axis: Any, which: str = "y") -> None:
 
 
 def _daily_chart(f: WeeklyFigures) -> Figure:
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     labels = [f"{d:%a %d}" for d in f.days["day"]]
     bottom = [0.0] * len(labels)
@@ -86,7 +70,7 @@ def _daily_chart(f: WeeklyFigures) -> Figure:
 
 
 def _trend_chart(f: WeeklyFigures) -> Figure:
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot()
     days = [pd.Timestamp(d) for d in f.history["day"]]
     axis.plot(days, f.history["total_cost_usd"], color="#444444", label="Total spend")
@@ -123,7 +107,7 @@ def _date_formatter() -> Any:
 def _compare_chart(frame: pd.DataFrame, keys: Sequence[str], title: str) -> Figure:
     shown = frame.head(12).iloc[::-1]
     labels = [" ".join(str(row[k]) for k in keys) for _, row in shown.iterrows()]
-    figure = _figure(max(2.2, 0.9 + 0.45 * len(labels)))
+    figure = new_figure(max(2.2, 0.9 + 0.45 * len(labels)))
     axis = figure.add_subplot()
     positions = list(range(len(labels)))
     axis.barh(
@@ -148,7 +132,7 @@ def _compare_chart(frame: pd.DataFrame, keys: Sequence[str], title: str) -> Figu
 
 
 def _budget_chart(budgets: pd.DataFrame) -> Figure:
-    figure = _figure(max(2.6, 1.2 + 0.5 * len(budgets)))
+    figure = new_figure(max(2.6, 1.2 + 0.5 * len(budgets)))
     week_axis, month_axis = figure.subplots(1, 2, sharey=True)
     labels = budgets["tenant"].astype(str).tolist()[::-1]
     rows = budgets.iloc[::-1]
