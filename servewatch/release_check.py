@@ -220,7 +220,11 @@ def _post_cases(
     verdicts: list[CaseVerdict] = []
     for start in range(0, len(cases), size):
         chunk = cases[start : start + size]
-        answer = http.post(entry.route, json=_payload(entry, chunk), headers=headers)
+        try:
+            answer = http.post(entry.route, json=_payload(entry, chunk), headers=headers)
+        except httpx.HTTPError as exc:
+            verdicts += [failed_case(case, f"no answer: {exc}") for case in chunk]
+            continue
         if answer.status_code != 200:
             problem = f"HTTP {answer.status_code}: {answer.text[:120]}"
             verdicts += [failed_case(case, problem) for case in chunk]

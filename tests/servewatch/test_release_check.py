@@ -21,6 +21,7 @@ from storage.migrate import upgrade
 from storage.releases import list_releases
 from storage.schema import audit_log
 from tests.service.conftest import KEYS, ServiceServer, write_config
+from tests.support.tcp_proxy import free_port
 
 TICKETS, RISK = "ticket_classifier", "risk_scorer"
 
@@ -191,3 +192,25 @@ def test_over_http_the_golden_sets_run_on_the_live_service_and_name_the_bad_rout
     assert failing == {f"classify_ticket -> {TICKETS}:{versions['bad']}"}
     assert ("readyz", None) in {(c["check"], c["problem"]) for c in report["checks"]}
     assert f"FAIL {TICKETS}:{versions['bad']}" in result.output
+
+
+def test_over_http_a_service_that_does_not_answer_fails_every_case(versions, env):
+    routing = _routing(str(versions["good"]), str(versions["risk"]))
+    config = write_config(Path(env["tmp"]) / "nobody.yaml", routing=routing)
+    url = f"http://127.0.0.1:{free_port()}"
+    arguments = ["--url", url, "--api-key", KEYS["globex"], "--config", str(config)]
+    result, report = _check(env, *arguments)
+    assert result.exit_code == 1
+    assert report["checks"][0]["check"] == "readyz"
+    assert report["checks"][0]["problem"].startswith("no answer")
+    # globex may call the ticket endpoints only: two golden sets, no case answered
+    assert [g["model"] for g in report["golden"]] == [TICKETS, TICKETS]
+    for golden in report["golden"]:
+        assert len(golden["failing"]) == golden["cases"]
+        assert all(case["problem"].startswith("no answer") for case in golden["failing"])
+    unknown = _check(env, "--url", url, "--api-key", "nobody's key", "--config", str(config))[1]
+    assert unknown["checks"][-1] == {
+        "check": "tenant",
+        "subject": url,
+        "problem": "the API key is no tenant's",
+    }
