@@ -487,6 +487,20 @@ class ReplayConfig(_Strict):
     gates: ReplayGates = Field(default_factory=ReplayGates)
 
 
+class GoldenGates(_Strict):
+    """What a candidate's golden set must keep for `servewatch release check` to pass."""
+
+    # How far a golden case's confidence may move from the build's answer on the serving path.
+    confidence_tolerance: float = Field(default=0.02, ge=0, le=1)
+    # Share of golden cases that must get their true class (the set is drawn blind to the
+    # model's answers, so a model that learnt little falls below it).
+    min_accuracy: float = Field(default=0.7, ge=0, le=1)
+
+
+class ReleaseConfig(_Strict):
+    golden: GoldenGates = Field(default_factory=GoldenGates)
+
+
 def _default_routing() -> dict[str, RouteConfig]:
     return {e.name: RouteConfig(default=ModelRef(model=e.model)) for e in ENDPOINT_TABLE}
 
@@ -510,6 +524,7 @@ class AppConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     @field_validator("routing", mode="before")
     @classmethod

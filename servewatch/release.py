@@ -150,12 +150,21 @@ class BuiltRelease:
 
 
 def record_release(
-    engine: Engine, config: AppConfig, *, bento_tag: str | None, actor: str, now: datetime
+    engine: Engine,
+    config: AppConfig,
+    *,
+    bento_tag: str | None,
+    actor: str,
+    now: datetime,
+    checks: dict[str, Any] | None = None,
 ) -> BuiltRelease:
-    """Store a built release over the newest one, with its `release` audit event."""
+    """Store a built release over the newest one, with its `release` audit event (its details
+    hold `checks`: the checks' verdicts, or that they were skipped)."""
     parent = latest_release(engine)
     tags, digest = model_tags(config), config_digest(config)
-    details = {"action": "built", "bento_tag": bento_tag, "model_tags": tags}
+    details: dict[str, Any] = {"action": "built", "bento_tag": bento_tag, "model_tags": tags}
+    if checks is not None:
+        details["checks"] = checks
     event = AuditEvent(kind="release", ts=now, actor=actor, details={**details, "digest": digest})
     release_id = insert_release(
         engine,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,17 +14,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.config import Settings, load_settings
+from core.config import AppConfig, Settings, load_settings
+from core.files import write_atomically
 from core.timeutil import iso_utc
 from servewatch.release import (
     ReleaseError,
     build_bento,
     diff_releases,
     export_requirements,
+    model_tags,
     pin_routing,
     record_release,
     write_build_inputs,
 )
+from servewatch.release_check import CheckReport, ServiceTarget, check_models, check_service
 from storage.engine import Engine, create_store_engine
 from storage.releases import ReleaseRecord, get_release, list_releases
 
@@ -69,12 +73,20 @@ def build(
     database_url: DatabaseUrl = None,
     bento: Annotated[bool, typer.Option(help="run `bentoml build` (off: inputs only)")] = True,
     actor: Annotated[str | None, typer.Option(help="who builds it (default: the user)")] = None,
+    skip_checks: Annotated[
+        bool, typer.Option("--skip-checks", help="record it unchecked (said in its audit event)")
+    ] = False,
 ) -> None:
-    """Pin every route to a model version, build the Bento and record the release."""
+    """Check the pinned model versions, build the Bento and record the release."""
     settings = _settings(config, database_url)
     console = Console()
     try:
         pinned = pin_routing(settings.config, _registry_resolver(settings.bentoml_home))
+    except ReleaseError as exc:
+        Console(stderr=True).print(f"[red]release refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    checks = {"skipped": True} if skip_checks else _checked(settings, pinned).audit_details()
+    try:
         bentofile = write_build_inputs(PROJECT_ROOT, pinned, export_requirements(PROJECT_ROOT))
         tag = build_bento(PROJECT_ROOT, bentofile, settings.bentoml_home) if bento else None
     except ReleaseError as exc:
@@ -82,10 +94,98 @@ def build(
         raise typer.Exit(1) from exc
     with _engine(settings) as engine:
         built = record_release(
-            engine, pinned, bento_tag=tag, actor=actor or getpass.getuser(), now=datetime.now(UTC)
+            engine,
+            pinned,
+            bento_tag=tag,
+            actor=actor or getpass.getuser(),
+            now=datetime.now(UTC),
+            checks=checks,
         )
     console.print(f"release {built.release_id} (parent {built.parent_id}): bento {tag or '-'}")
     console.print(f"models {', '.join(built.model_tags)}; config sha256 {built.config_digest}")
+
+
+def _checked(settings: Settings, pinned: AppConfig) -> CheckReport:
+    """The checks of every pinned model version, shown; exit 1 when one fails."""
+    report = check_models(settings, _split_tags(model_tags(pinned)))
+    show_report(report)
+    if not report.passed:
+        Console(stderr=True).print("[red]release refused: its checks failed[/red]")
+        raise typer.Exit(1)
+    return report
+
+
+def _split_tags(tags: list[str]) -> list[tuple[str, str]]:
+    return [(name, version) for name, _, version in (tag.partition(":") for tag in tags)]
+
+
+@app.command()
+def check(
+    candidate: Annotated[
+        str | None, typer.Option(help="MODEL:VERSION to check (VERSION may be `latest`)")
+    ] = None,
+    release: Annotated[int | None, typer.Option(help="check the models of release ID")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="check the running service at URL over HTTP")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SERVEWATCH_API_KEY", help="a tenant's key, for --url"),
+    ] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+) -> None:
+    """The checks before any traffic moves; exit 1 naming the failing cases when one fails.
+
+    Without --candidate or --release: the model versions the configuration's routes name."""
+    settings = _settings(config, database_url)
+    if candidate is not None and release is not None:
+        raise typer.BadParameter("give --candidate or --release, not both")
+    if candidate is not None and ":" not in candidate:
+        raise typer.BadParameter("--candidate takes MODEL:VERSION", param_hint="--candidate")
+    routed = settings.config
+    if release is not None:
+        with _engine(settings) as engine:
+            routed = AppConfig.model_validate(_fetch(engine, release).config)
+    tags = _split_tags([candidate] if candidate else model_tags(routed))
+    if url is None:
+        report = check_models(settings, tags)
+    else:
+        if api_key is None:
+            raise typer.BadParameter("--url needs --api-key (or SERVEWATCH_API_KEY)")
+        target = ServiceTarget(url, api_key, routed, settings.bentoml_home)
+        pinned = dict(tags) if candidate else None
+        report = check_service(target, settings.config.release.golden, pinned)
+    show_report(report)
+    if json_out is not None:
+        write_atomically(json_out, json.dumps(report.as_json(), indent=2))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def show_report(report: CheckReport) -> None:
+    """The checks as a table, then each failing golden case: input, expected, got, why."""
+    console = Console()
+    table = Table("check", "subject", "result", title="checks before traffic")
+    for c in report.checks:
+        table.add_row(c.name, c.subject, "ok" if c.passed else f"[red]{c.problem}[/red]")
+    console.print(table)
+    for verdict in report.golden:
+        for case in verdict.failing:
+            got = (
+                "no answer"
+                if case.got_class is None
+                else f"{case.got_class} ({case.got_confidence:.3f})"
+            )
+            why = f" - {case.problem}" if case.problem else ""
+            console.print(
+                f"FAIL {verdict.model}:{verdict.version} {case.case.excerpt!r}: "
+                f"expected {case.case.expected_class} (built {case.case.built_class} "
+                f"{case.case.confidence:.3f}), got {got}{why}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command("list")

@@ -30,6 +30,10 @@ STEPS: tuple[str, ...] = ("data", "train", "export", "parity", "evaluate", "regi
 # A readiness sample must not look like personal data (it is logged and shown).
 _PERSONAL = re.compile(r"@|\+?\d[\d ()-]{7,}\d")
 _SAMPLE_MAX_CHARS = 200
+# The golden set: this many validation rows per class (fewer where a class has fewer), drawn
+# with a fixed seed from the rows fit to show, whatever the model answers for them.
+GOLDEN_PER_CLASS = 8
+GOLDEN_SEED = 18
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ def train_candidate(
         "frameworks": frameworks,
         "evaluation": evaluation,
         "sample": choose_sample(dataset, onnx_probabilities, classes),
+        "golden": choose_golden(dataset, onnx_probabilities, classes),
         "parity": parity.as_metadata(),
         "training": {
             "dataset": dict(dataset.source),
@@ -190,10 +195,50 @@ def choose_sample(
             best = i
     if best is None:
         raise ValueError("no validation row is predicted correctly: the model is useless")
-    value = dataset.validation_inputs[best]
+    return {
+        "input": _stored_input(dataset, best),
+        "expected_class": dataset.validation_labels[best],
+    }
+
+
+def choose_golden(
+    dataset: Dataset, probabilities: np.ndarray, classes: list[str]
+) -> dict[str, Any]:
+    """The golden set: validation rows stratified by true class, each with its true class and
+    this model's own answer (class and confidence) as built, for `servewatch release check`.
+
+    Rows are drawn without looking at the model's answers, so a model that learnt little gets
+    many of its golden cases wrong and is refused, not a set of its lucky guesses.
+    """
+    rng = np.random.default_rng(GOLDEN_SEED)
+    labels = list(dataset.validation_labels)
+    cases = []
+    for cls in classes:
+        rows = [
+            i
+            for i, label in enumerate(labels)
+            if label == cls and _presentable(dataset.validation_inputs[i])
+        ]
+        chosen = sorted(rng.permutation(rows)[:GOLDEN_PER_CLASS].tolist()) if rows else []
+        for i in chosen:
+            best = int(probabilities[i].argmax())
+            cases.append(
+                {
+                    "input": _stored_input(dataset, i),
+                    "expected_class": cls,
+                    "built_class": classes[best],
+                    "confidence": round(float(probabilities[i][best]), 6),
+                }
+            )
+    return {"cases": cases}
+
+
+def _stored_input(dataset: Dataset, row: int) -> Any:
+    """Validation row `row` as a request carries it (tabular: a feature map)."""
+    value = dataset.validation_inputs[row]
     if dataset.kind == "tabular":
-        value = {name: float(v) for name, v in zip(dataset.features, value, strict=True)}
-    return {"input": value, "expected_class": dataset.validation_labels[best]}
+        return {name: float(v) for name, v in zip(dataset.features, value, strict=True)}
+    return value
 
 
 def _presentable(value: Any) -> bool:

@@ -110,6 +110,9 @@ def _invalid_values(m: Mapping[str, Any]) -> list[str]:
     problems += _check_frameworks(m["frameworks"])
     problems += _check_evaluation(m["evaluation"], classes)
     problems += _check_sample(m["sample"], m["input"], classes)
+    # Optional: versions built before golden sets existed still serve (release check refuses).
+    if m.get("golden") is not None:
+        problems += _check_golden(m["golden"], m["input"], classes)
     return problems
 
 
@@ -246,6 +249,29 @@ def _check_sample(
     if sample["expected_class"] not in classes:
         problems.append("sample.expected_class: must be one of classes")
     return problems
+
+
+def _check_golden(golden: Any, spec: Mapping[str, Any], classes: list[str]) -> list[str]:
+    cases = golden.get("cases") if isinstance(golden, Mapping) else None
+    if not isinstance(cases, list) or not cases:
+        return ["golden.cases: must be a non-empty list"]
+    for i, case in enumerate(cases):
+        where = f"golden.cases[{i}]"
+        if not isinstance(case, Mapping) or not {
+            "input",
+            "expected_class",
+            "built_class",
+            "confidence",
+        } <= set(case):
+            return [f"{where}: must hold input, expected_class, built_class and confidence"]
+        problems = [p.replace("sample.", f"{where}.") for p in _check_sample(case, spec, classes)]
+        if case["built_class"] not in classes:
+            problems.append(f"{where}.built_class: must be one of classes")
+        if not _number(case["confidence"]) or not 0 <= case["confidence"] <= 1:
+            problems.append(f"{where}.confidence: must be a number in [0, 1]")
+        if problems:
+            return problems
+    return []
 
 
 def _text(value: Any) -> bool:

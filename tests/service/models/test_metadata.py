@@ -122,3 +122,20 @@ def test_required_keys_cover_the_contract():
         "classes", "input", "onnx", "snapshot_id", "preprocessing_version", "frameworks",
         "evaluation", "sample",
     }  # fmt: skip
+
+
+def test_a_golden_set_is_optional_but_checked_when_present(candidates):
+    metadata = candidates["risk_scorer"].metadata
+    assert validate_metadata(_without(metadata, "golden"))  # built before golden sets
+    broken = copy.deepcopy(metadata)
+    broken["golden"]["cases"][3]["built_class"] = "nope"
+    broken["golden"]["cases"][3]["input"] = {"x": 1.0}
+    with pytest.raises(MetadataError) as refused:
+        validate_metadata(broken)
+    assert refused.value.invalid == [
+        "golden.cases[3].input: must map every feature to a number",
+        "golden.cases[3].built_class: must be one of classes",
+    ]
+    empty = {**copy.deepcopy(metadata), "golden": {"cases": []}}
+    with pytest.raises(MetadataError, match=r"golden.cases: must be a non-empty list"):
+        validate_metadata(empty)
