@@ -15,16 +15,21 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from core.config import load_settings
 from service.instrumentation import RequestTrace
-from service.models.build import build_model
+from service.models.build import build_all, build_model
 from service.models.datasets import risk_dataset
 from service.models.recipes import recipe
+from service.models.registry import get_model
 from service.worker import ServiceRuntime
 from storage.engine import create_store_engine
+from storage.migrate import upgrade
 from storage.rollouts import RolloutPlan, abort_rollout, promote_rollout, start_rollout
+from storage.schema import predictions
+from tests.service.conftest import ServiceServer, auth, write_config
+from tests.service.test_service_http import risk_features
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ENDPOINT = "predict_risk"
@@ -155,3 +160,84 @@ def test_a_store_outage_keeps_the_last_state(runtime, risk_versions, store_url):
         engine.dispose()
     assert not runtime.rollouts.poll()
     assert set(_answering(runtime, 50)) == {risk_versions["candidate"]}
+
+
+# -- over HTTP -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def canary_server(tmp_path_factory):
+    """The service (2 workers, SQLite) routing predict_risk to one of two risk versions."""
+    home = tmp_path_factory.mktemp("canary-service")
+    models = home / "bentoml"
+    build_all(home=models)
+    baseline = get_model("risk_scorer", home=models).version
+    other = replace(recipe("risk_scorer"), make_dataset=lambda: risk_dataset(seed=1818))
+    candidate = build_model(other, home=models).version
+    url = f"sqlite:///{home / 'store.db'}"
+    upgrade(url)
+    route = {"default": {"model": "risk_scorer", "version": baseline}}
+    config = write_config(home / "servewatch.yaml", routing={ENDPOINT: route})
+    server = ServiceServer(
+        home=home / "run", config=config, models_home=models, database_url=url, workers=2
+    )
+    server.start()
+    yield {"server": server, "url": url, "baseline": baseline, "candidate": candidate}
+    server.stop()
+
+
+def _answers(server: ServiceServer, n: int) -> dict[str, str]:
+    """request id -> the model version that answered, for `n` requests."""
+    features = risk_features(server)
+    answered = {}
+    with server.client() as client:
+        for _ in range(n):
+            answer = client.post(f"/{ENDPOINT}", json={"features": features}, headers=auth())
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            answered[body["request_id"]] = body["model_version"]
+    return answered
+
+
+def _until(condition, timeout_s: float = 15.0) -> float:
+    """Seconds until `condition()` holds (fails after `timeout_s`)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, "not within the time allowed"
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def test_workers_pick_up_a_rollout_and_its_abort_within_seconds(canary_server):
+    server, baseline, candidate = (canary_server[k] for k in ("server", "baseline", "candidate"))
+    assert set(_answers(server, 20).values()) == {baseline}
+    engine = create_store_engine(canary_server["url"])
+    try:
+        plan = RolloutPlan(
+            endpoints=(ENDPOINT,),
+            candidate_model="risk_scorer",
+            candidate_version=candidate,
+            baseline_model="risk_scorer",
+            baseline_version=baseline,
+            steps=(50, 100),
+        )
+        rollout = start_rollout(engine, plan, actor="t", now=T0)
+        # Every worker: a window of 40 answers holds both versions only once both apply it.
+        _until(lambda: set(_answers(server, 40).values()) == {baseline, candidate})
+        answered = _answers(server, 200)
+        share = list(answered.values()).count(candidate) / len(answered)
+        assert 0.5 - 4 * math.sqrt(0.25 / 200) < share < 0.5 + 4 * math.sqrt(0.25 / 200)
+        _until(lambda: _stored_versions(engine, answered) == answered)
+        abort_rollout(engine, rollout.id, actor="t", now=T0)
+        _until(lambda: set(_answers(server, 40).values()) == {baseline})
+    finally:
+        engine.dispose()
+
+
+def _stored_versions(engine, answered: dict[str, str]) -> dict[str, str]:
+    """request id -> model version of the stored prediction rows of `answered`."""
+    statement = select(predictions.c.request_id, predictions.c.model_version).where(
+        predictions.c.request_id.in_(list(answered))
+    )
+    with engine.connect() as connection:
+        return {row.request_id: row.model_version for row in connection.execute(statement)}
