@@ -15,7 +15,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, false, insert, select, update
 
 from core.contracts import AuditEvent, AuditKind
 from core.timeutil import to_utc
@@ -96,7 +96,7 @@ def start_rollout(engine: Engine, plan: RolloutPlan, *, actor: str, now: datetim
         raise RolloutError(f"mode must be one of {', '.join(ROLLOUT_MODES)}")
     at = to_utc(now)
     with engine.begin() as connection:
-        lock_appends(connection)  # PostgreSQL: one rollout change at a time
+        _serialise(connection)
         covering = [
             r for r in _select(connection, IN_FORCE) if set(r.endpoints) & set(plan.endpoints)
         ]
@@ -136,7 +136,7 @@ def promote_rollout(engine: Engine, rollout_id: int, *, actor: str, now: datetim
     """Move an active rollout to its next step; at the last step it becomes `promoted`."""
     at = to_utc(now)
     with engine.begin() as connection:
-        lock_appends(connection)
+        _serialise(connection)
         current = _require(connection, rollout_id, "active")
         index = current.step_index + 1
         done = index == len(current.steps) - 1
@@ -198,7 +198,7 @@ def _end(
 ) -> Rollout:
     at = to_utc(now)
     with engine.begin() as connection:
-        lock_appends(connection)
+        _serialise(connection)
         current = _require(connection, rollout_id, state)
         rollout = _change(
             connection, current, {"state": end_state, "weight": 0.0, "updated_at": at}
@@ -206,6 +206,14 @@ def _end(
         extra = {"reason": reason} if reason else {}
         _audit(connection, rollout, kind, kind, actor, at, extra)
     return rollout
+
+
+def _serialise(connection: Connection) -> None:
+    """One rollout change at a time, from its first read: PostgreSQL's audit append lock;
+    SQLite's write lock, taken by a write that changes nothing (a read would not take it)."""
+    lock_appends(connection)
+    if connection.dialect.name == "sqlite":
+        connection.execute(update(rollouts).where(false()).values(state=_c.state))
 
 
 def _require(connection: Connection, rollout_id: int, state: str) -> Rollout:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -146,3 +149,22 @@ def test_an_unknown_rollout_is_refused(store_engine):
 def test_steps_must_rise_to_100(steps):
     with pytest.raises(RolloutError, match="steps must rise"):
         check_steps(steps)
+
+
+def test_concurrent_starts_on_one_endpoint_leave_one_active(store_engine):
+    barrier = threading.Barrier(4)
+
+    def attempt(n: int) -> str:
+        plan = replace(PLAN, candidate_version=f"v{n + 2}")
+        barrier.wait()
+        try:
+            start_rollout(store_engine, plan, actor=f"user{n}", now=T0)
+        except RolloutError:
+            return "refused"
+        return "started"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(attempt, range(4)))
+    assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
+    assert len(rollouts_in_force(store_engine)) == 1
+    assert verify(store_engine).ok
