@@ -143,6 +143,15 @@ SERVICE_METRICS: tuple[MetricSpec, ...] = (
         (*MODEL_LABELS, "provider"),
         multiprocess_mode="livemax",
     ),
+    MetricSpec(
+        "servewatch_rollout_weight",
+        "gauge",
+        "Percent of an endpoint's baseline traffic a worker sends to each version of a canary "
+        "rollout in force (candidate and baseline; 0 once the rollout ends).",
+        ("endpoint", *MODEL_LABELS),
+        unit="percent",
+        multiprocess_mode="livemax",
+    ),
 )
 
 MONITOR_KEY_LABELS = ("monitor", "metric", *MODEL_LABELS, "tenant")

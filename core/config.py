@@ -577,6 +577,8 @@ class Settings(BaseSettings):
     # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).
     fault_injection: bool = False
     prediction_log_enabled: bool = True
+    # How often each worker reads the canary rollouts in force from the store (0: never).
+    rollout_poll_interval_s: float = Field(default=2.0, ge=0)
     # Answered requests waiting for the log's writer (a bulk request counts once, whatever
     # its number of rows); beyond it they go to a spill file.
     log_queue_size: int = Field(default=100_000, ge=1)

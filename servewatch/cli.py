@@ -17,6 +17,8 @@ from servewatch.demo_cli import stack_app, traffic
 from servewatch.model_registry import bentoml_lookups
 from servewatch.release_cli import app as release_app
 from servewatch.replay_cli import replay
+from servewatch.rollout_cli import app as rollout_app
+from servewatch.rollout_cli import rollback
 from service.models.cli import app as models_app
 from service.serve_cli import serve
 from storage.cli import app as db_app
@@ -39,6 +41,8 @@ report_app.command("finops")(finops)
 app.add_typer(report_app, name="report")
 app.add_typer(stack_app, name="stack")
 app.add_typer(release_app, name="release")
+app.add_typer(rollout_app, name="rollout")
+app.command("rollback")(rollback)
 app.command("serve")(serve)
 app.command("traffic")(traffic)
 app.command("replay")(replay)

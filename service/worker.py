@@ -27,6 +27,7 @@ from service.faults import Fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace
 from service.prediction_rows import fill_inputs, prediction_rows
 from service.readiness import Readiness
+from service.rollout_watch import RolloutWatch
 from service.routing import Router
 from service.runtime import (
     InputMismatch,
@@ -37,7 +38,9 @@ from service.runtime import (
     load_model,
     requested_providers,
 )
+from storage.engine import create_small_engine
 from storage.probe import StoreProbe
+from storage.rollouts import rollouts_in_force
 
 logger = logging.getLogger("servewatch.service")
 
@@ -64,7 +67,9 @@ class ServiceRuntime:
         self._metrics_flusher: asyncio.TimerHandle | None = None
         self.busy = BusyShare()  # the worker's CPU time, shared over the requests it serves
         self._busy_timer: asyncio.TimerHandle | None = None
+        # Replaced, never changed in place: the rollout watch adds candidates from its thread.
         self.models: dict[tuple[str, str], LoadedModel] = {}
+        self._unservable: set[tuple[str, str]] = set()  # candidates that failed to load
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
         self._store_check = StoreProbe(settings.resolved_database_url)
@@ -81,12 +86,15 @@ class ServiceRuntime:
         self._redact = self._redactor()
         self._digest = self._input_digest()
         self._fills = self._digest is not None or settings.config.redaction.store_raw_inputs
+        self.rollouts = self._rollout_watch()
 
     def start(self) -> None:
-        """Start the prediction log and run the start-up checks once."""
+        """Start the prediction log, run the start-up checks once, then watch the rollouts."""
         if self.log is not None:
             self.log.start()
         self.readiness.evaluate()
+        if self.rollouts is not None:
+            self.rollouts.start()
 
     def keep_timers(self) -> None:
         """Start the periodic jobs on the running event loop, once (called by every request):
@@ -114,13 +122,16 @@ class ServiceRuntime:
     async def close(self) -> None:
         """Stop batching and flush the metrics and the prediction log (what can't be written
         stays spilled)."""
+        loop = asyncio.get_running_loop()
+        if self.rollouts is not None:
+            await loop.run_in_executor(None, self.rollouts.close)
+            self._rollout_engine.dispose()
         for batcher in self._batchers.values():
             await batcher.close()
         for timer in (self._metrics_flusher, self._busy_timer):
             if timer is not None:
                 timer.cancel()
         self.instrumentation.flush()
-        loop = asyncio.get_running_loop()
         if self.log is not None:
             await loop.run_in_executor(None, self.log.close)
         self._executor.shutdown(wait=False)
@@ -168,6 +179,58 @@ class ServiceRuntime:
             logger.warning("no audit key (SERVEWATCH_AUDIT_KEY_FILE): inputs get no digest")
             return None
         return partial(input_hmac, key)
+
+    def _rollout_watch(self) -> RolloutWatch | None:
+        interval = self.settings.rollout_poll_interval_s
+        if interval <= 0:
+            return None
+        self._rollout_engine = create_small_engine(self.settings.resolved_database_url)
+        return RolloutWatch(
+            partial(rollouts_in_force, self._rollout_engine),
+            self.router,
+            load=self.load_candidate,
+            baselines=self._refs_serving,
+            export=self.instrumentation.rollout_weights,
+            interval_s=interval,
+        )
+
+    def load_candidate(self, name: str, version: str) -> bool:
+        """Whether a rollout's candidate is servable, loading it (and checking its sample) the
+        first time; a candidate that fails is logged once and never serves."""
+        key = (name, version)
+        if key in self.models:
+            return True
+        if key in self._unservable:
+            return False
+        from service.models.registry import get_model
+
+        try:
+            registered = get_model(name, version, home=self.settings.bentoml_home)
+            loaded = self._loaded(registered.name, registered.version) or load_model(
+                registered,
+                use_cuda=self.settings.use_cuda,
+                intra_op_threads=self.settings.ort_intra_op_threads,
+                inter_op_threads=self.settings.ort_inter_op_threads,
+            )
+            problem = loaded.sample_check()
+        except Exception as exc:  # an unknown version, a broken file: the baseline serves
+            problem = str(exc)
+        if problem is not None:
+            logger.error("rollout candidate %s %s cannot serve: %s", name, version, problem)
+            self._unservable.add(key)
+            return False
+        self.instrumentation.model_loaded(loaded)
+        self.models = {**self.models, key: loaded}
+        return True
+
+    def _refs_serving(self, endpoint: str, name: str, version: str) -> frozenset[tuple[str, str]]:
+        """The route references of `endpoint` whose loaded model is `name` `version`."""
+        found = set()
+        for ref in self.router.targets(endpoint):
+            model = self.models.get((ref.model, ref.version))
+            if model is not None and (model.name, model.version) == (name, version):
+                found.add((ref.model, ref.version))
+        return frozenset(found)
 
     # -- start-up checks -------------------------------------------------------------------
 
@@ -226,7 +289,9 @@ class ServiceRuntime:
 
     def resolve(self, trace: RequestTrace) -> LoadedModel:
         """Route the request and attach the serving model to its trace."""
-        ref = self.router.route(trace.endpoint, trace.tenant, trace.region)
+        ref = self.router.route_request(
+            trace.endpoint, trace.tenant, trace.region, trace.request_id
+        )
         model = self.models.get((ref.model, ref.version))
         if model is None:
             trace.model_name = ref.model

@@ -69,6 +69,16 @@ def create_store_engine(url: str, **kwargs: object) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def create_small_engine(url: str, *, timeout_s: float = 2.0) -> Engine:
+    """An engine for a background check: one connection, and (PostgreSQL) a connect that gives
+    up within `timeout_s`, so that a store outage never hangs the checker."""
+    if is_sqlite(url):
+        return create_store_engine(url)
+    return create_store_engine(
+        url, pool_size=1, max_overflow=0, connect_args={"connect_timeout": max(1, round(timeout_s))}
+    )
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

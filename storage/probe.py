@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from storage.engine import create_store_engine, is_sqlite
+from storage.engine import create_small_engine
 
 
 class StoreProbe:
@@ -32,12 +32,4 @@ class StoreProbe:
             self._engine = None
 
     def _create_engine(self) -> Engine:
-        if is_sqlite(self._url):
-            return create_store_engine(self._url)
-        # One connection, and a connect that gives up in bounded time: a probe must not hang.
-        return create_store_engine(
-            self._url,
-            pool_size=1,
-            max_overflow=0,
-            connect_args={"connect_timeout": max(1, round(self._timeout_s))},
-        )
+        return create_small_engine(self._url, timeout_s=self._timeout_s)

@@ -147,3 +147,26 @@ releases = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(128), nullable=False),
 )
+
+# Canary rollouts (issue 18): a candidate version taking a weighted share of the traffic a
+# baseline version serves on some endpoints. Workers poll the rows in force (by state).
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoints", JSON, nullable=False),
+    Column("candidate_model", String(128), nullable=False),
+    Column("candidate_version", String(64), nullable=False),
+    Column("baseline_model", String(128), nullable=False),
+    Column("baseline_version", String(64), nullable=False),
+    Column("steps", JSON, nullable=False),  # percentages, ascending, the last one 100
+    Column("step_index", Integer, nullable=False),
+    Column("weight", Float, nullable=False),  # percent of the baseline's traffic moved
+    Column("tenant", String(128), nullable=True),  # None: every tenant
+    Column("region", String(32), nullable=True),  # None: every region
+    Column("mode", String(8), nullable=False),  # hash (per request id) | sticky (per tenant)
+    Column("state", String(16), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+)

@@ -1,0 +1,141 @@
+"""Canary rollouts: what `rollout start` plans from the configured routes, and what
+`servewatch rollback` undoes (the active rollout, a promoted one, or else the release)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.config import AppConfig, app_config_yaml
+from core.contracts import AuditEvent
+from storage.audit import append
+from storage.engine import Engine
+from storage.releases import ReleaseRecord, get_release, latest_release
+from storage.rollouts import (
+    Rollout,
+    RolloutError,
+    RolloutMode,
+    RolloutPlan,
+    abort_rollout,
+    check_steps,
+    roll_back_rollout,
+    rollouts_in_force,
+)
+
+# (model name, version or `latest`) -> the exact registered version; LookupError when unknown.
+VersionResolver = Callable[[str, str], str]
+
+
+def parse_model_ref(text: str) -> tuple[str, str]:
+    """`MODEL:VERSION` as (model, version); RolloutError when malformed."""
+    model, sep, version = text.partition(":")
+    if not sep or not model or not version:
+        raise RolloutError(f"expected MODEL:VERSION, got {text!r}")
+    return model, version
+
+
+def parse_steps(text: str) -> tuple[float, ...]:
+    """`5,25,50,100` as percentages (checked: rising, ending at 100)."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise RolloutError(f"steps must be numbers separated by commas, not {text!r}") from exc
+    return check_steps(values)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a rollout applies to, and how requests are assigned."""
+
+    tenant: str | None = None
+    region: str | None = None
+    mode: RolloutMode = "hash"
+
+
+def plan_rollout(
+    config: AppConfig,
+    candidate: str,
+    steps: Sequence[float],
+    resolve: VersionResolver,
+    scope: Scope = Scope(),
+) -> RolloutPlan:
+    """The rollout of `candidate` (MODEL:VERSION) over every endpoint whose default route
+    serves that model; its baseline is the exact version those routes serve now."""
+    model, version = parse_model_ref(candidate)
+    endpoints = tuple(e for e, route in config.routing.items() if route.default.model == model)
+    if not endpoints:
+        raise RolloutError(f"no route serves {model} by default")
+    try:
+        candidate_version = resolve(model, version)
+        baselines = {resolve(model, config.routing[e].default.version) for e in endpoints}
+    except LookupError as exc:
+        raise RolloutError(f"{model}: {exc}") from exc
+    if len(baselines) != 1:
+        raise RolloutError(f"the routes of {model} serve several versions: {sorted(baselines)}")
+    baseline = baselines.pop()
+    if baseline == candidate_version:
+        raise RolloutError(f"{model}:{candidate_version} already serves {', '.join(endpoints)}")
+    return RolloutPlan(
+        endpoints=endpoints,
+        candidate_model=model,
+        candidate_version=candidate_version,
+        baseline_model=model,
+        baseline_version=baseline,
+        steps=check_steps(steps),
+        tenant=scope.tenant,
+        region=scope.region,
+        mode=scope.mode,
+    )
+
+
+def pick_rollout(engine: Engine, rollout_id: int | None, state: str = "active") -> Rollout:
+    """The rollout `rollout_id`, or the only one in `state` when no id is given."""
+    found = [r for r in rollouts_in_force(engine) if r.state == state]
+    if rollout_id is not None:
+        found = [r for r in found if r.id == rollout_id]
+        if not found:
+            raise RolloutError(f"rollout {rollout_id} is not {state}")
+    if len(found) != 1:
+        ids = ", ".join(str(r.id) for r in found) or "none"
+        raise RolloutError(f"{len(found)} rollouts are {state} ({ids}): name one with --id")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """What `roll_back` did: rollouts ended, or the release whose configuration was restored."""
+
+    rollouts: list[Rollout]
+    release: ReleaseRecord | None = None
+    from_release: int | None = None
+
+
+def roll_back(
+    engine: Engine, *, actor: str, now: datetime, release_config_out: Callable[[str], None]
+) -> RolledBack:
+    """Abort the active rollouts; else undo the newest promoted one; else restore the newest
+    release's parent (its pinned configuration goes to `release_config_out`, as YAML)."""
+    in_force = rollouts_in_force(engine)
+    active = [r for r in in_force if r.state == "active"]
+    if active:
+        ended = [
+            abort_rollout(engine, r.id, actor=actor, now=now, reason="rollback") for r in active
+        ]
+        return RolledBack(ended)
+    if in_force:
+        newest = in_force[-1]
+        return RolledBack([roll_back_rollout(engine, newest.id, actor=actor, now=now)])
+    current = latest_release(engine)
+    parent = (
+        None
+        if current is None or current.parent_id is None
+        else get_release(engine, current.parent_id)
+    )
+    if current is None or parent is None:
+        raise RolloutError("nothing to roll back: no rollout in force and no parent release")
+    release_config_out(app_config_yaml(AppConfig.model_validate(parent.config)))
+    details = {"action": "release", "from_release": current.id, "to_release": parent.id}
+    event = AuditEvent(kind="rollback", ts=now, actor=actor, decision="release", details=details)
+    append(engine, [event], now=now)
+    return RolledBack([], parent, current.id)

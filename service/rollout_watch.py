@@ -1,0 +1,115 @@
+"""The worker's view of the canary rollouts in force: read from the store every couple of
+seconds on a background thread (never on the request path) and handed to the router.
+
+A store that does not answer leaves the last splits in force. A candidate is loaded the first
+time its rollout is seen; until it is loaded (or when it cannot be) its baseline serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Mapping
+
+from core.config import ModelRef
+from service.routing import Router, Split
+from storage.rollouts import Rollout
+
+logger = logging.getLogger("servewatch.rollouts")
+
+POLL_INTERVAL_S = 2.0
+
+# (endpoint, model, version) -> percent of the baseline's traffic that version takes.
+Weights = Mapping[tuple[str, str, str], float]
+
+
+class RolloutWatch:
+    """Polls `read` (the rollouts in force) and applies them to `router`.
+
+    `load(model, version)` makes the candidate servable (True) or says it cannot be (False);
+    `baselines(endpoint, model, version)` names the route references serving a version;
+    `export` receives the weights in force after every successful poll.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], list[Rollout]],
+        router: Router,
+        *,
+        load: Callable[[str, str], bool],
+        baselines: Callable[[str, str, str], frozenset[tuple[str, str]]],
+        export: Callable[[Weights], None],
+        interval_s: float = POLL_INTERVAL_S,
+    ) -> None:
+        self._read = read
+        self._router = router
+        self._load = load
+        self._baselines = baselines
+        self._export = export
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store_down = False
+
+    def poll(self) -> bool:
+        """Read the rollouts in force and apply them; False (nothing changed) when the store
+        does not answer."""
+        try:
+            in_force = self._read()
+        except Exception as exc:  # any store failure: keep serving with what is known
+            if not self._store_down:
+                logger.warning("rollout state unreadable, keeping the last one: %s", exc)
+            self._store_down = True
+            return False
+        self._store_down = False
+        splits: dict[str, Split] = {}
+        weights: dict[tuple[str, str, str], float] = {}
+        for rollout in in_force:
+            if not self._load(rollout.candidate_model, rollout.candidate_version):
+                continue  # the baseline keeps serving
+            for endpoint in rollout.endpoints:
+                splits[endpoint] = self._split(rollout, endpoint)
+                weights[(endpoint, rollout.candidate_model, rollout.candidate_version)] = (
+                    rollout.weight
+                )
+                weights[(endpoint, rollout.baseline_model, rollout.baseline_version)] = (
+                    100.0 - rollout.weight
+                )
+        self._router.set_splits(splits)
+        self._export(weights)
+        return True
+
+    def _split(self, rollout: Rollout, endpoint: str) -> Split:
+        return Split.of(
+            self._baselines(endpoint, rollout.baseline_model, rollout.baseline_version),
+            ModelRef(model=rollout.candidate_model, version=rollout.candidate_version),
+            rollout.weight,
+            salt=zlib.crc32(str(rollout.id).encode()),
+            sticky=rollout.mode == "sticky",
+            tenant=rollout.tenant,
+            region=rollout.region,
+        )
+
+    def start(self) -> None:
+        """Poll now, then every `interval_s` on a daemon thread until `close`."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="rollout-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception:  # a candidate that fails to load must not end the watch
+                logger.exception("rollout poll failed")
+            if self._stop.wait(self.interval_s):
+                return
+
+    def close(self) -> None:
+        """Stop polling (waits for a poll in progress)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
