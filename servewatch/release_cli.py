@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.config import AppConfig, Settings, load_settings
+from core.config import AppConfig, Settings
 from core.files import write_atomically
 from core.timeutil import iso_utc
 from servewatch.release import (
@@ -28,37 +26,13 @@ from servewatch.release import (
     write_build_inputs,
 )
 from servewatch.release_check import CheckReport, ServiceTarget, check_models, check_service
-from storage.engine import Engine, create_store_engine
+from servewatch.store_options import ConfigOption, DatabaseUrl, settings_for, store_engine
+from storage.engine import Engine
 from storage.releases import ReleaseRecord, get_release, list_releases
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 app = typer.Typer(help="Releases: pinned model versions packed into a Bento.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML config (default SERVEWATCH_CONFIG_FILE)")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="default SERVEWATCH_DATABASE_URL or var/")
-]
-
-
-def _settings(config: Path | None, database_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if config is not None:
-        overrides["config_file"] = config
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    return load_settings(**overrides)
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    engine = create_store_engine(settings.resolved_database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _registry_resolver(home: Path) -> Any:
@@ -78,7 +52,7 @@ def build(
     ] = False,
 ) -> None:
     """Check the pinned model versions, build the Bento and record the release."""
-    settings = _settings(config, database_url)
+    settings = settings_for(config, database_url)
     console = Console()
     try:
         pinned = pin_routing(settings.config, _registry_resolver(settings.bentoml_home))
@@ -92,7 +66,7 @@ def build(
     except ReleaseError as exc:
         Console(stderr=True).print(f"[red]release refused:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
-    with _engine(settings) as engine:
+    with store_engine(settings) as engine:
         built = record_release(
             engine,
             pinned,
@@ -139,14 +113,14 @@ def check(
     """The checks before any traffic moves; exit 1 naming the failing cases when one fails.
 
     Without --candidate or --release: the model versions the configuration's routes name."""
-    settings = _settings(config, database_url)
+    settings = settings_for(config, database_url)
     if candidate is not None and release is not None:
         raise typer.BadParameter("give --candidate or --release, not both")
     if candidate is not None and ":" not in candidate:
         raise typer.BadParameter("--candidate takes MODEL:VERSION", param_hint="--candidate")
     routed = settings.config
     if release is not None:
-        with _engine(settings) as engine:
+        with store_engine(settings) as engine:
             routed = AppConfig.model_validate(_fetch(engine, release).config)
     tags = _split_tags([candidate] if candidate else model_tags(routed))
     if url is None:
@@ -191,7 +165,7 @@ def show_report(report: CheckReport) -> None:
 @app.command("list")
 def list_command(database_url: DatabaseUrl = None) -> None:
     """The releases, newest first."""
-    with _engine(_settings(None, database_url)) as engine:
+    with store_engine(settings_for(None, database_url)) as engine:
         records = list_releases(engine)
     table = Table("id", "created", "by", "bento", "models", "parent", title="releases")
     for r in records:
@@ -214,7 +188,7 @@ def _fetch(engine: Engine, release_id: int) -> ReleaseRecord:
 @app.command()
 def show(release_id: int, database_url: DatabaseUrl = None) -> None:
     """One release: its Bento, digest, parent and the model version of every route."""
-    with _engine(_settings(None, database_url)) as engine:
+    with store_engine(settings_for(None, database_url)) as engine:
         r = _fetch(engine, release_id)
     console = Console()
     console.print(f"release {r.id} by {r.created_by} at {iso_utc(r.created_at)}")
@@ -233,7 +207,7 @@ def show(release_id: int, database_url: DatabaseUrl = None) -> None:
 @app.command()
 def diff(before: int, after: int, database_url: DatabaseUrl = None) -> None:
     """What changed from release BEFORE to release AFTER: models, routes, config keys."""
-    with _engine(_settings(None, database_url)) as engine:
+    with store_engine(settings_for(None, database_url)) as engine:
         changes = diff_releases(_fetch(engine, before), _fetch(engine, after))
     table = Table("area", "key", str(before), str(after), title=f"release {before} -> {after}")
     for c in changes:

@@ -14,11 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.files import write_atomically
 from core.timeutil import iso_utc
 from servewatch.rollout import Scope, parse_steps, pick_rollout, plan_rollout, roll_back
-from storage.engine import Engine, create_store_engine
+from servewatch.store_options import ConfigOption, DatabaseUrl, settings_for, store_engine
+from storage.engine import Engine
 from storage.rollouts import (
     Rollout,
     RolloutError,
@@ -33,35 +34,19 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML config (default SERVEWATCH_CONFIG_FILE)")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="default SERVEWATCH_DATABASE_URL or var/")
-]
 IdOption = Annotated[int | None, typer.Option("--id", help="the rollout (default: the only one)")]
 ActorOption = Annotated[str | None, typer.Option(help="who acts (default: the user)")]
 
 
-def _settings(config: Path | None, database_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if config is not None:
-        overrides["config_file"] = config
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    return load_settings(**overrides)
-
-
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
-    engine = create_store_engine(settings.resolved_database_url)
-    try:
-        yield engine
-    except RolloutError as exc:
-        Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
+    """The store's engine; a refused rollout change ends the command with its reason."""
+    with store_engine(settings) as engine:
+        try:
+            yield engine
+        except RolloutError as exc:
+            Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
 
 
 def _registry_resolver(home: Path) -> Any:
@@ -96,7 +81,7 @@ def start(
     actor: ActorOption = None,
 ) -> None:
     """Send the first step's share of the baseline's traffic to CANDIDATE."""
-    settings = _settings(config, database_url)
+    settings = settings_for(config, database_url)
     with _engine(settings) as engine:
         plan = plan_rollout(
             settings.config,
@@ -114,7 +99,7 @@ def promote(
     rollout_id: IdOption = None, database_url: DatabaseUrl = None, actor: ActorOption = None
 ) -> None:
     """Move the active rollout to its next step (the last step promotes it at 100 %)."""
-    with _engine(_settings(None, database_url)) as engine:
+    with _engine(settings_for(None, database_url)) as engine:
         current = pick_rollout(engine, rollout_id)
         rollout = promote_rollout(engine, current.id, actor=actor or getpass.getuser(), now=_now())
     _show([rollout], "rollout promoted" if rollout.state == "promoted" else "rollout stepped")
@@ -128,7 +113,7 @@ def abort(
     actor: ActorOption = None,
 ) -> None:
     """End the active rollout: every request goes back to the baseline within seconds."""
-    with _engine(_settings(None, database_url)) as engine:
+    with _engine(settings_for(None, database_url)) as engine:
         current = pick_rollout(engine, rollout_id)
         who = actor or getpass.getuser()
         rollout = abort_rollout(engine, current.id, actor=who, now=_now(), reason=reason)
@@ -141,7 +126,7 @@ def list_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Rollouts, newest first."""
-    with _engine(_settings(None, database_url)) as engine:
+    with _engine(settings_for(None, database_url)) as engine:
         rollouts = list_rollouts(engine, limit=limit)
     _show(rollouts, "rollouts")
 
@@ -155,7 +140,7 @@ def rollback(
     actor: ActorOption = None,
 ) -> None:
     """Abort the active rollout, else undo the promoted one, else restore the parent release."""
-    with _engine(_settings(None, database_url)) as engine:
+    with _engine(settings_for(None, database_url)) as engine:
         done = roll_back(
             engine,
             actor=actor or getpass.getuser(),

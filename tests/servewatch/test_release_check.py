@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,25 +11,16 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from servewatch.cli import app
-from service.models.build import GOLDEN_PER_CLASS, build_all, build_model
-from service.models.datasets import ticket_dataset
-from service.models.recipes import recipe
+from service.models.build import GOLDEN_PER_CLASS, build_all
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
 from storage.releases import list_releases
 from storage.schema import audit_log
 from tests.service.conftest import KEYS, ServiceServer, write_config
+from tests.support.models import build_noise_ticket_model
 from tests.support.tcp_proxy import free_port
 
 TICKETS, RISK = "ticket_classifier", "risk_scorer"
-
-
-def _shuffled_tickets():
-    """The ticket data (smaller) with its training labels shuffled: a model that learnt noise."""
-    dataset = ticket_dataset(n=1500, reference_rows=500)
-    labels = list(dataset.train_labels)
-    random.Random(4).shuffle(labels)
-    return replace(dataset, train_labels=labels)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +28,7 @@ def versions(tmp_path_factory) -> dict[str, object]:
     """A store holding both models as the repo builds them, and a ticket model of noise."""
     home = tmp_path_factory.mktemp("check-models") / "bentoml"
     good, risk = build_all([TICKETS, RISK], home=home)
-    bad = build_model(replace(recipe(TICKETS), make_dataset=_shuffled_tickets), home=home)
+    bad = build_noise_ticket_model(home)
     return {"home": home, "good": good.version, "risk": risk.version, "bad": bad.version}
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,12 +12,11 @@ from typer.testing import CliRunner
 from core.config import load_settings
 from servewatch.cli import app
 from servewatch.replay import INPUT_MISMATCH, ModelLoader, model_value, score
-from service.models.build import build_all, build_model
-from service.models.datasets import ticket_dataset
-from service.models.recipes import recipe
+from service.models.build import build_all
 from service.models.ticket_corpus import generate_corpus
 from storage.migrate import upgrade
 from storage.writer import write_predictions
+from tests.support.models import build_noise_ticket_model
 
 MODEL = "ticket_classifier"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -28,20 +25,12 @@ GATES = {"min_agreement": 0.9, "max_schema_failure_rate": 0.001, "max_class_shif
 STORED, WITHOUT_INPUT, OUTSIDE = 240, 15, 10
 
 
-def _shuffled_tickets():
-    """The ticket data (smaller) with its training labels shuffled: a model that learnt noise."""
-    dataset = ticket_dataset(n=1500, reference_rows=500)
-    labels = list(dataset.train_labels)
-    random.Random(4).shuffle(labels)
-    return replace(dataset, train_labels=labels)
-
-
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory) -> dict[str, object]:
     """A store holding the ticket classifier (built as the repo builds it) and a bad candidate."""
     home = tmp_path_factory.mktemp("replay-models") / "bentoml"
     good, risk = build_all([MODEL, "risk_scorer"], home=home)
-    bad = build_model(replace(recipe(MODEL), make_dataset=_shuffled_tickets), home=home)
+    bad = build_noise_ticket_model(home)
     assert bad.version != good.version
     return {"home": home, "answering": good.version, "bad": bad.version, "risk": risk.version}
 
