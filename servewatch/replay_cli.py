@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from servewatch.store_options import DatabaseUrl, settings_for
 
 # Exit codes: 0 every gate held, 1 a gate failed, 2 the replay could not run.
 GATE_FAILED, CANNOT_RUN = 1, 2
@@ -26,10 +28,6 @@ OutOption = Annotated[
     typer.Option("--out", help="Folder for replay.json and replay.html; default under reports."),
 ]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Items per model call.")]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL; default SERVEWATCH_DATABASE_URL or var/"),
-]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(exists=True, dir_okay=False, help="YAML config (replay.gates)."),
@@ -44,7 +42,7 @@ def replay(
     limit: LimitOption = None,
     out: OutOption = None,
     batch_size: BatchOption = 32,
-    database_url: DatabaseUrlOption = None,
+    database_url: DatabaseUrl = None,
     config: ConfigOption = None,
 ) -> None:
     """Re-score stored inputs with a candidate version and with the versions that answered them;
@@ -54,7 +52,6 @@ def replay(
     from rich.console import Console
     from rich.markup import escape
 
-    from core.config import load_settings
     from core.reports import path_part
     from core.timeutil import InvalidWindowError, parse_time
     from servewatch.replay import ReplayRequest, run_replay
@@ -79,10 +76,7 @@ def replay(
         raise fail(str(exc)) from exc
     if end <= start:
         raise fail("--until must be after --since")
-    overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
-    if config is not None:
-        overrides["config_file"] = config
-    settings = load_settings(**overrides)
+    settings = settings_for(config, database_url)
     request = ReplayRequest(name, version, start, end, tenant, limit, batch_size)
     engine = create_store_engine(settings.resolved_database_url)
     try:

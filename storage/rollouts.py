@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, RowMapping, false, insert, select, up
 from core.contracts import AuditEvent, AuditKind
 from core.timeutil import to_utc
 from storage.audit import append_in, lock_appends
+from storage.engine import sqlite_file, sqlite_file_exists
 from storage.schema import rollouts
 
 RolloutMode = Literal["hash", "sticky"]
@@ -168,7 +169,11 @@ def roll_back_rollout(
 
 
 def rollouts_in_force(engine: Engine) -> list[Rollout]:
-    """Active and promoted rollouts, oldest first (what the workers apply)."""
+    """Active and promoted rollouts, oldest first (what the workers apply); none when the store
+    is a SQLite file not created yet (a read must not create an empty database)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if sqlite_file(url) is not None and not sqlite_file_exists(url):
+        return []
     with engine.connect() as connection:
         return _select(connection, IN_FORCE)
 

@@ -168,3 +168,15 @@ def test_concurrent_starts_on_one_endpoint_leave_one_active(store_engine):
     assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
     assert len(rollouts_in_force(store_engine)) == 1
     assert verify(store_engine).ok
+
+
+def test_reading_a_sqlite_store_not_created_yet_creates_nothing(tmp_path):
+    from storage.engine import create_small_engine
+
+    path = tmp_path / "never.db"
+    engine = create_small_engine(f"sqlite:///{path}")
+    try:
+        assert rollouts_in_force(engine) == []
+    finally:
+        engine.dispose()
+    assert not path.exists()
