@@ -108,8 +108,9 @@ class RolloutWatch:
                 return
 
     def close(self) -> None:
-        """Stop polling (waits for a poll in progress)."""
+        """Stop polling: waits up to 2 s for a poll in progress, then leaves the daemon thread
+        (a poll hanging on a dead store must not hold up the worker's shutdown)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=2)
             self._thread = None
