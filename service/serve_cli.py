@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from service.parent_watch import ARBITER_PID_ENV
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_IMPORT = "service.app:Servewatch"
 
@@ -47,6 +49,7 @@ def serve(
         prediction_log=prediction_log,
         instance=f"{socket.gethostname()}-{port}",
     )
+    env[ARBITER_PID_ENV] = str(os.getpid())  # this process becomes the arbiter
     command = serve_command(host=host, port=port, workers=workers)
     os.execve(sys.executable, command, env)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from service.parent_watch import ARBITER_PID_ENV, expected_parent
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # The parent starts the child, prints the child's pid and waits to be killed.
@@ -69,6 +71,38 @@ def test_the_watch_thread_stops_the_process_once_re_parented(monkeypatch):
     monkeypatch.setattr(parent_watch.os, "getppid", lambda: next(parents, 1))
     monkeypatch.setattr(parent_watch, "_ask_the_kernel", lambda signum: None)
     stopped: list[int] = []
-    watcher = parent_watch.die_with_parent(poll_s=0.01, stop=stopped.append)
+    watcher = parent_watch.die_with_parent(poll_s=0.01, grace_s=0.01, stop=stopped.append)
     watcher.join(timeout=5)
-    assert stopped == [signal.SIGTERM]
+    assert stopped == [signal.SIGTERM, signal.SIGKILL]  # graceful first, then for good
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_that_starts_after_its_arbiter_died_stops():
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        ARBITER_PID_ENV: str(_dead_pid()),  # it died while this worker was still importing
+    }
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env)
+    try:
+        assert child.wait(timeout=20) == -signal.SIGTERM
+    finally:
+        child.kill()
+
+
+def test_the_named_arbiter_counts_only_when_it_is_the_parent_or_gone(monkeypatch):
+    monkeypatch.setenv(ARBITER_PID_ENV, str(os.getppid()))
+    assert expected_parent() == os.getppid()
+    monkeypatch.setenv(ARBITER_PID_ENV, str(os.getpid()))  # alive, but not our parent
+    assert expected_parent() == os.getppid()
+    dead = _dead_pid()
+    monkeypatch.setenv(ARBITER_PID_ENV, str(dead))
+    assert expected_parent() == dead
+    monkeypatch.delenv(ARBITER_PID_ENV)
+    assert expected_parent() == os.getppid()
