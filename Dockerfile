@@ -1,4 +1,5 @@
-# Image for the servewatch service, monitors and traffic generator (one image, several commands).
+# The tools image: migrations, the monitors scheduler, the alert sink, the traffic generator and
+# `servewatch release build`. The service itself runs from a release's image (compose.yaml).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_LINK_MODE=copy \
@@ -23,5 +24,5 @@ RUN uv sync --frozen --no-dev
 RUN useradd --create-home --uid 10001 servewatch && mkdir -p /data && chown servewatch /data
 USER servewatch
 VOLUME ["/data"]
-EXPOSE 3000 9464
-CMD ["servewatch", "serve", "--host", "0.0.0.0", "--port", "3000"]
+EXPOSE 9101 9102
+CMD ["servewatch", "monitor", "schedule", "--host", "0.0.0.0", "--port", "9101"]

@@ -25,6 +25,7 @@ from service.busy_share import INTERVAL_S, BusyShare
 from service.errors import ServiceError
 from service.faults import Fault
 from service.instrumentation import Instrumentation, ItemOutcome, RequestTrace
+from service.models.mirror import VersionMirror
 from service.prediction_rows import fill_inputs, prediction_rows
 from service.readiness import Readiness
 from service.rollout_watch import RolloutWatch
@@ -87,12 +88,20 @@ class ServiceRuntime:
         self._digest = self._input_digest()
         self._fills = self._digest is not None or settings.config.redaction.store_raw_inputs
         self.rollouts = self._rollout_watch()
+        # Where there is a store, the versions served are registered in it for the monitors.
+        self.mirror = (
+            VersionMirror(settings.resolved_database_url) if self.log is not None else None
+        )
 
     def start(self) -> None:
-        """Start the prediction log, run the start-up checks once, then watch the rollouts."""
+        """Start the prediction log, run the start-up checks once, mirror the versions loaded,
+        then watch the rollouts."""
         if self.log is not None:
             self.log.start()
         self.readiness.evaluate()
+        if self.mirror is not None:
+            self.mirror.add(model.registered for model in self.models.values())
+            self.mirror.start()
         if self.rollouts is not None:
             self.rollouts.start()
 
@@ -126,6 +135,8 @@ class ServiceRuntime:
         if self.rollouts is not None:
             await loop.run_in_executor(None, self.rollouts.close)
             self._rollout_engine.dispose()
+        if self.mirror is not None:
+            await loop.run_in_executor(None, self.mirror.close)
         for batcher in self._batchers.values():
             await batcher.close()
         for timer in (self._metrics_flusher, self._busy_timer):
@@ -221,6 +232,8 @@ class ServiceRuntime:
             return False
         self.instrumentation.model_loaded(loaded)
         self.models = {**self.models, key: loaded}
+        if self.mirror is not None:
+            self.mirror.add([loaded.registered])
         return True
 
     def _refs_serving(self, endpoint: str, name: str, version: str) -> frozenset[tuple[str, str]]:

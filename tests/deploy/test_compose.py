@@ -99,3 +99,22 @@ def test_alerts_reach_the_sink_and_link_to_the_monitors_process(compose):
         job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]
     }
     assert targets["servewatch-monitors"] == [f"monitors:{monitors_port}"]
+
+
+def test_the_service_runs_a_built_release_and_nothing_trains_at_start(compose):
+    """The service's image is a release's (models and pinned configuration inside); no
+    container builds or trains models when it starts."""
+    services = compose["services"]
+    service = services["service"]
+    assert "build" not in service
+    assert service["image"].startswith("${SERVEWATCH_RELEASE_IMAGE:?")
+    assert "command" not in service  # BentoML's own entrypoint serves the Bento
+    assert "SERVEWATCH_CONFIG_FILE" not in service["environment"]  # the release's own config
+    bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    home = service["environment"]["SERVEWATCH_HOME"]
+    assert f"service-data:{home}" in service["volumes"]
+    template = (ROOT / bentofile["docker"]["dockerfile_template"]).read_text()
+    assert f"mkdir -p {home}" in template
+    for name, spec in services.items():
+        command = " ".join(spec.get("command", []))
+        assert "models build" not in command, name

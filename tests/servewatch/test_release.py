@@ -201,4 +201,9 @@ def test_bentoml_build_makes_a_bento_of_the_release(tmp_path, pinned, built_mode
     dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
     assert "ENV SERVEWATCH_CONFIG_FILE=" in dockerfile
     assert "ENV SERVEWATCH_MODELS_HOME=" in dockerfile
-    assert "env/python/requirements.txt" in dockerfile
+    # BentoML's own Dockerfile, from the project's template: the locked requirements installed,
+    # the service's home made before the service's user takes over.
+    assert "env/python/install.sh" in dockerfile
+    assert "requirements.txt" in (bento / "env" / "python" / "install.sh").read_text()
+    assert "mkdir -p /home/bentoml/data" in dockerfile  # the service's home, for compose
+    assert dockerfile.index("/home/bentoml/data") < dockerfile.index("USER bentoml")

@@ -12,7 +12,9 @@ import httpx
 import psutil
 import pytest
 
+from storage.engine import create_store_engine
 from storage.migrate import upgrade
+from storage.model_versions import mirrored_versions
 from tests.service.conftest import ServiceServer, auth, write_config
 
 
@@ -34,7 +36,9 @@ def shared_home(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
     return home, database_url, write_config(home / "servewatch.yaml")
 
 
-def test_two_servers_on_one_home_keep_their_own_metrics(shared_home, built_models_home):
+def test_two_servers_on_one_home_keep_their_own_metrics(
+    shared_home, built_models_home, registered_models
+):
     home, database_url, config = shared_home
     first = ServiceServer(
         home=home, config=config, models_home=built_models_home, database_url=database_url
@@ -53,6 +57,13 @@ def test_two_servers_on_one_home_keep_their_own_metrics(shared_home, built_model
         second.start()  # BentoML wipes its metrics directory when a server starts
         assert _requests_total(first) == 5
         assert _requests_total(second) == 0
+        # The versions served are registered in the store, for monitors on other hosts.
+        engine = create_store_engine(database_url)
+        try:
+            served = {(m.name, m.version) for m in registered_models.values()}
+            assert set(mirrored_versions(engine)) == served
+        finally:
+            engine.dispose()
     finally:
         first.stop()
         second.stop()
