@@ -50,7 +50,11 @@ class Ids:
 
 class EnvelopeSend:
     """A `send` that tags a business answer with its ids, turns an error answer from BentoML
-    into the envelope, and records the request before the answer's last part goes out."""
+    into the envelope, and records the request before any of the answer's body goes out.
+
+    Recording before the first part, not the last: a body sent in parts can be complete at the
+    client (its Content-Length reached) before the final, empty part, and a worker killed in
+    between would have answered a request that its journal never saw."""
 
     def __init__(self, send: Send, trace: RequestTrace, record: Callable[[], None]) -> None:
         self._send = send
@@ -59,6 +63,7 @@ class EnvelopeSend:
         self._error_status: int | None = None
         self._kept_headers: dict[str, str] = {}
         self._held: list[bytes] = []
+        self._recorded = False
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -74,7 +79,8 @@ class EnvelopeSend:
         if message["type"] != "http.response.body":
             return await self._send(message)
         if self._error_status is None:
-            if not message.get("more_body", False):
+            if not self._recorded:
+                self._recorded = True
                 self._record()
             return await self._send(message)
         self._held.append(message.get("body", b""))

@@ -114,7 +114,11 @@ def test_a_worker_killed_under_load_loses_no_answered_request(
         assert answered_before_kill > 50
         assert len(expected) == len(answered)  # every row id is unique
         missing = expected - _stored(database_url, expected)
-        assert missing == set(), f"{len(missing)} of {len(expected)} answered requests lost"
+        left = sorted(p.name for p in (home / "spill").glob("*"))
+        assert missing == set(), (
+            f"{len(missing)} of {len(expected)} answered requests lost; spill folder: {left}",
+            server.log_text()[-6000:],
+        )
     finally:
         server.stop()
     leftovers = sorted(p.name for p in (home / "spill").glob("journal-*"))
