@@ -2,7 +2,7 @@
 
 Cases are derived from the same spec as the rules, at both sides of each threshold, and
 predict the firing alerts' labels and rendered annotations; promtool checks them against the
-real rule evaluation. Long (~700 lines) on purpose: one case builder per kind of alert, each
+real rule evaluation. Long (~900 lines) on purpose: one case builder per kind of alert, each
 short, side by side so that a new alert kind's cases are written next to their siblings.
 """
 
