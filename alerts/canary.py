@@ -17,7 +17,7 @@ VERSION = "model_name, model_version"
 
 @dataclass(frozen=True)
 class CanarySeries:
-    """The names of the recorded series the canary alerts and the rollout row read."""
+    """The names of the recorded series the canary alerts read."""
 
     window: str
     quantile: float

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.config import AppConfig
-from core.stale import ReleaseLink, StaleReport, stale_report
+from core.stale import ReleaseLink, StaleItem, StaleReport, stale_report
 from core.timeutil import InvalidWindowError, iso_utc, parse_time
 from servewatch.store_options import ConfigOption, DatabaseUrl, settings_for, store_engine
 from storage.engine import Engine
@@ -83,12 +83,12 @@ def _show(report: StaleReport) -> None:
         return
     table = Table("kind", "name", "last seen", "why", title=title)
     for item in report.items:
-        seen = (
-            iso_utc(item.last_seen)
-            if item.last_seen
-            else "-"
-            if item.kind == "release"
-            else "never"
-        )
-        table.add_row(item.kind, escape(item.name), seen, escape(item.reason))
+        table.add_row(item.kind, escape(item.name), _seen(item), escape(item.reason))
     Console(soft_wrap=True).print(table)
+
+
+def _seen(item: StaleItem) -> str:
+    """When the item last had traffic; releases are not judged by traffic."""
+    if item.last_seen is not None:
+        return iso_utc(item.last_seen)
+    return "-" if item.kind == "release" else "never"
