@@ -10,6 +10,7 @@ import yaml
 from alerts import templating
 from alerts.alertmanager import alertmanager_config
 from alerts.budget import budget_group
+from alerts.canary import canary_groups
 from alerts.pipeline import pipeline_group
 from alerts.promql import catalog_labels, unknown_references
 from alerts.quality import quality_groups
@@ -45,6 +46,7 @@ def rule_groups(spec: AlertSpec, config: AppConfig) -> list[RuleGroup]:
             runbook,
         ),
         budget_group(spec.budget, runbook),
+        *canary_groups(spec, runbook),
     ]
     check_rules(groups)
     return groups

@@ -2,7 +2,7 @@
 
 Cases are derived from the same spec as the rules, at both sides of each threshold, and
 predict the firing alerts' labels and rendered annotations; promtool checks them against the
-real rule evaluation. Long (~470 lines) on purpose: one case builder per kind of alert, each
+real rule evaluation. Long (~900 lines) on purpose: one case builder per kind of alert, each
 short, side by side so that a new alert kind's cases are written next to their siblings.
 """
 
@@ -18,6 +18,7 @@ from alerts.quality import insufficient_query
 from alerts.rules import AlertRule
 from alerts.slo import Objective, number
 from alerts.spec import (
+    Alert,
     AlertSpec,
     AvailabilitySlo,
     BurnAlert,
@@ -667,6 +668,212 @@ def budget_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
     ]
 
 
+# --- canary ----------------------------------------------------------------------------------
+
+CANDIDATE = {"model_name": "ticket_classifier", "model_version": "4"}
+BASELINE = MODEL
+
+
+def rollout_weights(
+    endpoint: str,
+    candidate_weight: float,
+    minutes: int,
+    candidate: Mapping[str, str] = CANDIDATE,
+    baseline: Mapping[str, str] = BASELINE,
+) -> tuple[InputSeries, ...]:
+    """The weight gauges of a rollout on `endpoint`: the candidate's and the baseline's."""
+    return tuple(
+        InputSeries(
+            selector("servewatch_rollout_weight", {"endpoint": endpoint, **model, "role": role}),
+            gauge((weight, minutes)),
+        )
+        for model, role, weight in (
+            (candidate, "candidate", candidate_weight),
+            (baseline, "baseline", 100 - candidate_weight),
+        )
+    )
+
+
+def version_requests(
+    spec: AlertSpec,
+    endpoint: str,
+    model: Mapping[str, str],
+    per_minute: int,
+    error_share: float,
+    minutes: int,
+    bucket: tuple[float, float] = (0.05, 0.1),
+) -> tuple[InputSeries, ...]:
+    """A version's requests on `endpoint`: `error_share` server errors, all within `bucket`."""
+    errors = spec.objective(spec.triage.errors)
+    assert isinstance(errors, AvailabilitySlo)
+    labels = {"endpoint": endpoint, **model, "tenant": "acme"}
+    bad = round(per_minute * error_share)
+    outcomes = {errors.good_outcomes[0]: per_minute - bad, errors.bad_outcomes[0]: bad}
+    series = [
+        InputSeries(
+            selector("servewatch_requests_total", {**labels, "outcome": outcome}),
+            counter((count, minutes)),
+        )
+        for outcome, count in outcomes.items()
+        if count
+    ]
+    lower, upper = bucket
+    within = {lower: 0, upper: per_minute, float("inf"): per_minute}
+    series += [
+        InputSeries(
+            selector("servewatch_request_duration_seconds_bucket", {**labels, "le": le(bound)}),
+            counter((count, minutes)),
+        )
+        for bound, count in within.items()
+    ]
+    return tuple(series)
+
+
+def version_confidence(
+    model: Mapping[str, str], per_minute: int, mean: float, minutes: int
+) -> tuple[InputSeries, ...]:
+    """A version's predictions with mean confidence `mean`."""
+    labels = {**model, "tenant": "acme"}
+    name = "servewatch_prediction_confidence"
+    return (
+        InputSeries(selector(f"{name}_count", labels), counter((per_minute, minutes))),
+        InputSeries(selector(f"{name}_sum", labels), counter((per_minute * mean, minutes))),
+    )
+
+
+def _canary_minutes(spec: AlertSpec, entry: Alert) -> int:
+    return duration_seconds(spec.canary.window) // 60 + duration_seconds(entry.for_) // 60 + 5
+
+
+def _canary_per_minute(spec: AlertSpec) -> tuple[int, int]:
+    """Requests a minute of a canary with enough of them over the window, and of one without."""
+    window = duration_seconds(spec.canary.window) // 60
+    enough = -(-2 * spec.canary.min_requests // window)
+    return enough, max(1, spec.canary.min_requests // (2 * window))
+
+
+def canary_errors_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.canary.errors
+    alert = rules[entry.alert]
+    minutes = _canary_minutes(spec, entry)
+    enough, few = _canary_per_minute(spec)
+    base_share = 0.01
+    limit = entry.factor * base_share + entry.margin
+    worse, within = exact_ratio(2 * limit), exact_ratio(0.5 * limit)
+
+    def endpoint(name: str, weight: float, per_minute: int, share: float) -> list[InputSeries]:
+        return [
+            *rollout_weights(name, weight, minutes),
+            *version_requests(spec, name, CANDIDATE, per_minute, share, minutes),
+            *version_requests(spec, name, BASELINE, 10 * per_minute, base_share, minutes),
+        ]
+
+    fires = {"endpoint": "classify_ticket", **CANDIDATE}
+    return [
+        Case(
+            f"{alert.name} fires for a canary in force above {number(entry.factor)}x its "
+            "baseline's error ratio, not for one within it",
+            (
+                *endpoint("classify_ticket", 25, 10 * enough, worse),
+                *endpoint("classify_tickets", 25, 10 * enough, within),
+            ),
+            (Check(alert, minutes, (Firing(fires, worse),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet for a promoted canary, an ended rollout and a canary "
+            f"with fewer than {spec.canary.min_requests} requests over {spec.canary.window}",
+            (
+                *endpoint("classify_ticket", 100, 10 * enough, worse),
+                *endpoint("classify_tickets", 0, 10 * enough, worse),
+                # Half its few requests fail: only their number keeps it quiet.
+                *endpoint("predict_risk", 5, few, 0.5),
+            ),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+def canary_latency_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.canary.latency
+    alert = rules[entry.alert]
+    minutes = _canary_minutes(spec, entry)
+    enough, _ = _canary_per_minute(spec)
+    floor = entry.floor_seconds
+    # All baseline requests within (floor / 4, floor / 2]; the canary's ten times slower, or
+    # within (floor / 2, floor]: slower than the factor allows, but under the floor.
+    base, slow, quick = (floor / 4, floor / 2), (2.5 * floor, 5 * floor), (floor / 2, floor)
+
+    def endpoint(name: str, weight: float, bucket: tuple[float, float]) -> list[InputSeries]:
+        return [
+            *rollout_weights(name, weight, minutes),
+            *version_requests(spec, name, CANDIDATE, enough, 0, minutes, bucket),
+            *version_requests(spec, name, BASELINE, 3 * enough, 0, minutes, base),
+        ]
+
+    p = entry.quantile
+    slow_quantile = slow[0] + p * (slow[1] - slow[0])
+    fires = {"endpoint": "classify_ticket", **CANDIDATE}
+    return [
+        Case(
+            f"{alert.name} fires for a canary slower than {number(entry.factor)}x its "
+            f"baseline and {number(floor)}s, not for one under {number(floor)}s",
+            (*endpoint("classify_ticket", 25, slow), *endpoint("classify_tickets", 25, quick)),
+            (Check(alert, minutes, (Firing(fires, slow_quantile),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet once the rollout is promoted or ended",
+            (*endpoint("classify_ticket", 100, slow), *endpoint("classify_tickets", 0, slow)),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+def canary_drift_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.canary.drift
+    alert = rules[entry.alert]
+    minutes = _canary_minutes(spec, entry)
+    enough, few = _canary_per_minute(spec)
+    base_mean, drop = 0.9, 2 * entry.confidence_drop
+    other = {"model_name": "risk_scorer", "model_version": "2"}
+    other_baseline = {"model_name": "risk_scorer", "model_version": "1"}
+
+    def versions(candidate_mean: float, per_minute: int) -> list[InputSeries]:
+        return [
+            *version_confidence(CANDIDATE, per_minute, candidate_mean, minutes),
+            *version_confidence(BASELINE, 3 * enough, base_mean, minutes),
+        ]
+
+    fires = {"endpoint": "classify_ticket", **CANDIDATE}
+    return [
+        Case(
+            f"{alert.name} fires for a canary whose mean confidence is more than "
+            f"{number(entry.confidence_drop)} below its baseline's, not for one within it",
+            (
+                *rollout_weights("classify_ticket", 25, minutes),
+                *versions(base_mean - drop, enough),
+                *rollout_weights("predict_risk", 25, minutes, other, other_baseline),
+                *version_confidence(other, enough, base_mean - entry.confidence_drop / 2, minutes),
+                *version_confidence(other_baseline, enough, base_mean, minutes),
+            ),
+            (Check(alert, minutes, (Firing(fires, drop),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet once the rollout is promoted",
+            (
+                *rollout_weights("classify_ticket", 100, minutes),
+                *versions(base_mean - drop, enough),
+            ),
+            (Check(alert, minutes),),
+        ),
+        Case(
+            f"{alert.name} stays quiet for a canary with fewer than "
+            f"{spec.canary.min_requests} predictions over {spec.canary.window}",
+            (*rollout_weights("classify_ticket", 5, minutes), *versions(base_mean - drop, few)),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
 def all_cases(spec: AlertSpec, alerts: Sequence[AlertRule], config: AppConfig) -> list[Case]:
     """Every case, grouped by the part of the spec it exercises."""
     rules = {alert.name: alert for alert in alerts}
@@ -680,4 +887,7 @@ def all_cases(spec: AlertSpec, alerts: Sequence[AlertRule], config: AppConfig) -
         *results_staleness_cases(spec, rules, config),
         *target_cases(spec, rules),
         *budget_cases(spec, rules),
+        *canary_errors_cases(spec, rules),
+        *canary_latency_cases(spec, rules),
+        *canary_drift_cases(spec, rules),
     ]

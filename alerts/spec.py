@@ -219,6 +219,38 @@ class TargetAlert(Alert):
     job: str
 
 
+class CanaryErrorsAlert(Alert):
+    """The candidate's server-error ratio above factor × the baseline's plus margin."""
+
+    factor: float = Field(ge=1)
+    margin: Share
+
+
+class CanaryLatencyAlert(Alert):
+    """The candidate's latency quantile above factor × the baseline's, and above a floor."""
+
+    quantile: float = Field(gt=0, lt=1)
+    factor: float = Field(gt=1)
+    floor_seconds: float = Field(ge=0)
+
+
+class CanaryDriftAlert(Alert):
+    """The candidate's mean confidence below the baseline's by more than `confidence_drop`."""
+
+    confidence_drop: Share
+
+
+class CanarySpec(_Strict):
+    """A canary judged against its baseline on the same endpoint while its rollout is in force
+    (0 < weight < 100), over `window`, once the candidate answered `min_requests` in it."""
+
+    window: Duration
+    min_requests: int = Field(ge=1)
+    errors: CanaryErrorsAlert
+    latency: CanaryLatencyAlert
+    drift: CanaryDriftAlert
+
+
 class AlertmanagerSpec(_Strict):
     """How Alertmanager groups and repeats; the receivers come from the app config."""
 
@@ -247,6 +279,7 @@ class AlertSpec(_Strict):
     monitor_staleness: StalenessAlert
     results_staleness: StalenessAlert
     targets: tuple[TargetAlert, ...]
+    canary: CanarySpec
     alertmanager: AlertmanagerSpec
 
     @model_validator(mode="after")
@@ -289,6 +322,9 @@ class AlertSpec(_Strict):
             self.monitor_staleness,
             self.results_staleness,
             *self.targets,
+            self.canary.errors,
+            self.canary.latency,
+            self.canary.drift,
         ]
 
     def slo_alert_names(self) -> list[str]:

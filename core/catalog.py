@@ -147,8 +147,8 @@ SERVICE_METRICS: tuple[MetricSpec, ...] = (
         "servewatch_rollout_weight",
         "gauge",
         "Percent of an endpoint's baseline traffic a worker sends to each version of a canary "
-        "rollout in force (candidate and baseline; 0 once the rollout ends).",
-        ("endpoint", *MODEL_LABELS),
+        "rollout in force, by role (candidate, baseline; 0 once the rollout ends).",
+        ("endpoint", *MODEL_LABELS, "role"),
         unit="percent",
         multiprocess_mode="livemax",
     ),

@@ -1,4 +1,5 @@
-"""Dashboard annotations: releases (a model version starting to serve) and firing alerts."""
+"""Dashboard annotations: releases (a model version starting to serve), rollout steps (a
+canary's weight changing) and firing alerts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ RELEASES = (
     f"{BY_VERSION} ({INFO})\n"
     "unless on (model_name, model_version)\n"
     f"{BY_VERSION} (max_over_time({INFO}[{LOOKBACK}] offset {HOLD}))"
+)
+# A rollout step: the candidate's weight changed within HOLD, or appeared (the rollout started or
+# a worker picked it up) after HOLD without it. An abort or rollback is a change to 0.
+CANDIDATE = 'servewatch_rollout_weight{role="candidate", model_name=~"$model"}'
+BY_ROLLOUT = "max by (endpoint, model_name, model_version)"
+ROLLOUT_STEPS = (
+    f"{BY_ROLLOUT} (changes({CANDIDATE}[{HOLD}])) > 0\n"
+    "or\n"
+    f"{BY_ROLLOUT} ({CANDIDATE})\n"
+    "unless on (endpoint, model_name, model_version)\n"
+    f"{BY_ROLLOUT} ({CANDIDATE} offset {HOLD})"
 )
 # `$var|` also matches an empty label: alerts about an endpoint, a target or the pipeline carry
 # no model or tenant and show whatever is selected.
@@ -56,6 +68,20 @@ def releases() -> Any:
     )
 
 
+def rollout_steps() -> Any:
+    """A canary rollout starting, stepping, promoted, aborted or rolled back."""
+    return _annotation(
+        "Rollout steps",
+        "purple",
+        ROLLOUT_STEPS,
+        "Rollout step: {{model_name}} {{model_version}} on {{endpoint}}",
+        "The weight of canary {{model_name}} {{model_version}} on {{endpoint}} changed (a "
+        "rollout started, stepped, was promoted, aborted or rolled back); the Rollout weight "
+        "panel of the Serving dashboard shows the step.",
+        "endpoint,model_name,model_version",
+    )
+
+
 def alerts() -> Any:
     """Prometheus alerts while they fire (the ALERTS series Prometheus writes for its rules)."""
     return _annotation(
@@ -69,4 +95,4 @@ def alerts() -> Any:
 
 
 def all_annotations() -> list[Any]:
-    return [releases(), alerts()]
+    return [releases(), rollout_steps(), alerts()]

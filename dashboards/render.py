@@ -24,6 +24,7 @@ from dashboards.layout import Row, layout
 from dashboards.links import Runbooks
 from dashboards.model_quality import model_quality_rows
 from dashboards.normalize import normalize_dashboard
+from dashboards.rollout import rollout_row
 from dashboards.serving import serving_rows
 from dashboards.triage import triage_rows
 
@@ -63,8 +64,9 @@ def definitions(spec: AlertSpec, config: AppConfig) -> list[Definition]:
             "servewatch-serving",
             "servewatch / Serving",
             "Request rate, latency, errors, error budgets and burn rates, per-tenant breakdowns, "
-            "capacity and the prediction-log pipeline.",
-            serving_rows(spec, runbooks),
+            "capacity, the prediction-log pipeline and canary rollouts (candidate beside "
+            "baseline).",
+            [*serving_rows(spec, runbooks), rollout_row(spec, runbooks)],
             [*common, variables.tenant(), variables.endpoint()],
             marks,
         ),

@@ -13,6 +13,7 @@ from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
 from monitors.cli import monitor_app, registry_hooks, report_app
 from monitors.finops.command import finops
+from servewatch.audit_cli import stale
 from servewatch.demo_cli import stack_app, traffic
 from servewatch.model_registry import bentoml_lookups
 from servewatch.release_cli import app as release_app
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+audit_app.command("stale")(stale)
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
 app.add_typer(dashboards_app, name="dashboards")

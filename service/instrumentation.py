@@ -214,7 +214,7 @@ class Instrumentation:
         # By the trace's raw labels: all of them are bounded already (configured tenants and
         # routes, business endpoints), and the size cap below keeps it so regardless.
         self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
-        self._rollout_series: set[tuple[str, str, str]] = set()
+        self._rollout_series: set[tuple[str, str, str, str]] = set()
 
     @classmethod
     def create(
@@ -249,8 +249,8 @@ class Instrumentation:
             info = self.metrics["servewatch_model_info"]
             info.labels(model.name, model.version, model.provider).set(1)
 
-    def rollout_weights(self, weights: Mapping[tuple[str, str, str], float]) -> None:
-        """Export servewatch_rollout_weight per (endpoint, model, version) in force; series no
+    def rollout_weights(self, weights: Mapping[tuple[str, str, str, str], float]) -> None:
+        """Export servewatch_rollout_weight per (endpoint, model, version, role) in force; series no
         longer in force drop to 0."""
         if self.metrics is None:
             return

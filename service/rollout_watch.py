@@ -20,8 +20,9 @@ logger = logging.getLogger("servewatch.rollouts")
 
 POLL_INTERVAL_S = 2.0
 
-# (endpoint, model, version) -> percent of the baseline's traffic that version takes.
-Weights = Mapping[tuple[str, str, str], float]
+# (endpoint, model, version, role) -> percent of the baseline's traffic that version takes;
+# role is `candidate` or `baseline` (the dashboards and alerts put one beside the other).
+Weights = Mapping[tuple[str, str, str, str], float]
 
 
 class RolloutWatch:
@@ -64,18 +65,16 @@ class RolloutWatch:
             return False
         self._store_down = False
         splits: dict[str, Split] = {}
-        weights: dict[tuple[str, str, str], float] = {}
+        weights: dict[tuple[str, str, str, str], float] = {}
         for rollout in in_force:
             if not self._load(rollout.candidate_model, rollout.candidate_version):
                 continue  # the baseline keeps serving
             for endpoint in rollout.endpoints:
                 splits[endpoint] = self._split(rollout, endpoint)
-                weights[(endpoint, rollout.candidate_model, rollout.candidate_version)] = (
-                    rollout.weight
-                )
-                weights[(endpoint, rollout.baseline_model, rollout.baseline_version)] = (
-                    100.0 - rollout.weight
-                )
+                candidate = (endpoint, rollout.candidate_model, rollout.candidate_version)
+                baseline = (endpoint, rollout.baseline_model, rollout.baseline_version)
+                weights[(*candidate, "candidate")] = rollout.weight
+                weights[(*baseline, "baseline")] = 100.0 - rollout.weight
         self._router.set_splits(splits)
         self._export(weights)
         return True

@@ -29,7 +29,7 @@ def _promtool(*args, cwd):
 def test_promtool_check_rules_accepts_the_rules(generated_dir):
     result = _promtool("check", "rules", RULES_FILE.split("/")[-1], cwd=generated_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 34 rules found" in result.stdout
+    assert "SUCCESS: 44 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(generated_dir):
@@ -81,6 +81,30 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
             5,
             "ServewatchMonitorResultsStale fires for results older than 3 of the monitor's "
             "exported intervals, not for older ones within theirs",
+        ),
+        (
+            ("canary", "errors", "factor"),
+            5,
+            "ServewatchCanaryErrorsWorse fires for a canary in force above 2x its baseline's "
+            "error ratio, not for one within it",
+        ),
+        (
+            ("canary", "latency", "floor_seconds"),
+            0.05,
+            "ServewatchCanaryLatencyWorse fires for a canary slower than 1.5x its baseline and "
+            "0.1s, not for one under 0.1s",
+        ),
+        (
+            ("canary", "min_requests"),
+            1000,
+            "ServewatchCanaryDrift fires for a canary whose mean confidence is more than 0.05 "
+            "below its baseline's, not for one within it",
+        ),
+        (
+            ("canary", "min_requests"),
+            10,
+            "ServewatchCanaryErrorsWorse stays quiet for a promoted canary, an ended rollout and "
+            "a canary with fewer than 100 requests over 10m",
         ),
     ],
 )

@@ -69,6 +69,11 @@ def _mutated(raw, path, value):
         (("targets", 1, "alert"), "ServewatchServiceDown", "unique"),
         (("alertmanager", "mute_drift_while"), ["ServewatchNope"], "unknown alerts"),
         (("output_schema", "for"), "ten minutes", "duration"),
+        (("canary", "errors", "alert"), "ServewatchClassShift", "unique"),
+        (("canary", "latency", "factor"), 1, "greater than 1"),
+        (("canary", "latency", "quantile"), 1.2, "less than 1"),
+        (("canary", "drift", "confidence_drop"), 0, "greater than 0"),
+        (("canary", "min_requests"), 0, "greater than or equal to 1"),
     ],
 )
 def test_invalid_specs_name_the_problem(raw, path, value, message):

@@ -28,6 +28,12 @@ EXPECTED_TITLES = {
         "p99 latency by tenant",
         "Errors by tenant and class",
         "Server-side error ratio by tenant",
+        "Rollout weight",
+        "Requests, candidate beside baseline",
+        "Server errors, candidate beside baseline",
+        "p95 / p99 latency, candidate beside baseline",
+        "Mean confidence, candidate beside baseline",
+        "Class shares, candidate beside baseline",
     },
     "servewatch-model-quality": {
         "Confidence distribution over time",
@@ -196,11 +202,12 @@ def test_triage_puts_platform_signals_above_drift_and_shift(dashboards):
     assert sorted(p["gridPos"]["x"] for p in platform) == [0, 8, 16]
 
 
-def test_every_dashboard_marks_releases_and_firing_alerts(dashboards):
+def test_every_dashboard_marks_releases_rollout_steps_and_firing_alerts(dashboards):
     for uid, dashboard in dashboards.items():
         marks = {a["name"]: a for a in dashboard["annotations"]["list"]}
-        assert set(marks) == {"Releases", "Alerts"}, uid
+        assert set(marks) == {"Releases", "Rollout steps", "Alerts"}, uid
         assert "servewatch_model_info" in marks["Releases"]["expr"]
+        assert 'servewatch_rollout_weight{role="candidate"' in marks["Rollout steps"]["expr"]
         assert marks["Alerts"]["expr"].startswith('ALERTS{alertstate="firing"')
         assert all(a["datasource"]["uid"] == "${datasource}" for a in marks.values())
         annotated = {where for where, _ in prometheus_queries(dashboard)}
@@ -268,6 +275,21 @@ def test_runbook_links_point_at_a_section_for_a_real_alert(dashboards, app_confi
             "servewatch-finops",
             "Weekly budget burn per tenant",
             {"ServewatchTenantBudgetNearlySpent", "ServewatchTenantBudgetExceeded"},
+        ),
+        (
+            "servewatch-serving",
+            "Server errors, candidate beside baseline",
+            {"ServewatchCanaryErrorsWorse"},
+        ),
+        (
+            "servewatch-serving",
+            "p95 / p99 latency, candidate beside baseline",
+            {"ServewatchCanaryLatencyWorse"},
+        ),
+        (
+            "servewatch-serving",
+            "Mean confidence, candidate beside baseline",
+            {"ServewatchCanaryDrift"},
         ),
         ("servewatch-serving", "Queue depth", set()),
     ],

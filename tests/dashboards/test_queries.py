@@ -188,6 +188,29 @@ def _alert(alertname, state, **labels):
     return _series("ALERTS", "1+0x10", alertname=alertname, alertstate=state, **labels)
 
 
+def _weight(version, role, values, endpoint="classify_ticket"):
+    return _series(
+        "servewatch_rollout_weight",
+        values,
+        endpoint=endpoint,
+        model_name="m",
+        model_version=version,
+        role=role,
+    )
+
+
+def _confidence(version, per_minute, mean):
+    labels = {"model_name": "m", "model_version": version, "tenant": "acme"}
+    return [
+        _series("servewatch_prediction_confidence_count", f"0+{per_minute}x10", **labels),
+        _series("servewatch_prediction_confidence_sum", f"0+{per_minute * mean}x10", **labels),
+    ]
+
+
+# Version 2 canaried at 25 % over version 1 on classify_ticket; version 3 is not in a rollout.
+ROLLOUT = [_weight("1", "baseline", "75x10"), _weight("2", "candidate", "25x10")]
+
+
 def _info(version, values):
     return _series(
         "servewatch_model_info", values, model_name="m", model_version=version, provider="cpu"
@@ -218,6 +241,16 @@ class Case:
         panel = next(p for p in panels(dashboard) if p["title"] == self.where)
         return panel["targets"][self.target]["expr"]
 
+
+ROLE_LABELS = {
+    version: {
+        "endpoint": "classify_ticket",
+        "model_name": "m",
+        "model_version": version,
+        "role": role,
+    }
+    for version, role in (("1", "baseline"), ("2", "candidate"))
+}
 
 BUDGET_HALF_SPENT = [  # 1 server-side error in 400 counted requests: half the 0.5 % budget
     _requests("classify_ticket", "ok", 399, minutes=70),
@@ -401,6 +434,70 @@ CASES = [
         rules=False,
     ),
     Case(
+        "servewatch-serving",
+        "Server errors, candidate beside baseline",
+        [
+            *ROLLOUT,
+            _requests("classify_ticket", "ok", 99),
+            _requests("classify_ticket", "model_error", 1),
+            _requests("classify_ticket", "ok", 90, version="2"),
+            _requests("classify_ticket", "timeout", 10, version="2"),
+            _requests("classify_ticket", "validation_error", 50, version="2"),
+            _requests("classify_ticket", "model_error", 50, version="3"),
+        ],
+        [
+            (
+                "10m",
+                [
+                    (ROLE_LABELS["1"], 0.01),
+                    (ROLE_LABELS["2"], 0.1),
+                ],
+            )
+        ],
+    ),
+    Case(
+        "servewatch-serving",
+        "Mean confidence, candidate beside baseline",
+        [
+            *ROLLOUT,
+            *_confidence("1", 100, 0.9),
+            *_confidence("2", 20, 0.7),
+            *_confidence("3", 5, 0.1),
+        ],
+        [
+            (
+                "10m",
+                [
+                    ({"model_name": "m", "model_version": "1", "role": "baseline"}, 0.9),
+                    ({"model_name": "m", "model_version": "2", "role": "candidate"}, 0.7),
+                ],
+            )
+        ],
+    ),
+    Case(
+        "servewatch-serving",
+        "annotation Rollout steps",
+        # Started at 5 % at 10m, stepped to 25 % at 20m, aborted (0) at 40m.
+        [_weight("2", "candidate", "_x10 5x9 25x19 0x10")],
+        [
+            (
+                "12m",
+                [({"endpoint": "classify_ticket", "model_name": "m", "model_version": "2"}, 5)],
+            ),
+            ("16m", []),
+            (
+                "22m",
+                [({"endpoint": "classify_ticket", "model_name": "m", "model_version": "2"}, 1)],
+            ),
+            ("27m", []),
+            (
+                "41m",
+                [({"endpoint": "classify_ticket", "model_name": "m", "model_version": "2"}, 1)],
+            ),
+            ("47m", []),
+        ],
+    ),
+    Case(
         "servewatch-finops",
         "Weekly budget burn per tenant",
         [
@@ -473,6 +570,12 @@ def _catalog_series(entry):
             # Version 1 serves throughout; version 2 starts two minutes before the evaluation.
             yield _series(entry.name, f"1x{MINUTES}", **labels)
             yield _series(entry.name, f"_x{MINUTES - 2} 1x2", **{**labels, "model_version": "2"})
+        elif entry.name == "servewatch_rollout_weight":
+            # Version 1 is the baseline; version 2 its candidate, at 25 % from two minutes
+            # before the evaluation (a rollout step).
+            yield _series(entry.name, f"75x{MINUTES}", **{**labels, "role": "baseline"})
+            candidate = {**labels, "model_version": "2", "role": "candidate"}
+            yield _series(entry.name, f"_x{MINUTES - 2} 25x2", **candidate)
         else:
             yield _series(
                 entry.name,

@@ -117,24 +117,26 @@ def test_a_poll_applies_start_step_and_abort(runtime, risk_versions, store_url):
         n = 4000
         share = _answering(runtime, n).count(candidate) / n
         assert abs(share - 0.25) < 4 * math.sqrt(0.25 * 0.75 / n)
-        assert (_sample_of(runtime, candidate), _sample_of(runtime, baseline)) == (25.0, 75.0)
+        assert (
+            _sample_of(runtime, candidate, "candidate"),
+            _sample_of(runtime, baseline, "baseline"),
+        ) == (25.0, 75.0)
         promote_rollout(engine, rollout.id, actor="t", now=T0)
         runtime.rollouts.poll()
-        assert _sample_of(runtime, candidate) == 50.0
+        assert _sample_of(runtime, candidate, "candidate") == 50.0
         share = _answering(runtime, n).count(candidate) / n
         assert abs(share - 0.5) < 4 * math.sqrt(0.25 / n)
         abort_rollout(engine, rollout.id, actor="t", now=T0)
         runtime.rollouts.poll()
         assert set(_answering(runtime, 50)) == {baseline}
-        assert _sample_of(runtime, candidate) == 0.0
+        assert _sample_of(runtime, candidate, "candidate") == 0.0
     finally:
         engine.dispose()
 
 
-def _sample_of(runtime: ServiceRuntime, version: str) -> float | None:
-    return _sample(
-        runtime, {"endpoint": ENDPOINT, "model_name": "risk_scorer", "model_version": version}
-    )
+def _sample_of(runtime: ServiceRuntime, version: str, role: str) -> float | None:
+    labels = {"endpoint": ENDPOINT, "model_name": "risk_scorer", "model_version": version}
+    return _sample(runtime, {**labels, "role": role})
 
 
 def test_an_unknown_candidate_never_serves(runtime, risk_versions, store_url):
