@@ -82,12 +82,16 @@ def prune(
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core.config import load_settings
+    from core.config import ConfigError, load_settings
     from storage.engine import create_store_engine
     from storage.retention import RetentionError, plan_prune
     from storage.retention import prune as run_prune
 
-    retention = load_settings().config.retention
+    try:
+        retention = load_settings().config.retention
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     keep = keep_days if keep_days is not None else retention.predictions_days
     if keep is None:
         console.print("[red]error:[/red] give --keep-days (or retention.predictions_days)")
@@ -210,5 +214,5 @@ def _pruned(pruned: PrunedRange | None) -> str:
         return ""
     return (
         f"; the predictions of blocks 1..{pruned.last_block} were pruned "
-        f"({pruned.predictions} rows, {pruned.prunes} prunes)"
+        f"({pruned.predictions} rows, {pruned.prunes} prune{'' if pruned.prunes == 1 else 's'})"
     )

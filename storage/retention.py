@@ -103,6 +103,8 @@ def prune(
     if plan.empty:
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
+    if plan.empty:
+        return PruneResult(0, 0, plan)
     report = progress or (lambda _table, _rows: None)
     deleted = _delete_predictions(engine, plan, batch_rows, report)
     results = _delete_monitor_results(engine, plan.monitor_results_before, batch_rows, report)
@@ -183,15 +185,24 @@ def _count_monitor_results(connection: Connection, before: datetime | None) -> i
 
 
 def _record(engine: Engine, plan: PrunePlan, *, now: datetime, actor: str) -> PrunePlan:
-    """Append the plan's audit event, planning again if another prune got there first."""
+    """Append the plan's audit event (none for an empty plan); the plan, made again first if
+    another prune was recorded since it was made."""
     with engine.begin() as connection:
         lock_appends(connection)  # no other prune (nor append) between the check and the event
-        latest = [p.last_block for p in prunes(connection) if p.last_block is not None]
-        if plan.advances and max(latest, default=0) >= (plan.prune.first_block or 0):
+        if _stale(connection, plan):
             plan = _plan(connection, plan.predictions_before, plan.monitor_results_before)
-        event = AuditEvent(kind=PRUNE, ts=now, actor=actor, details=asdict(plan.prune))
-        append_in(connection, [event], now=now)
+        if not plan.empty:
+            event = AuditEvent(kind=PRUNE, ts=now, actor=actor, details=asdict(plan.prune))
+            append_in(connection, [event], now=now)
     return plan
+
+
+def _stale(connection: Connection, plan: PrunePlan) -> bool:
+    """Whether a prune recorded since `plan` was made took some of its blocks."""
+    if not plan.advances:
+        return False
+    done = [p.last_block for p in prunes(connection) if p.last_block is not None]
+    return max(done, default=0) >= (plan.prune.first_block or 0)
 
 
 def _delete_predictions(engine: Engine, plan: PrunePlan, batch_rows: int, report: Progress) -> int:
