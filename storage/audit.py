@@ -46,14 +46,14 @@ PRUNE: AuditKind = "prune"  # the kind of a prune's audit event
 class Prune:
     """A prune as its audit event records it: the blocks whose predictions it dropped (ids and
     hashes of the first and last, the last one's last audit row; None when no block was old
-    enough), the cutoffs, and the rows it set out to delete per table."""
+    enough or predictions are kept), the cutoffs, and the rows it set out to delete per table."""
 
     first_block: int | None
     last_block: int | None
     first_block_hash: str | None
     last_block_hash: str | None
     last_id: int | None  # the last audit row of last_block
-    predictions_before: str  # ISO times
+    predictions_before: str | None  # ISO times; None: that table is kept
     monitor_results_before: str | None
     predictions: int
     monitor_results: int
@@ -218,10 +218,7 @@ def _prune_misnaming(connection: Connection, recorded: Sequence[Prune]) -> str |
                 select(audit_blocks.c.block_hash).where(audit_blocks.c.id == block)
             ).scalar_one_or_none()
             if found != recorded_hash:
-                return (
-                    f"a prune (before {prune.predictions_before}) names block {block} "
-                    "with a hash the chain does not hold"
-                )
+                return f"a prune names block {block} with a hash the chain does not hold"
     return None
 
 

@@ -93,14 +93,17 @@ def prune(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     keep = keep_days if keep_days is not None else retention.predictions_days
-    if keep is None:
-        console.print("[red]error:[/red] give --keep-days (or retention.predictions_days)")
-        raise typer.Exit(2)
     keep_results = (
         monitor_results_keep_days
         if monitor_results_keep_days is not None
         else retention.monitor_results_days
     )
+    if keep is None and keep_results is None:
+        console.print(
+            "[red]error:[/red] give --keep-days or --monitor-results-keep-days "
+            "(or retention: in the config)"
+        )
+        raise typer.Exit(2)
     now = datetime.now(UTC)
     engine = create_store_engine(_url(database_url))
     try:
@@ -155,7 +158,12 @@ def _print_prune(prune: Prune, predictions: int, results: int, seconds: float | 
         if prune.first_block is None
         else f"audit blocks {prune.first_block}..{prune.last_block}"
     )
-    typer.echo(f"predictions before {prune.predictions_before}: {verb} {predictions} ({blocks})")
+    if prune.predictions_before is None:
+        typer.echo("predictions: kept (no retention)")
+    else:
+        typer.echo(
+            f"predictions before {prune.predictions_before}: {verb} {predictions} ({blocks})"
+        )
     if prune.monitor_results_before is None:
         typer.echo("monitor_results: kept (no retention)")
     else:

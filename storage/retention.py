@@ -41,7 +41,7 @@ class PrunePlan:
 
     prune: Prune
     first_id: int | None  # the first audit row of prune.first_block
-    predictions_before: datetime
+    predictions_before: datetime | None  # None: predictions are kept
     monitor_results_before: datetime | None
 
     @property
@@ -63,8 +63,10 @@ class PruneResult:
     plan: PrunePlan
 
 
-def cutoff(now: datetime, keep_days: float) -> datetime:
-    """The time before which rows kept `keep_days` days are dropped."""
+def cutoff(now: datetime, keep_days: float | None) -> datetime | None:
+    """The time before which rows kept `keep_days` days are dropped (None: kept forever)."""
+    if keep_days is None:
+        return None
     if not keep_days > 0:
         raise RetentionError(f"a retention period must be a positive number of days: {keep_days}")
     return to_utc(now) - timedelta(days=keep_days)
@@ -74,15 +76,15 @@ def plan_prune(
     engine: Engine,
     *,
     now: datetime,
-    keep_days: float,
+    keep_days: float | None,
     monitor_results_keep_days: float | None = None,
 ) -> PrunePlan:
     """What pruning predictions older than `keep_days` and monitor results whose window ended
-    more than `monitor_results_keep_days` ago (None: keep them) would delete."""
+    more than `monitor_results_keep_days` ago would delete (None keeps that table)."""
+    if keep_days is None and monitor_results_keep_days is None:
+        raise RetentionError("no retention given: every table would be kept")
     predictions_before = cutoff(now, keep_days)
-    results_before = (
-        None if monitor_results_keep_days is None else cutoff(now, monitor_results_keep_days)
-    )
+    results_before = cutoff(now, monitor_results_keep_days)
     with engine.connect() as connection:
         return _plan(connection, predictions_before, results_before)
 
@@ -112,9 +114,11 @@ def prune(
 
 
 def _plan(
-    connection: Connection, predictions_before: datetime, results_before: datetime | None
+    connection: Connection, predictions_before: datetime | None, results_before: datetime | None
 ) -> PrunePlan:
-    blocks = _prunable_blocks(connection, predictions_before)
+    blocks = (
+        None if predictions_before is None else _prunable_blocks(connection, predictions_before)
+    )
     first, last = blocks if blocks else (None, None)
     first_id = None if first is None else int(first["first_id"])
     last_id = None if last is None else int(last["last_id"])
@@ -124,7 +128,7 @@ def _plan(
         first_block_hash=None if first is None else str(first["block_hash"]),
         last_block_hash=None if last is None else str(last["block_hash"]),
         last_id=last_id,
-        predictions_before=iso_utc(predictions_before),
+        predictions_before=None if predictions_before is None else iso_utc(predictions_before),
         monitor_results_before=None if results_before is None else iso_utc(results_before),
         predictions=_count_predictions(connection, first_id, last_id, predictions_before),
         monitor_results=_count_monitor_results(connection, results_before),
@@ -169,9 +173,9 @@ def _in_blocks(first_id: int, last_id: int, before: datetime) -> Any:
 
 
 def _count_predictions(
-    connection: Connection, first_id: int | None, last_id: int | None, before: datetime
+    connection: Connection, first_id: int | None, last_id: int | None, before: datetime | None
 ) -> int:
-    if first_id is None or last_id is None:
+    if first_id is None or last_id is None or before is None:
         return 0
     statement = select(func.count()).where(_in_blocks(first_id, last_id, before))
     return int(connection.execute(statement).scalar_one())
@@ -207,13 +211,14 @@ def _stale(connection: Connection, plan: PrunePlan) -> bool:
 
 def _delete_predictions(engine: Engine, plan: PrunePlan, batch_rows: int, report: Progress) -> int:
     """Delete the plan's predictions, `batch_rows` audit rows' worth per transaction."""
-    if plan.first_id is None or plan.prune.last_id is None:
+    before, first_id, last_id = plan.predictions_before, plan.first_id, plan.prune.last_id
+    if before is None or first_id is None or last_id is None:
         return 0
     deleted = 0
-    for low in range(plan.first_id, plan.prune.last_id + 1, batch_rows):
-        high = min(low + batch_rows - 1, plan.prune.last_id)
+    for low in range(first_id, last_id + 1, batch_rows):
+        high = min(low + batch_rows - 1, last_id)
         with engine.begin() as connection:
-            statement = delete(predictions).where(_in_blocks(low, high, plan.predictions_before))
+            statement = delete(predictions).where(_in_blocks(low, high, before))
             rows = connection.execute(statement).rowcount
         deleted += rows
         report("predictions", rows)

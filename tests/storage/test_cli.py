@@ -105,7 +105,7 @@ def test_db_prune_without_a_retention_says_what_to_give(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     result = runner.invoke(app, ["db", "prune", "--database-url", url])
     assert result.exit_code == 2
-    assert "give --keep-days" in result.output
+    assert "give --keep-days or --monitor-results-keep-days" in result.output
 
 
 def test_db_prune_refuses_a_retention_that_is_not_positive(tmp_path):

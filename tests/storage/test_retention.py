@@ -85,7 +85,7 @@ def _prune_events(engine: Engine) -> list[dict[str, Any]]:
         return list(connection.execute(statement).scalars())
 
 
-def _prune(engine: Engine, keep_days: float, results_days: float | None = None, **kwargs: Any):
+def _prune(engine: Engine, keep_days: float | None, results_days: float | None = None, **kwargs: Any):
     plan = plan_prune(engine, now=NOW, keep_days=keep_days, monitor_results_keep_days=results_days)
     return prune(engine, plan, now=NOW, actor="ops", **kwargs)
 
@@ -277,6 +277,21 @@ def test_an_empty_store_has_nothing_to_prune(store_engine):
 
     assert (result.predictions, result.monitor_results) == (0, 0)
     assert verify(store_engine).pruned is None
+
+
+def test_a_prune_of_monitor_results_only_keeps_every_prediction(store_engine):
+    _fill(store_engine)
+    result = _prune(store_engine, keep_days=None, results_days=3)
+
+    assert (result.predictions, result.plan.prune.predictions_before) == (0, None)
+    assert len(_request_ids(store_engine)) == DAYS * PER_DAY
+    assert _result_ends(store_engine) == _results_from(_day_start(3))
+    assert verify(store_engine).ok
+
+
+def test_a_prune_needs_a_retention_for_some_table(store_engine):
+    with pytest.raises(RetentionError, match="no retention given"):
+        plan_prune(store_engine, now=NOW, keep_days=None)
 
 
 @pytest.mark.parametrize("days", [0, -1])
