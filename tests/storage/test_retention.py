@@ -14,7 +14,7 @@ from core.config import AppConfig
 from core.timeutil import Window
 from monitors.runner import run_monitors, store_results
 from storage.audit import PRUNE, verify
-from storage.retention import RetentionError, plan_prune, prune
+from storage.retention import PruneResult, RetentionError, plan_prune, prune
 from storage.schema import audit_log, monitor_results, predictions
 from storage.writer import upsert_monitor_results, write_predictions
 from tests.storage.records import make_records
@@ -85,7 +85,9 @@ def _prune_events(engine: Engine) -> list[dict[str, Any]]:
         return list(connection.execute(statement).scalars())
 
 
-def _prune(engine: Engine, keep_days: float | None, results_days: float | None = None, **kwargs: Any):
+def _prune(
+    engine: Engine, keep_days: float | None, results_days: float | None = None, **kwargs: Any
+) -> PruneResult:
     plan = plan_prune(engine, now=NOW, keep_days=keep_days, monitor_results_keep_days=results_days)
     return prune(engine, plan, now=NOW, actor="ops", **kwargs)
 
