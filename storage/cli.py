@@ -11,6 +11,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from storage.audit import Prune, PrunedRange
+    from storage.retention import PrunePlan
 
 app = typer.Typer(help="Migrate, inspect and prune the prediction store.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -110,9 +111,9 @@ def prune(
         started = time.perf_counter()
         plan = plan_prune(engine, now=now, keep_days=keep, monitor_results_keep_days=keep_results)
         if dry_run:
-            _print_prune(plan.prune, plan.prune.predictions, plan.prune.monitor_results, None)
+            _print_prune(plan.prune, plan.predictions, plan.prune.monitor_results, None)
             return
-        with _prune_progress(plan.prune) as progress:
+        with _prune_progress(plan) as progress:
             result = run_prune(
                 engine,
                 plan,
@@ -137,15 +138,15 @@ def prune(
 
 
 @contextmanager
-def _prune_progress(prune: Prune) -> Iterator[Callable[[str, int], None]]:
+def _prune_progress(plan: PrunePlan) -> Iterator[Callable[[str, int], None]]:
     """A rich progress bar per table, advanced by each batch deleted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:
         tasks = {
-            "predictions": bars.add_task("predictions", total=prune.predictions),
-            "monitor_results": bars.add_task("monitor_results", total=prune.monitor_results),
+            "predictions": bars.add_task("predictions", total=plan.predictions),
+            "monitor_results": bars.add_task("monitor_results", total=plan.prune.monitor_results),
         }
         yield lambda table, rows: bars.advance(tasks[table], rows)
 

@@ -4,14 +4,14 @@ Predictions go by whole sealed audit blocks (`storage.audit`): a prune takes the
 the longest run of blocks, after the previous prune's, whose audit rows are all older than the
 cutoff. A late record sealed after newer ones waits until the blocks before it are old too, so
 `keep_days` is a minimum. The audit log and its blocks are kept; the prune is recorded there as
-an event (`Prune`) before anything is deleted, so an interrupted prune is still accounted for
-and a re-run finishes it. Each batch is a transaction of its own: SQLite's one writer (the
-service's prediction log) waits for at most one batch.
+an event (`Prune`) before anything is deleted, so an interrupted prune is still accounted for,
+and the next prune finishes its deletes first. Each batch is a transaction of its own: SQLite's
+one writer (the service's prediction log) waits for at most one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from core.contracts import AuditEvent
-from core.timeutil import iso_utc, to_utc
+from core.timeutil import iso_utc, parse_time, to_utc
 from storage.audit import PRUNE, Prune, append_in, lock_appends, prunes
 from storage.schema import audit_blocks, audit_log, monitor_results, predictions
 
@@ -36,22 +36,40 @@ class RetentionError(ValueError):
 
 
 @dataclass(frozen=True)
+class AuditedRange:
+    """Predictions to delete: those the audit rows first_id..last_id record, older than
+    `before`; `rows` of them were stored when the plan was made."""
+
+    first_id: int
+    last_id: int
+    before: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
 class PrunePlan:
-    """What a prune would do: its audit event's contents and the audit rows it scans."""
+    """What a prune would do: its audit event's contents, and the audited ranges whose
+    predictions it deletes (an interrupted prune's first, then its own blocks')."""
 
     prune: Prune
-    first_id: int | None  # the first audit row of prune.first_block
+    ranges: tuple[AuditedRange, ...]
     predictions_before: datetime | None  # None: predictions are kept
     monitor_results_before: datetime | None
 
     @property
-    def empty(self) -> bool:
-        return not (self.prune.predictions or self.prune.monitor_results or self.advances)
+    def predictions(self) -> int:
+        """Predictions to delete, an interrupted prune's leftovers included."""
+        return sum(r.rows for r in self.ranges)
 
     @property
-    def advances(self) -> bool:
-        """Whether it takes blocks past the previous prune's (even ones with no rows left)."""
-        return self.prune.last_block is not None
+    def empty(self) -> bool:
+        return not (self.predictions or self.recorded)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether it gets an audit event: it takes new blocks or deletes monitor results
+        (finishing an interrupted prune does not: that prune's event counts its rows)."""
+        return self.prune.last_block is not None or self.prune.monitor_results > 0
 
 
 @dataclass(frozen=True)
@@ -105,10 +123,8 @@ def prune(
     if plan.empty:
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
-    if plan.empty:
-        return PruneResult(0, 0, plan)
     report = progress or (lambda _table, _rows: None)
-    deleted = _delete_predictions(engine, plan, batch_rows, report)
+    deleted = sum(_delete_predictions(engine, r, batch_rows, report) for r in plan.ranges)
     results = _delete_monitor_results(engine, plan.monitor_results_before, batch_rows, report)
     return PruneResult(deleted, results, plan)
 
@@ -116,33 +132,36 @@ def prune(
 def _plan(
     connection: Connection, predictions_before: datetime | None, results_before: datetime | None
 ) -> PrunePlan:
+    recorded = prunes(connection)
     blocks = (
-        None if predictions_before is None else _prunable_blocks(connection, predictions_before)
+        None
+        if predictions_before is None
+        else _prunable_blocks(connection, recorded, predictions_before)
     )
     first, last = blocks if blocks else (None, None)
-    first_id = None if first is None else int(first["first_id"])
-    last_id = None if last is None else int(last["last_id"])
+    ranges = _unfinished(connection, recorded)
+    if first is not None and last is not None and predictions_before is not None:
+        ranges.append(_range(connection, first["first_id"], last["last_id"], predictions_before))
     prune = Prune(
         first_block=None if first is None else int(first["id"]),
         last_block=None if last is None else int(last["id"]),
         first_block_hash=None if first is None else str(first["block_hash"]),
         last_block_hash=None if last is None else str(last["block_hash"]),
-        last_id=last_id,
+        last_id=None if last is None else int(last["last_id"]),
         predictions_before=None if predictions_before is None else iso_utc(predictions_before),
         monitor_results_before=None if results_before is None else iso_utc(results_before),
-        predictions=_count_predictions(connection, first_id, last_id, predictions_before),
+        predictions=ranges[-1].rows if first is not None else 0,
         monitor_results=_count_monitor_results(connection, results_before),
     )
-    return PrunePlan(prune, first_id, predictions_before, results_before)
+    return PrunePlan(prune, tuple(ranges), predictions_before, results_before)
 
 
 def _prunable_blocks(
-    connection: Connection, before: datetime
+    connection: Connection, recorded: Sequence[Prune], before: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The first and last of the blocks after the previous prune's whose audit rows are all
     older than `before`, up to the first block holding a newer row (None if there are none)."""
-    done = [p.last_block for p in prunes(connection) if p.last_block is not None]
-    after_block = max(done, default=0)
+    after_block = max((p.last_block for p in recorded if p.last_block is not None), default=0)
     first = connection.execute(
         select(_b.id, _b.first_id, _b.block_hash).where(_b.id > after_block).order_by(_b.id)
     ).first()
@@ -163,22 +182,50 @@ def _prunable_blocks(
     return dict(first._mapping), dict(last._mapping)
 
 
-def _in_blocks(first_id: int, last_id: int, before: datetime) -> Any:
-    """The condition on `predictions`: audited by the rows first_id..last_id, older than
-    `before` (a guard: never a row newer than the cutoff, whatever its audit row says)."""
+def _unfinished(connection: Connection, recorded: Sequence[Prune]) -> list[AuditedRange]:
+    """The ranges of recorded prunes whose deletes were interrupted, oldest first. Deletes go
+    in audit order, so a prune whose last audited prediction is gone finished, and so did every
+    prune before it: the walk back stops there."""
+    pending: list[AuditedRange] = []
+    for done in reversed(recorded):
+        if done.first_block is None or done.last_id is None or done.predictions_before is None:
+            continue  # it pruned monitor results only
+        first_id = connection.execute(
+            select(_b.first_id).where(_b.id == done.first_block)
+        ).scalar_one()
+        if not _last_still_stored(connection, first_id, done.last_id):
+            break
+        before = parse_time(done.predictions_before)
+        pending.append(_range(connection, first_id, done.last_id, before))
+    return pending[::-1]
+
+
+def _last_still_stored(connection: Connection, first_id: int, last_id: int) -> bool:
+    """Whether the prediction the last prediction row of audit rows first_id..last_id records
+    is still stored."""
+    last = (
+        select(_a.request_id)
+        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
+        .order_by(_a.id.desc())
+        .limit(1)
+    )
+    stored = select(_p.id).where(_p.request_id == last.scalar_subquery()).limit(1)
+    return connection.execute(stored).first() is not None
+
+
+def _range(connection: Connection, first_id: int, last_id: int, before: datetime) -> AuditedRange:
+    statement = select(func.count()).where(_in_range(first_id, last_id, before))
+    rows = int(connection.execute(statement).scalar_one())
+    return AuditedRange(int(first_id), int(last_id), before, rows)
+
+
+def _in_range(first_id: int, last_id: int, before: datetime) -> Any:
+    """The condition on `predictions`: recorded by the audit rows first_id..last_id, older
+    than `before` (a guard: never a row newer than the cutoff, whatever its audit row says)."""
     audited = select(_a.request_id).where(
         _a.kind == "prediction", _a.id >= first_id, _a.id <= last_id
     )
     return _p.request_id.in_(audited.scalar_subquery()) & (_p.ts < to_utc(before))
-
-
-def _count_predictions(
-    connection: Connection, first_id: int | None, last_id: int | None, before: datetime | None
-) -> int:
-    if first_id is None or last_id is None or before is None:
-        return 0
-    statement = select(func.count()).where(_in_blocks(first_id, last_id, before))
-    return int(connection.execute(statement).scalar_one())
 
 
 def _count_monitor_results(connection: Connection, before: datetime | None) -> int:
@@ -189,13 +236,13 @@ def _count_monitor_results(connection: Connection, before: datetime | None) -> i
 
 
 def _record(engine: Engine, plan: PrunePlan, *, now: datetime, actor: str) -> PrunePlan:
-    """Append the plan's audit event (none for an empty plan); the plan, made again first if
-    another prune was recorded since it was made."""
+    """Append the plan's audit event (if it gets one); the plan, made again first if another
+    prune was recorded since it was made."""
     with engine.begin() as connection:
         lock_appends(connection)  # no other prune (nor append) between the check and the event
         if _stale(connection, plan):
             plan = _plan(connection, plan.predictions_before, plan.monitor_results_before)
-        if not plan.empty:
+        if plan.recorded:
             event = AuditEvent(kind=PRUNE, ts=now, actor=actor, details=asdict(plan.prune))
             append_in(connection, [event], now=now)
     return plan
@@ -203,22 +250,21 @@ def _record(engine: Engine, plan: PrunePlan, *, now: datetime, actor: str) -> Pr
 
 def _stale(connection: Connection, plan: PrunePlan) -> bool:
     """Whether a prune recorded since `plan` was made took some of its blocks."""
-    if not plan.advances:
+    if plan.prune.first_block is None:
         return False
     done = [p.last_block for p in prunes(connection) if p.last_block is not None]
-    return max(done, default=0) >= (plan.prune.first_block or 0)
+    return max(done, default=0) >= plan.prune.first_block
 
 
-def _delete_predictions(engine: Engine, plan: PrunePlan, batch_rows: int, report: Progress) -> int:
-    """Delete the plan's predictions, `batch_rows` audit rows' worth per transaction."""
-    before, first_id, last_id = plan.predictions_before, plan.first_id, plan.prune.last_id
-    if before is None or first_id is None or last_id is None:
-        return 0
+def _delete_predictions(
+    engine: Engine, audited: AuditedRange, batch_rows: int, report: Progress
+) -> int:
+    """Delete the predictions of `audited`, `batch_rows` audit rows' worth per transaction."""
     deleted = 0
-    for low in range(first_id, last_id + 1, batch_rows):
-        high = min(low + batch_rows - 1, last_id)
+    for low in range(audited.first_id, audited.last_id + 1, batch_rows):
+        high = min(low + batch_rows - 1, audited.last_id)
         with engine.begin() as connection:
-            statement = delete(predictions).where(_in_blocks(low, high, before))
+            statement = delete(predictions).where(_in_range(low, high, audited.before))
             rows = connection.execute(statement).rowcount
         deleted += rows
         report("predictions", rows)

@@ -274,6 +274,33 @@ def test_a_stale_plan_plans_again_instead_of_pruning_twice(store_engine):
     assert verify(store_engine).pruned.predictions == 3 * PER_DAY  # type: ignore[union-attr]
 
 
+class Interrupted(Exception):
+    """What stops a prune after its first batch (a crash, a Ctrl-C)."""
+
+
+def _interrupt(_table: str, _rows: int) -> None:
+    raise Interrupted
+
+
+@pytest.mark.parametrize("later_days", [0, 1])
+def test_the_next_prune_finishes_an_interrupted_one(store_engine, later_days):
+    _fill(store_engine)
+    with pytest.raises(Interrupted):
+        _prune(store_engine, keep_days=_keep_into(3), batch_rows=7, progress=_interrupt)
+    assert len(_request_ids(store_engine)) == DAYS * PER_DAY - 7  # one batch went
+
+    # The same retention (no new block to take), or one a day shorter (day 3 too).
+    result = _prune(store_engine, keep_days=_keep_into(3 + later_days))
+
+    assert _request_ids(store_engine) == _ids_of_days(range(3 + later_days, DAYS))
+    assert result.predictions == (3 + later_days) * PER_DAY - 7
+    events = _prune_events(store_engine)
+    assert len(events) == 1 + later_days  # finishing the first prune records nothing
+    pruned = verify(store_engine).pruned
+    assert pruned is not None
+    assert pruned.predictions == (3 + later_days) * PER_DAY
+
+
 def test_an_empty_store_has_nothing_to_prune(store_engine):
     result = _prune(store_engine, keep_days=1, results_days=1)
 
