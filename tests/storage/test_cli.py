@@ -114,3 +114,10 @@ def test_db_prune_refuses_a_retention_that_is_not_positive(tmp_path):
     result = runner.invoke(app, ["db", "prune", "--keep-days", "0", "--database-url", url])
     assert result.exit_code == 2
     assert "positive number of days" in result.output
+
+
+def test_db_prune_on_an_unmigrated_store_says_what_to_do(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(app, ["db", "prune", "--keep-days", "30", "--database-url", url])
+    assert result.exit_code == 1
+    assert "servewatch db upgrade" in result.output
