@@ -11,7 +11,7 @@ stale monitor stays visibly stale. For every recent window where a drift monitor
 alert it writes the drift report of each such key (monitors.drift_report).
 
 When the config sets a retention, the scheduler prunes the store (storage.retention) at its first
-tick and then once a day, after the tick's monitor windows.
+tick and then once a day, after the tick's monitor windows, a minute a tick at most.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ FINOPS = "finops"  # the weekly report's name in logs, locks and servewatch_moni
 DRIFT_REPORTS = "drift_report"  # the drift reports' name in logs and servewatch_monitor_runs_total
 RETENTION = "retention"  # the daily prune's name in logs, locks and servewatch_monitor_runs_total
 RETENTION_EVERY_S = 86_400
+# A tick prunes for at most this long (then its monitors are due again); the next tick goes on.
+RETENTION_BUDGET_S = 60.0
 # Results (and drift reports) of windows that ended at most this many runs ago are current: they
 # are restored into the gauges at start, and a window run later than that writes no report.
 # The same count of missed runs makes a monitor stale in the alerts.
@@ -209,8 +211,9 @@ class Scheduler:
         return [WindowRun(FINOPS, None, "success", rows=len(paths), week=week)]
 
     def _tick_retention(self) -> list[WindowRun]:
-        """Prune the store once a day when the config sets a retention (a failed prune is tried
-        again at the next tick); `rows` counts the rows deleted from both tables."""
+        """Prune the store once a day when the config sets a retention, for at most
+        RETENTION_BUDGET_S a tick (a failed or unfinished prune goes on at the next tick);
+        `rows` counts the rows deleted from both tables."""
         retention = self.config.retention
         if retention.predictions_days is None and retention.monitor_results_days is None:
             return []
@@ -228,12 +231,19 @@ class Scheduler:
                     keep_days=retention.predictions_days,
                     monitor_results_keep_days=retention.monitor_results_days,
                 )
-                result = prune(self.engine, plan, now=now, actor="servewatch monitor schedule")
+                result = prune(
+                    self.engine,
+                    plan,
+                    now=now,
+                    actor="servewatch monitor schedule",
+                    keep_going=lambda: self.clock() - started < RETENTION_BUDGET_S,
+                )
         except Exception as exc:
             log.exception("the daily prune failed")
             self.exporter.record_run(RETENTION, False, self.clock() - started, self.clock())
             return [WindowRun(RETENTION, None, "failure", error=_describe(exc))]
-        self._last_prune = started
+        if result.finished:
+            self._last_prune = started
         self.exporter.record_run(RETENTION, True, self.clock() - started, self.clock())
         deleted = result.predictions + result.monitor_results
         log.info(

@@ -74,11 +74,13 @@ class PrunePlan:
 
 @dataclass(frozen=True)
 class PruneResult:
-    """What a prune deleted, per table."""
+    """What a prune deleted, per table, and whether it got through its plan (one stopped
+    between batches is finished by the next prune)."""
 
     predictions: int
     monitor_results: int
     plan: PrunePlan
+    finished: bool = True
 
 
 def cutoff(now: datetime, keep_days: float | None) -> datetime | None:
@@ -115,18 +117,20 @@ def prune(
     actor: str,
     batch_rows: int = BATCH_ROWS,
     progress: Progress | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> PruneResult:
-    """Record `plan` in the audit log, then delete its rows in batches of `batch_rows`. Another
-    prune recorded since the plan was made makes it plan again (never two prunes of a block)."""
+    """Record `plan` in the audit log, then delete its rows in batches of `batch_rows`, while
+    `keep_going()` says so before each batch. Another prune recorded since the plan was made
+    makes it plan again (never two prunes of a block)."""
     if batch_rows < 1:
         raise RetentionError(f"a batch deletes at least one row, not {batch_rows}")
     if plan.empty:
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
-    report = progress or (lambda _table, _rows: None)
-    deleted = sum(_delete_predictions(engine, r, batch_rows, report) for r in plan.ranges)
-    results = _delete_monitor_results(engine, plan.monitor_results_before, batch_rows, report)
-    return PruneResult(deleted, results, plan)
+    batches = _Batches(engine, batch_rows, progress or (lambda _table, _rows: None), keep_going)
+    deleted = sum(batches.predictions(r) for r in plan.ranges)
+    results = batches.monitor_results(plan.monitor_results_before)
+    return PruneResult(deleted, results, plan, finished=not batches.stopped)
 
 
 def _plan(
@@ -256,36 +260,46 @@ def _stale(connection: Connection, plan: PrunePlan) -> bool:
     return max(done, default=0) >= plan.prune.first_block
 
 
-def _delete_predictions(
-    engine: Engine, audited: AuditedRange, batch_rows: int, report: Progress
-) -> int:
-    """Delete the predictions of `audited`, `batch_rows` audit rows' worth per transaction."""
-    deleted = 0
-    for low in range(audited.first_id, audited.last_id + 1, batch_rows):
-        high = min(low + batch_rows - 1, audited.last_id)
-        with engine.begin() as connection:
-            statement = delete(predictions).where(_in_range(low, high, audited.before))
-            rows = connection.execute(statement).rowcount
-        deleted += rows
-        report("predictions", rows)
-    return deleted
+@dataclass
+class _Batches:
+    """Deletes in transactions of `rows` rows, reporting each, until `keep_going()` says no."""
 
+    engine: Engine
+    rows: int
+    report: Progress
+    keep_going: Callable[[], bool]
+    stopped: bool = False
 
-def _delete_monitor_results(
-    engine: Engine, before: datetime | None, batch_rows: int, report: Progress
-) -> int:
-    """Delete the monitor results whose window ended before `before`, `batch_rows` a batch."""
-    if before is None:
-        return 0
-    deleted = 0
-    while True:
-        oldest = (
-            select(_m.id).where(_m.window_end < to_utc(before)).order_by(_m.id).limit(batch_rows)
+    def predictions(self, audited: AuditedRange) -> int:
+        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction."""
+        deleted = 0
+        for low in range(audited.first_id, audited.last_id + 1, self.rows):
+            high = min(low + self.rows - 1, audited.last_id)
+            deleted += self._batch(
+                "predictions", delete(predictions).where(_in_range(low, high, audited.before))
+            )
+        return deleted
+
+    def monitor_results(self, before: datetime | None) -> int:
+        """Delete the monitor results whose window ended before `before`, oldest ids first."""
+        if before is None:
+            return 0
+        oldest = select(_m.id).where(_m.window_end < to_utc(before)).order_by(_m.id)
+        statement = delete(monitor_results).where(
+            _m.id.in_(oldest.limit(self.rows).scalar_subquery())
         )
-        with engine.begin() as connection:
-            statement = delete(monitor_results).where(_m.id.in_(oldest.scalar_subquery()))
-            rows = connection.execute(statement).rowcount
-        deleted += rows
-        report("monitor_results", rows)
-        if rows < batch_rows:
-            return deleted
+        deleted = 0
+        while True:
+            rows = self._batch("monitor_results", statement)
+            deleted += rows
+            if rows < self.rows:
+                return deleted
+
+    def _batch(self, table: PrunedTable, statement: Any) -> int:
+        if self.stopped or not self.keep_going():
+            self.stopped = True
+            return 0
+        with self.engine.begin() as connection:
+            rows = int(connection.execute(statement).rowcount)
+        self.report(table, rows)
+        return rows

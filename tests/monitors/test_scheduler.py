@@ -21,7 +21,14 @@ from core.timeutil import Window
 from monitors.baselines import BaselineStore
 from monitors.exporter import MonitorExporter
 from monitors.runner import run_monitors, store_results
-from monitors.scheduler import RESTORE_WINDOWS, RETENTION, RETENTION_EVERY_S, Scheduler, WindowRun
+from monitors.scheduler import (
+    RESTORE_WINDOWS,
+    RETENTION,
+    RETENTION_BUDGET_S,
+    RETENTION_EVERY_S,
+    Scheduler,
+    WindowRun,
+)
 from storage.audit import verify
 from storage.locks import monitor_lock
 from storage.schema import monitor_results, predictions
@@ -209,6 +216,30 @@ def test_the_configured_retention_prunes_at_the_first_tick_then_once_a_day(engin
         WindowRun(RETENTION, None, "success", rows=stored + results)
     ]
     assert _stored(engine) == 0
+    assert verify(engine).ok
+
+
+class RushingClock(Clock):
+    """A clock on which every reading is a prune's whole budget after the one before."""
+
+    def __call__(self) -> float:
+        self.now += RETENTION_BUDGET_S
+        return self.now
+
+
+def test_a_prune_out_of_time_goes_on_at_the_next_tick(engine):
+    config = CONFIG.model_copy(update={"retention": RetentionConfig(predictions_days=30)})
+    clock = RushingClock(END + 40 * 86_400)
+    exporter = MonitorExporter(CollectorRegistry(), config)
+    baselines = BaselineStore(engine, registry=lambda name, version: None)
+    scheduler = Scheduler(engine, config, exporter, clock=clock, baselines=baselines, monitors=())
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(predictions)).scalar()
+
+    assert _retention_runs(scheduler.tick()) == [WindowRun(RETENTION, None, "success", rows=0)]
+    scheduler.clock = Clock(clock.now)  # a tick with time to spare
+
+    assert _retention_runs(scheduler.tick()) == [WindowRun(RETENTION, None, "success", rows=stored)]
     assert verify(engine).ok
 
 

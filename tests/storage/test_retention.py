@@ -301,6 +301,27 @@ def test_the_next_prune_finishes_an_interrupted_one(store_engine, later_days):
     assert pruned.predictions == (3 + later_days) * PER_DAY
 
 
+def test_a_prune_told_to_stop_between_batches_is_finished_by_the_next(store_engine):
+    _fill(store_engine)
+    one_batch = iter([True])
+    first = _prune(
+        store_engine,
+        keep_days=2,
+        results_days=3,
+        batch_rows=7,
+        keep_going=lambda: next(one_batch, False),
+    )
+    assert (first.predictions, first.monitor_results, first.finished) == (7, 0, False)
+
+    second = _prune(store_engine, keep_days=2, results_days=3)
+
+    assert second.finished
+    assert second.predictions == 4 * PER_DAY - 7
+    assert _request_ids(store_engine) == _ids_of_days(range(4, DAYS))
+    assert _result_ends(store_engine) == _results_from(_day_start(3))
+    assert verify(store_engine).pruned.predictions == 4 * PER_DAY  # type: ignore[union-attr]
+
+
 def test_an_empty_store_has_nothing_to_prune(store_engine):
     result = _prune(store_engine, keep_days=1, results_days=1)
 
