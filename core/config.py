@@ -501,6 +501,14 @@ class ReleaseConfig(_Strict):
     golden: GoldenGates = Field(default_factory=GoldenGates)
 
 
+class RetentionConfig(_Strict):
+    """How many days `servewatch db prune` (and the scheduler's daily prune) keeps of each
+    table; None keeps it forever."""
+
+    predictions_days: float | None = Field(default=None, gt=0)
+    monitor_results_days: float | None = Field(default=None, gt=0)
+
+
 def _default_routing() -> dict[str, RouteConfig]:
     return {e.name: RouteConfig(default=ModelRef(model=e.model)) for e in ENDPOINT_TABLE}
 
@@ -525,6 +533,7 @@ class AppConfig(_Strict):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("routing", mode="before")
     @classmethod

@@ -292,12 +292,15 @@ def endpoint(name: str) -> Endpoint:
 
 # --- Contract 4: the audit log ---------------------------------------------------------------
 
-AuditKind = Literal["prediction", "release", "rollout_step", "promotion", "abort", "rollback"]
+AuditKind = Literal[
+    "prediction", "release", "rollout_step", "promotion", "abort", "rollback", "prune"
+]
 
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One row of the append-only audit log: an answered prediction or a release action."""
+    """One row of the append-only audit log: an answered prediction, a release action or a
+    prune of old predictions (`storage.retention`)."""
 
     kind: AuditKind
     ts: datetime

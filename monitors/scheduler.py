@@ -9,6 +9,9 @@ key's newest scheduled window, if it ended at most RESTORE_WINDOWS runs ago) and
 each monitor's last completed run, so /metrics is not empty until the next window closes and a
 stale monitor stays visibly stale. For every recent window where a drift monitor is at warn or
 alert it writes the drift report of each such key (monitors.drift_report).
+
+When the config sets a retention, the scheduler prunes the store (storage.retention) at its first
+tick and then once a day, after the tick's monitor windows, a minute a tick at most.
 """
 
 from __future__ import annotations
@@ -38,11 +41,16 @@ from monitors.week_costs import tenant_week_costs
 from storage.engine import Engine
 from storage.locks import monitor_lock
 from storage.monitor_results import results_ending_after, window_runs, windows_ending_after
+from storage.retention import plan_prune, prune
 
 log = logging.getLogger("servewatch.monitors.scheduler")
 Clock = Callable[[], float]
 FINOPS = "finops"  # the weekly report's name in logs, locks and servewatch_monitor_runs_total
 DRIFT_REPORTS = "drift_report"  # the drift reports' name in logs and servewatch_monitor_runs_total
+RETENTION = "retention"  # the daily prune's name in logs, locks and servewatch_monitor_runs_total
+RETENTION_EVERY_S = 86_400
+# A tick prunes for at most this long (then its monitors are due again); the next tick goes on.
+RETENTION_BUDGET_S = 60.0
 # Results (and drift reports) of windows that ended at most this many runs ago are current: they
 # are restored into the gauges at start, and a window run later than that writes no report.
 # The same count of missed runs makes a monitor stale in the alerts.
@@ -82,6 +90,7 @@ class Scheduler:
     _last_end: dict[str, float] = field(default_factory=dict)
     _restored: bool = False
     _pending_reports: dict[Window, list[MonitorResult]] = field(default_factory=dict)
+    _last_prune: float | None = None
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -160,6 +169,7 @@ class Scheduler:
                 runs.append(WindowRun(monitor, None, "failure", error=_describe(exc)))
         self._write_reports()
         runs.extend(self._tick_finops())
+        runs.extend(self._tick_retention())
         return runs
 
     def _tick_monitor(self, monitor: str) -> list[WindowRun]:
@@ -199,6 +209,49 @@ class Scheduler:
         self.exporter.record_run(FINOPS, True, self.clock() - started, self.clock())
         log.info("weekly FinOps report %s written to %s", week, self.finops_out_dir)
         return [WindowRun(FINOPS, None, "success", rows=len(paths), week=week)]
+
+    def _tick_retention(self) -> list[WindowRun]:
+        """Prune the store once a day when the config sets a retention, for at most
+        RETENTION_BUDGET_S a tick (a failed or unfinished prune goes on at the next tick);
+        `rows` counts the rows deleted from both tables."""
+        retention = self.config.retention
+        if retention.predictions_days is None and retention.monitor_results_days is None:
+            return []
+        started = self.clock()
+        if self._last_prune is not None and started < self._last_prune + RETENTION_EVERY_S:
+            return []
+        now = datetime.fromtimestamp(started, UTC)
+        try:
+            with monitor_lock(self.engine, RETENTION) as acquired:
+                if not acquired:
+                    return []
+                plan = plan_prune(
+                    self.engine,
+                    now=now,
+                    keep_days=retention.predictions_days,
+                    monitor_results_keep_days=retention.monitor_results_days,
+                )
+                result = prune(
+                    self.engine,
+                    plan,
+                    now=now,
+                    actor="servewatch monitor schedule",
+                    keep_going=lambda: self.clock() - started < RETENTION_BUDGET_S,
+                )
+        except Exception as exc:
+            log.exception("the daily prune failed")
+            self.exporter.record_run(RETENTION, False, self.clock() - started, self.clock())
+            return [WindowRun(RETENTION, None, "failure", error=_describe(exc))]
+        if result.finished:
+            self._last_prune = started
+        self.exporter.record_run(RETENTION, True, self.clock() - started, self.clock())
+        deleted = result.predictions + result.monitor_results
+        log.info(
+            "pruned %d predictions and %d monitor results",
+            result.predictions,
+            result.monitor_results,
+        )
+        return [WindowRun(RETENTION, None, "success", rows=deleted)]
 
     def _run_window(self, monitor: str, window: Window) -> WindowRun:
         started = self.clock()

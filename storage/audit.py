@@ -6,6 +6,11 @@ so changing, deleting, inserting or reordering a row breaks its block, and chang
 breaks the next one. Appends are serialised (a PostgreSQL advisory lock; SQLite has one writer
 at a time), so blocks follow each other in id order. Triggers refuse UPDATE and DELETE on both
 tables (migration 0002); the writer's database role needs only INSERT and SELECT.
+
+Retention (`storage.retention`) drops old `predictions` rows, never audit rows: a prune takes the
+predictions of whole sealed blocks, a prefix of the chain, and records itself as an audit event
+(`Prune`) before it deletes; `verify` reports those blocks as pruned and checks the hashes the
+prune recorded against the chain.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, CursorResult, Engine, func, insert, literal, select
 
-from core.contracts import AUDIT_FIELDS, AuditEvent
+from core.contracts import AUDIT_FIELDS, AuditEvent, AuditKind
 from core.timeutil import iso_utc, to_utc
-from storage.schema import audit_blocks, audit_log, predictions
+from storage.schema import AUDIT_ACTIONS, audit_blocks, audit_log, predictions
 
 GENESIS = "0" * 64  # the previous hash of the first block
 ROW_COLUMNS: tuple[str, ...] = ("id", *AUDIT_FIELDS)  # what a row's hash covers, in order
@@ -34,14 +39,45 @@ _DETAILS = ROW_COLUMNS.index("details")
 _APPEND_LOCK = 0x5E12_A0D1
 
 
+PRUNE: AuditKind = "prune"  # the kind of a prune's audit event
+
+
+@dataclass(frozen=True)
+class Prune:
+    """A prune as its audit event records it: the blocks whose predictions it dropped (ids and
+    hashes of the first and last, the last one's last audit row; None when no block was old
+    enough or predictions are kept), the cutoffs, and the rows it set out to delete per table."""
+
+    first_block: int | None
+    last_block: int | None
+    first_block_hash: str | None
+    last_block_hash: str | None
+    last_id: int | None  # the last audit row of last_block
+    predictions_before: str | None  # ISO times; None: that table is kept
+    monitor_results_before: str | None
+    predictions: int
+    monitor_results: int
+
+
+@dataclass(frozen=True)
+class PrunedRange:
+    """The blocks 1..last_block whose predictions prunes dropped, over all prunes."""
+
+    last_block: int
+    predictions: int
+    prunes: int
+
+
 @dataclass(frozen=True)
 class Verification:
-    """What `verify` found: the blocks and rows checked, and the first broken block if any."""
+    """What `verify` found: the blocks and rows checked, the first broken block if any, and the
+    blocks whose predictions were pruned (not tampered with)."""
 
     blocks: int
     rows: int
     broken_block: int | None = None
     reason: str | None = None
+    pruned: PrunedRange | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,7 +182,44 @@ def verify(engine: Engine, since: datetime | None = None) -> Verification:
         disagreeing = _predictions_disagreeing(connection)
         if disagreeing is not None:
             return Verification(len(blocks), checked_rows, None, disagreeing)
-        return Verification(len(blocks), checked_rows)
+        recorded = prunes(connection)
+        misnamed = _prune_misnaming(connection, recorded)
+        if misnamed is not None:
+            return Verification(len(blocks), checked_rows, None, misnamed)
+        return Verification(len(blocks), checked_rows, pruned=_pruned_range(recorded))
+
+
+def prunes(connection: Connection) -> list[Prune]:
+    """The prunes the audit log records, oldest first."""
+    c = audit_log.c
+    statement = select(c.details).where(AUDIT_ACTIONS, c.kind == PRUNE).order_by(c.id)
+    return [Prune(**details) for details in connection.execute(statement).scalars()]
+
+
+def _pruned_range(recorded: Sequence[Prune]) -> PrunedRange | None:
+    last_blocks = [p.last_block for p in recorded if p.last_block is not None]
+    if not last_blocks:
+        return None
+    dropped = sum(p.predictions for p in recorded)
+    return PrunedRange(max(last_blocks), dropped, len(recorded))
+
+
+def _prune_misnaming(connection: Connection, recorded: Sequence[Prune]) -> str | None:
+    """Why a prune's event does not name blocks of this chain (their ids with other hashes),
+    or None: the predictions it dropped are accounted for by blocks the chain still holds."""
+    for prune in recorded:
+        for block, recorded_hash in (
+            (prune.first_block, prune.first_block_hash),
+            (prune.last_block, prune.last_block_hash),
+        ):
+            if block is None:
+                continue
+            found = connection.execute(
+                select(audit_blocks.c.block_hash).where(audit_blocks.c.id == block)
+            ).scalar_one_or_none()
+            if found != recorded_hash:
+                return f"a prune names block {block} with a hash the chain does not hold"
+    return None
 
 
 def _predictions_disagreeing(connection: Connection) -> str | None:

@@ -1,13 +1,19 @@
-"""`servewatch db ...`: migrate and inspect the store."""
+"""`servewatch db ...`: migrate, inspect and prune the store."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Migrate and inspect the prediction store.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from storage.audit import Prune, PrunedRange
+    from storage.retention import PrunePlan
+
+app = typer.Typer(help="Migrate, inspect and prune the prediction store.", no_args_is_help=True)
 console = Console(stderr=True)
 
 DatabaseUrl = Annotated[
@@ -54,6 +60,119 @@ def current(database_url: DatabaseUrl = None) -> None:
         engine.dispose()
 
 
+@app.command()
+def prune(
+    keep_days: Annotated[
+        float | None,
+        typer.Option(help="days of predictions to keep (default: the config's retention)"),
+    ] = None,
+    monitor_results_keep_days: Annotated[
+        float | None,
+        typer.Option(help="days of monitor results to keep (default: the config's; none: all)"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="say what would go, delete nothing")] = False,
+    batch_rows: Annotated[int, typer.Option(min=1, help="rows per transaction")] = 10_000,
+    actor: Annotated[str | None, typer.Option(help="who prunes (default: the user)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete predictions (whole audit blocks) and monitor results older than their retention,
+    in batches; the audit log records the prune and keeps verifying."""
+    import getpass
+    import time
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.config import ConfigError, load_settings
+    from storage.engine import create_store_engine
+    from storage.retention import RetentionError, plan_prune
+    from storage.retention import prune as run_prune
+
+    try:
+        retention = load_settings().config.retention
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    keep = keep_days if keep_days is not None else retention.predictions_days
+    keep_results = (
+        monitor_results_keep_days
+        if monitor_results_keep_days is not None
+        else retention.monitor_results_days
+    )
+    if keep is None and keep_results is None:
+        console.print(
+            "[red]error:[/red] give --keep-days or --monitor-results-keep-days "
+            "(or retention: in the config)"
+        )
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    engine = create_store_engine(_url(database_url))
+    try:
+        started = time.perf_counter()
+        plan = plan_prune(engine, now=now, keep_days=keep, monitor_results_keep_days=keep_results)
+        if dry_run:
+            _print_prune(plan.prune, plan.predictions, plan.prune.monitor_results, None)
+            return
+        with _prune_progress(plan) as progress:
+            result = run_prune(
+                engine,
+                plan,
+                now=now,
+                actor=actor or getpass.getuser(),
+                batch_rows=batch_rows,
+                progress=progress,
+            )
+        seconds = time.perf_counter() - started
+        _print_prune(result.plan.prune, result.predictions, result.monitor_results, seconds)
+    except RetentionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except SQLAlchemyError as exc:
+        console.print(
+            f"[red]error:[/red] cannot prune the store ({type(exc).__name__}); "
+            "is it reachable and migrated (`servewatch db upgrade`)?"
+        )
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _prune_progress(plan: PrunePlan) -> Iterator[Callable[[str, int], None]]:
+    """A rich progress bar per table, advanced by each batch deleted."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bars:
+        tasks = {
+            "predictions": bars.add_task("predictions", total=plan.predictions),
+            "monitor_results": bars.add_task("monitor_results", total=plan.prune.monitor_results),
+        }
+        yield lambda table, rows: bars.advance(tasks[table], rows)
+
+
+def _print_prune(prune: Prune, predictions: int, results: int, seconds: float | None) -> None:
+    """The summary: rows deleted (or to delete) per table, the blocks, the time taken."""
+    verb = "would delete" if seconds is None else "deleted"
+    blocks = (
+        "no audit block old enough"
+        if prune.first_block is None
+        else f"audit blocks {prune.first_block}..{prune.last_block}"
+    )
+    if prune.predictions_before is None:
+        typer.echo("predictions: kept (no retention)")
+    else:
+        typer.echo(
+            f"predictions before {prune.predictions_before}: {verb} {predictions} ({blocks})"
+        )
+    if prune.monitor_results_before is None:
+        typer.echo("monitor_results: kept (no retention)")
+    else:
+        typer.echo(f"monitor_results before {prune.monitor_results_before}: {verb} {results}")
+    if seconds is not None:
+        typer.echo(f"took {seconds:.2f} s")
+
+
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
 
@@ -91,8 +210,18 @@ def verify_audit(
         engine.dispose()
     checked = f"{result.blocks} blocks, {result.rows} rows"
     if result.ok:
-        typer.echo(f"audit chain intact: {checked}")
+        typer.echo(f"audit chain intact: {checked}{_pruned(result.pruned)}")
         return
     where = f"block {result.broken_block}" if result.broken_block is not None else "the chain"
     console.print(f"[red]audit chain broken at {where}:[/red] {result.reason} (checked {checked})")
     raise typer.Exit(1)
+
+
+def _pruned(pruned: PrunedRange | None) -> str:
+    """What `audit verify` says of the blocks whose predictions retention dropped."""
+    if pruned is None:
+        return ""
+    return (
+        f"; the predictions of blocks 1..{pruned.last_block} were pruned "
+        f"({pruned.predictions} rows, {pruned.prunes} prune{'' if pruned.prunes == 1 else 's'})"
+    )

@@ -9,12 +9,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from core.contracts import PREDICTION_ROW, ColumnKind, PredictionColumn
@@ -118,6 +120,16 @@ audit_log = Table(
     Column("input_hmac", String(64), nullable=True),
     Column("actor", String(128), nullable=True),
     Column("details", JSON, nullable=True),
+)
+# The few events that are not predictions (release actions, prunes), found without a scan of
+# the log (migration 0007).
+AUDIT_ACTIONS = text("kind <> 'prediction'")  # a query's condition must say it to use the index
+Index(
+    "ix_audit_log_actions",
+    audit_log.c.kind,
+    audit_log.c.id,
+    sqlite_where=AUDIT_ACTIONS,
+    postgresql_where=AUDIT_ACTIONS,
 )
 
 audit_blocks = Table(

@@ -66,6 +66,8 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
         ("replay:\n  gates: {max_class_shift_psi: 0}\n", "replay.gates.max_class_shift_psi"),
         ("replay:\n  gates: {min_agreemnt: 0.9}\n", "replay.gates.min_agreemnt"),
         ("monitors:\n  production_reference_hours: 0\n", "monitors.production_reference_hours"),
+        ("retention:\n  predictions_days: 0\n", "retention.predictions_days"),
+        ("retention:\n  monitor_results: 30\n", "retention.monitor_results"),
         ("monitors:\n  overrides:\n    - thresholds: {}\n", "monitors.overrides.0"),
         (
             "monitors:\n  overrides:\n    - model: m\n      thresholds:\n"
@@ -257,3 +259,14 @@ def test_replay_gates_are_unset_by_default_and_read_from_the_file(tmp_path):
     gates = load_app_config(path).replay.gates
     assert (gates.min_agreement, gates.max_schema_failure_rate) == (0.9, 0.001)
     assert gates.max_class_shift_psi is None
+
+
+def test_retention_keeps_everything_by_default_and_reads_days_from_the_file(tmp_path):
+    assert load_app_config(None).retention.model_dump() == {
+        "predictions_days": None,
+        "monitor_results_days": None,
+    }
+    path = tmp_path / "retention.yaml"
+    path.write_text("retention: {predictions_days: 30, monitor_results_days: 90}\n")
+    retention = load_app_config(path).retention
+    assert (retention.predictions_days, retention.monitor_results_days) == (30, 90)

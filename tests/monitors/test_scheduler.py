@@ -7,16 +7,31 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 
-from core.config import AppConfig, MonitorSchedule, MonitorsConfig, TenantConfig, TrafficConfig
+from core.config import (
+    AppConfig,
+    MonitorSchedule,
+    MonitorsConfig,
+    RetentionConfig,
+    TenantConfig,
+    TrafficConfig,
+)
 from core.contracts import MONITOR_NAMES
 from core.reports import LATEST, report_path, window_file
 from core.timeutil import Window
 from monitors.baselines import BaselineStore
 from monitors.exporter import MonitorExporter
 from monitors.runner import run_monitors, store_results
-from monitors.scheduler import RESTORE_WINDOWS, Scheduler
+from monitors.scheduler import (
+    RESTORE_WINDOWS,
+    RETENTION,
+    RETENTION_BUDGET_S,
+    RETENTION_EVERY_S,
+    Scheduler,
+    WindowRun,
+)
+from storage.audit import verify
 from storage.locks import monitor_lock
-from storage.schema import monitor_results
+from storage.schema import monitor_results, predictions
 from tests.monitors import traffic
 
 EVERY, WINDOW = 600, 3600
@@ -167,6 +182,65 @@ def test_the_weekly_finops_report_is_written_once_when_due(engine, tmp_path):
     assert [(r.outcome, r.week) for r in runs] == [("success", "2026-W46")]
     assert (tmp_path / "reports" / "finops-2026-W46.html").exists()
     assert [r for r in scheduler.tick() if r.monitor == "finops"] == []
+
+
+def _retention_runs(runs):
+    return [r for r in runs if r.monitor == RETENTION]
+
+
+def test_without_a_retention_nothing_is_pruned(engine):
+    assert _retention_runs(_scheduler(engine, Clock(END + 5)).tick()) == []
+
+
+def test_the_configured_retention_prunes_at_the_first_tick_then_once_a_day(engine):
+    config = CONFIG.model_copy(
+        update={"retention": RetentionConfig(predictions_days=30, monitor_results_days=30)}
+    )
+    clock = Clock(END + 5)
+    exporter = MonitorExporter(CollectorRegistry(), config)
+    baselines = BaselineStore(engine, registry=lambda name, version: None)
+    scheduler = Scheduler(engine, config, exporter, clock=clock, baselines=baselines)
+
+    first = scheduler.tick()  # the traffic hour's windows run; nothing is 30 days old yet
+    assert _retention_runs(first) == [WindowRun(RETENTION, None, "success", rows=0)]
+    results = _stored(engine)
+    assert results > 0
+    clock.now += RETENTION_EVERY_S - 1
+    scheduler.monitors = ()  # the monitors' catch-up is not what this test is about
+    assert _retention_runs(scheduler.tick()) == []
+
+    clock.now += 30 * 86_400
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(predictions)).scalar()
+    assert _retention_runs(scheduler.tick()) == [
+        WindowRun(RETENTION, None, "success", rows=stored + results)
+    ]
+    assert _stored(engine) == 0
+    assert verify(engine).ok
+
+
+class RushingClock(Clock):
+    """A clock on which every reading is a prune's whole budget after the one before."""
+
+    def __call__(self) -> float:
+        self.now += RETENTION_BUDGET_S
+        return self.now
+
+
+def test_a_prune_out_of_time_goes_on_at_the_next_tick(engine):
+    config = CONFIG.model_copy(update={"retention": RetentionConfig(predictions_days=30)})
+    clock = RushingClock(END + 40 * 86_400)
+    exporter = MonitorExporter(CollectorRegistry(), config)
+    baselines = BaselineStore(engine, registry=lambda name, version: None)
+    scheduler = Scheduler(engine, config, exporter, clock=clock, baselines=baselines, monitors=())
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(predictions)).scalar()
+
+    assert _retention_runs(scheduler.tick()) == [WindowRun(RETENTION, None, "success", rows=0)]
+    scheduler.clock = Clock(clock.now)  # a tick with time to spare
+
+    assert _retention_runs(scheduler.tick()) == [WindowRun(RETENTION, None, "success", rows=stored)]
+    assert verify(engine).ok
 
 
 PSI = {

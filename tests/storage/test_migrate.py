@@ -48,3 +48,8 @@ def test_releases_table_has_the_release_columns(store_engine):
     assert expected | {"created_at", "created_by"} == set(columns)
     assert columns["parent_id"]["nullable"]
     assert not columns["config_digest"]["nullable"]
+
+
+def test_the_audit_log_indexes_its_events_that_are_not_predictions(store_engine):
+    indexes = {i["name"]: i for i in inspect(store_engine).get_indexes("audit_log")}
+    assert indexes["ix_audit_log_actions"]["column_names"] == ["kind", "id"]

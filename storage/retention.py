@@ -1,0 +1,305 @@
+"""Retention: drop old `predictions` and `monitor_results` rows in bounded batches.
+
+Predictions go by whole sealed audit blocks (`storage.audit`): a prune takes the predictions of
+the longest run of blocks, after the previous prune's, whose audit rows are all older than the
+cutoff. A late record sealed after newer ones waits until the blocks before it are old too, so
+`keep_days` is a minimum. The audit log and its blocks are kept; the prune is recorded there as
+an event (`Prune`) before anything is deleted, so an interrupted prune is still accounted for,
+and the next prune finishes its deletes first. Each batch is a transaction of its own: SQLite's
+one writer (the service's prediction log) waits for at most one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, delete, func, select
+
+from core.contracts import AuditEvent
+from core.timeutil import iso_utc, parse_time, to_utc
+from storage.audit import PRUNE, Prune, append_in, lock_appends, prunes
+from storage.schema import audit_blocks, audit_log, monitor_results, predictions
+
+BATCH_ROWS = 10_000  # rows a batch deletes at most (audit rows scanned, for predictions)
+
+PrunedTable = Literal["predictions", "monitor_results"]
+Progress = Callable[[PrunedTable, int], None]  # (table, rows deleted by the batch just done)
+
+_a, _b, _p, _m = audit_log.c, audit_blocks.c, predictions.c, monitor_results.c
+
+
+class RetentionError(ValueError):
+    """A retention period that cannot be applied (not a positive number of days)."""
+
+
+@dataclass(frozen=True)
+class AuditedRange:
+    """Predictions to delete: those the audit rows first_id..last_id record, older than
+    `before`; `rows` of them were stored when the plan was made."""
+
+    first_id: int
+    last_id: int
+    before: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What a prune would do: its audit event's contents, and the audited ranges whose
+    predictions it deletes (an interrupted prune's first, then its own blocks')."""
+
+    prune: Prune
+    ranges: tuple[AuditedRange, ...]
+    predictions_before: datetime | None  # None: predictions are kept
+    monitor_results_before: datetime | None
+
+    @property
+    def predictions(self) -> int:
+        """Predictions to delete, an interrupted prune's leftovers included."""
+        return sum(r.rows for r in self.ranges)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.predictions or self.recorded)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether it gets an audit event: it takes new blocks or deletes monitor results
+        (finishing an interrupted prune does not: that prune's event counts its rows)."""
+        return self.prune.last_block is not None or self.prune.monitor_results > 0
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a prune deleted, per table, and whether it got through its plan (one stopped
+    between batches is finished by the next prune)."""
+
+    predictions: int
+    monitor_results: int
+    plan: PrunePlan
+    finished: bool = True
+
+
+def cutoff(now: datetime, keep_days: float | None) -> datetime | None:
+    """The time before which rows kept `keep_days` days are dropped (None: kept forever)."""
+    if keep_days is None:
+        return None
+    if not keep_days > 0:
+        raise RetentionError(f"a retention period must be a positive number of days: {keep_days}")
+    return to_utc(now) - timedelta(days=keep_days)
+
+
+def plan_prune(
+    engine: Engine,
+    *,
+    now: datetime,
+    keep_days: float | None,
+    monitor_results_keep_days: float | None = None,
+) -> PrunePlan:
+    """What pruning predictions older than `keep_days` and monitor results whose window ended
+    more than `monitor_results_keep_days` ago would delete (None keeps that table)."""
+    if keep_days is None and monitor_results_keep_days is None:
+        raise RetentionError("no retention given: every table would be kept")
+    predictions_before = cutoff(now, keep_days)
+    results_before = cutoff(now, monitor_results_keep_days)
+    with engine.connect() as connection:
+        return _plan(connection, predictions_before, results_before)
+
+
+def prune(
+    engine: Engine,
+    plan: PrunePlan,
+    *,
+    now: datetime,
+    actor: str,
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> PruneResult:
+    """Record `plan` in the audit log, then delete its rows in batches of `batch_rows`, while
+    `keep_going()` says so before each batch. Another prune recorded since the plan was made
+    makes it plan again (never two prunes of a block)."""
+    if batch_rows < 1:
+        raise RetentionError(f"a batch deletes at least one row, not {batch_rows}")
+    if plan.empty:
+        return PruneResult(0, 0, plan)
+    plan = _record(engine, plan, now=now, actor=actor)
+    batches = _Batches(engine, batch_rows, progress or (lambda _table, _rows: None), keep_going)
+    deleted = sum(batches.predictions(r) for r in plan.ranges)
+    results = batches.monitor_results(plan.monitor_results_before)
+    return PruneResult(deleted, results, plan, finished=not batches.stopped)
+
+
+def _plan(
+    connection: Connection, predictions_before: datetime | None, results_before: datetime | None
+) -> PrunePlan:
+    recorded = prunes(connection)
+    blocks = (
+        None
+        if predictions_before is None
+        else _prunable_blocks(connection, recorded, predictions_before)
+    )
+    first, last = blocks if blocks else (None, None)
+    ranges = _unfinished(connection, recorded)
+    if first is not None and last is not None and predictions_before is not None:
+        ranges.append(_range(connection, first["first_id"], last["last_id"], predictions_before))
+    prune = Prune(
+        first_block=None if first is None else int(first["id"]),
+        last_block=None if last is None else int(last["id"]),
+        first_block_hash=None if first is None else str(first["block_hash"]),
+        last_block_hash=None if last is None else str(last["block_hash"]),
+        last_id=None if last is None else int(last["last_id"]),
+        predictions_before=None if predictions_before is None else iso_utc(predictions_before),
+        monitor_results_before=None if results_before is None else iso_utc(results_before),
+        predictions=ranges[-1].rows if first is not None else 0,
+        monitor_results=_count_monitor_results(connection, results_before),
+    )
+    return PrunePlan(prune, tuple(ranges), predictions_before, results_before)
+
+
+def _prunable_blocks(
+    connection: Connection, recorded: Sequence[Prune], before: datetime
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The first and last of the blocks after the previous prune's whose audit rows are all
+    older than `before`, up to the first block holding a newer row (None if there are none)."""
+    after_block = max((p.last_block for p in recorded if p.last_block is not None), default=0)
+    first = connection.execute(
+        select(_b.id, _b.first_id, _b.block_hash).where(_b.id > after_block).order_by(_b.id)
+    ).first()
+    if first is None:
+        return None
+    newer = connection.execute(
+        select(_a.id)
+        .where(_a.id >= first.first_id, _a.ts >= to_utc(before))
+        .order_by(_a.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    last_statement = select(_b.id, _b.last_id, _b.block_hash).where(_b.id >= first.id)
+    if newer is not None:
+        last_statement = last_statement.where(_b.last_id < newer)
+    last = connection.execute(last_statement.order_by(_b.id.desc()).limit(1)).first()
+    if last is None:
+        return None
+    return dict(first._mapping), dict(last._mapping)
+
+
+def _unfinished(connection: Connection, recorded: Sequence[Prune]) -> list[AuditedRange]:
+    """The ranges of recorded prunes whose deletes were interrupted, oldest first. Deletes go
+    in audit order, so a prune whose last audited prediction is gone finished, and so did every
+    prune before it: the walk back stops there."""
+    pending: list[AuditedRange] = []
+    for done in reversed(recorded):
+        if done.first_block is None or done.last_id is None or done.predictions_before is None:
+            continue  # it pruned monitor results only
+        first_id = connection.execute(
+            select(_b.first_id).where(_b.id == done.first_block)
+        ).scalar_one()
+        if not _last_still_stored(connection, first_id, done.last_id):
+            break
+        before = parse_time(done.predictions_before)
+        pending.append(_range(connection, first_id, done.last_id, before))
+    return pending[::-1]
+
+
+def _last_still_stored(connection: Connection, first_id: int, last_id: int) -> bool:
+    """Whether the prediction the last prediction row of audit rows first_id..last_id records
+    is still stored."""
+    last = (
+        select(_a.request_id)
+        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
+        .order_by(_a.id.desc())
+        .limit(1)
+    )
+    stored = select(_p.id).where(_p.request_id == last.scalar_subquery()).limit(1)
+    return connection.execute(stored).first() is not None
+
+
+def _range(connection: Connection, first_id: int, last_id: int, before: datetime) -> AuditedRange:
+    statement = select(func.count()).where(_in_range(first_id, last_id, before))
+    rows = int(connection.execute(statement).scalar_one())
+    return AuditedRange(int(first_id), int(last_id), before, rows)
+
+
+def _in_range(first_id: int, last_id: int, before: datetime) -> Any:
+    """The condition on `predictions`: recorded by the audit rows first_id..last_id, older
+    than `before` (a guard: never a row newer than the cutoff, whatever its audit row says)."""
+    audited = select(_a.request_id).where(
+        _a.kind == "prediction", _a.id >= first_id, _a.id <= last_id
+    )
+    return _p.request_id.in_(audited.scalar_subquery()) & (_p.ts < to_utc(before))
+
+
+def _count_monitor_results(connection: Connection, before: datetime | None) -> int:
+    if before is None:
+        return 0
+    statement = select(func.count()).where(_m.window_end < to_utc(before))
+    return int(connection.execute(statement).scalar_one())
+
+
+def _record(engine: Engine, plan: PrunePlan, *, now: datetime, actor: str) -> PrunePlan:
+    """Append the plan's audit event (if it gets one); the plan, made again first if another
+    prune was recorded since it was made."""
+    with engine.begin() as connection:
+        lock_appends(connection)  # no other prune (nor append) between the check and the event
+        if _stale(connection, plan):
+            plan = _plan(connection, plan.predictions_before, plan.monitor_results_before)
+        if plan.recorded:
+            event = AuditEvent(kind=PRUNE, ts=now, actor=actor, details=asdict(plan.prune))
+            append_in(connection, [event], now=now)
+    return plan
+
+
+def _stale(connection: Connection, plan: PrunePlan) -> bool:
+    """Whether a prune recorded since `plan` was made took some of its blocks."""
+    if plan.prune.first_block is None:
+        return False
+    done = [p.last_block for p in prunes(connection) if p.last_block is not None]
+    return max(done, default=0) >= plan.prune.first_block
+
+
+@dataclass
+class _Batches:
+    """Deletes in transactions of `rows` rows, reporting each, until `keep_going()` says no."""
+
+    engine: Engine
+    rows: int
+    report: Progress
+    keep_going: Callable[[], bool]
+    stopped: bool = False
+
+    def predictions(self, audited: AuditedRange) -> int:
+        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction."""
+        deleted = 0
+        for low in range(audited.first_id, audited.last_id + 1, self.rows):
+            high = min(low + self.rows - 1, audited.last_id)
+            deleted += self._batch(
+                "predictions", delete(predictions).where(_in_range(low, high, audited.before))
+            )
+        return deleted
+
+    def monitor_results(self, before: datetime | None) -> int:
+        """Delete the monitor results whose window ended before `before`, oldest ids first."""
+        if before is None:
+            return 0
+        oldest = select(_m.id).where(_m.window_end < to_utc(before)).order_by(_m.id)
+        statement = delete(monitor_results).where(
+            _m.id.in_(oldest.limit(self.rows).scalar_subquery())
+        )
+        deleted = 0
+        while True:
+            rows = self._batch("monitor_results", statement)
+            deleted += rows
+            if rows < self.rows:
+                return deleted
+
+    def _batch(self, table: PrunedTable, statement: Any) -> int:
+        if self.stopped or not self.keep_going():
+            self.stopped = True
+            return 0
+        with self.engine.begin() as connection:
+            rows = int(connection.execute(statement).rowcount)
+        self.report(table, rows)
+        return rows
