@@ -1,0 +1,264 @@
+"""A canary step judged against its baseline (pure): the candidate's rows since the step began
+against the baseline's rows of the same window and scope, and a replay of baseline-answered
+inputs, each against a configured gate (core.config.RolloutGates).
+
+Error-rate rise, class shift and confidence drift are decided as the monitors decide: an effect
+floor (the gate's limit) and a two-sample test at the warn false-alarm rate
+(monitors.thresholds.judge), the baseline window standing as the reference. Latency and schema
+failures are judged on their floor, disagreement on its 95 % interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import MonitorsConfig, RolloutGates
+from core.contracts import ERROR_STATUS
+from monitors.class_shift import MONITOR as CLASS_SHIFT
+from monitors.class_shift import class_shift
+from monitors.distances import share_rise_test
+from monitors.drift import MONITOR as CONFIDENCE_DRIFT
+from monitors.drift import confidence_drift
+from monitors.histograms import FINE_EDGES, ConfidenceHistogram
+from monitors.replay_compare import Comparison, GateOutcome, GateVerdict, psi_verdict
+from monitors.results import Measurement
+from monitors.schema_failures import failure_rate, inference_count
+
+# The columns of the step's rows the gates read (one row per prediction, all statuses).
+ROW_COLUMNS = ("model_version", "status", "latency_ms", "predicted_class", "confidence")
+# The outcomes counted as the version's errors: the server's (5xx), not the client's.
+SERVER_ERRORS = tuple(code for code, status in ERROR_STATUS.items() if status >= 500)
+# The name the error-rate rise is judged under (monitors.thresholds.judge takes any name).
+ERROR_RATE = "rollout_error_rate"
+INSUFFICIENT: GateOutcome = "insufficient_data"
+
+
+@dataclass(frozen=True)
+class VersionWindow:
+    """One version's rows in the step: outcomes, latencies, classes and confidences."""
+
+    version: str
+    statuses: dict[str, int]
+    latency_ms: np.ndarray
+    classes: dict[str, int]
+    confidences: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(self.statuses.get(code, 0) for code in SERVER_ERRORS)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.n if self.n else None
+
+    def latency(self, percentile: float) -> float | None:
+        return float(np.percentile(self.latency_ms, percentile)) if len(self.latency_ms) else None
+
+    def histogram(self) -> ConfidenceHistogram:
+        counts, _ = np.histogram(np.clip(self.confidences, 0.0, 1.0), bins=FINE_EDGES)
+        return ConfidenceHistogram.from_counts(FINE_EDGES, counts)
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers printed beside the gates."""
+        return {
+            "version": self.version,
+            "n": self.n,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "p95_ms": self.latency(95),
+            "p99_ms": self.latency(99),
+            "schema_failure_rate": failure_rate(self.statuses)["failure_rate"].value,
+            "classes": dict(self.classes),
+        }
+
+
+def version_window(rows: pd.DataFrame, version: str) -> VersionWindow:
+    """`version`'s rows (ROW_COLUMNS) as a window; empty when it has none."""
+    mine = rows[rows["model_version"] == version]
+    ok = mine[(mine["status"] == "ok") & mine["confidence"].notna()]
+    statuses = {str(k): int(v) for k, v in mine["status"].value_counts().sort_index().items()}
+    classes = {str(k): int(v) for k, v in ok["predicted_class"].value_counts().sort_index().items()}
+    return VersionWindow(
+        version=version,
+        statuses=statuses,
+        latency_ms=mine["latency_ms"].to_numpy(dtype=np.float64),
+        classes=classes,
+        confidences=ok["confidence"].to_numpy(dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class StepEvidence:
+    """What the gates judge: both windows, and the replay of baseline-answered inputs."""
+
+    baseline: VersionWindow
+    candidate: VersionWindow
+    replay: Comparison | None = None
+
+
+def judge_step(
+    evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
+) -> list[GateVerdict]:
+    """The configured gates on one step (unset gates are left out). With fewer candidate rows
+    than `gates.min_candidate_rows`, every gate is insufficient_data (its value still shown)."""
+    verdicts = [
+        verdict
+        for verdict in (
+            _error_rate(evidence, gates, monitors),
+            _latency(evidence, gates),
+            _schema_failures(evidence, gates),
+            _class_shift(evidence, gates, monitors),
+            _confidence_drift(evidence, gates, monitors),
+            _disagreement(evidence, gates),
+        )
+        if verdict is not None
+    ]
+    return [_enough(v, evidence.candidate.n, gates.min_candidate_rows) for v in verdicts]
+
+
+def step_verdict(verdicts: Sequence[GateVerdict]) -> GateOutcome:
+    """fail when a gate fails; else insufficient_data when one cannot judge; else pass."""
+    found = {v.verdict for v in verdicts}
+    if "fail" in found:
+        return "fail"
+    return INSUFFICIENT if INSUFFICIENT in found else "pass"
+
+
+def _enough(verdict: GateVerdict, candidate_rows: int, least: int) -> GateVerdict:
+    if candidate_rows >= least or verdict.status == INSUFFICIENT:
+        return verdict
+    details = {**verdict.details, "min_candidate_rows": least, "candidate_rows": candidate_rows}
+    return GateVerdict(
+        verdict.gate, verdict.value, verdict.limit, verdict.n, False, INSUFFICIENT, details
+    )
+
+
+def _floor(
+    gate: str, value: float | None, limit: float, n: int, details: dict[str, Any]
+) -> GateVerdict:
+    """At most `limit` passes; no value (nothing to measure) is insufficient_data."""
+    if value is None:
+        return GateVerdict(gate, None, limit, n, False, INSUFFICIENT, details)
+    held = value <= limit
+    return GateVerdict(gate, value, limit, n, held, "ok" if held else "failed", details)
+
+
+def _error_rate(
+    evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
+) -> GateVerdict | None:
+    limit = gates.max_error_rate_increase
+    if limit is None:
+        return None
+    base, cand = evidence.baseline, evidence.candidate
+    if not base.n or not cand.n:
+        return GateVerdict("max_error_rate_increase", None, limit, cand.n, False, INSUFFICIENT)
+    rise = share_rise_test(base.errors, base.n, cand.errors, cand.n)
+    sizes = {"reference_n": base.n, "current_n": cand.n}
+    measurement = Measurement(
+        (cand.errors / cand.n) - (base.errors / base.n), {**sizes, **rise.details()}
+    )
+    verdict = psi_verdict(
+        "max_error_rate_increase", ERROR_RATE, measurement, limit, cand.n, monitors,
+        min_n=1, metric="increase",
+    )  # fmt: skip
+    return _with(verdict, baseline=base.error_rate, candidate=cand.error_rate)
+
+
+def _latency(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:
+    limit = gates.max_p99_latency_ratio
+    if limit is None:
+        return None
+    base, cand = evidence.baseline, evidence.candidate
+    base_p99, cand_p99 = base.latency(99), cand.latency(99)
+    ratio = None if base_p99 is None or cand_p99 is None else cand_p99 / max(base_p99, 1e-9)
+    details = {
+        "baseline_p95_ms": base.latency(95),
+        "candidate_p95_ms": cand.latency(95),
+        "baseline_p99_ms": base_p99,
+        "candidate_p99_ms": cand_p99,
+        "baseline_n": base.n,
+    }
+    return _floor("max_p99_latency_ratio", ratio, limit, cand.n, details)
+
+
+def _schema_failures(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:
+    limit = gates.max_schema_failure_rate
+    if limit is None:
+        return None
+    cand = evidence.candidate
+    measured = failure_rate(cand.statuses)["failure_rate"]
+    base_rate = failure_rate(evidence.baseline.statuses)["failure_rate"].value
+    details = {**measured.details, "baseline": base_rate}
+    n = inference_count(cand.statuses)
+    return _floor("max_schema_failure_rate", measured.value, limit, n, details)
+
+
+def _class_shift(
+    evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
+) -> GateVerdict | None:
+    limit = gates.max_class_shift_psi
+    if limit is None:
+        return None
+    base, cand = evidence.baseline.classes, evidence.candidate.classes
+    psi = class_shift(base, cand)["psi"] if sum(base.values()) and sum(cand.values()) else None
+    n = sum(cand.values())
+    verdict = psi_verdict("max_class_shift_psi", CLASS_SHIFT, psi, limit, n, monitors, min_n=1)
+    return verdict
+
+
+def _confidence_drift(
+    evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
+) -> GateVerdict | None:
+    limit = gates.max_confidence_psi
+    if limit is None:
+        return None
+    base, cand = evidence.baseline, evidence.candidate
+    psi = None
+    if len(base.confidences) and len(cand.confidences):
+        reference, current = base.histogram(), cand.histogram()
+        drift = confidence_drift(
+            reference, current, reference.quantiles(), monitors.low_confidence_cutoff
+        )
+        psi = drift["psi"]
+    n = len(cand.confidences)
+    return psi_verdict("max_confidence_psi", CONFIDENCE_DRIFT, psi, limit, n, monitors, min_n=1)
+
+
+def _disagreement(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:
+    limit = gates.max_disagreement
+    if limit is None or gates.replay_sample == 0:
+        return None
+    replay = evidence.replay
+    if replay is None or replay.agreement is None or replay.agreement_interval is None:
+        n = 0 if replay is None else replay.n
+        return GateVerdict("max_disagreement", None, limit, n, False, INSUFFICIENT)
+    value = 1.0 - replay.agreement
+    low, high = (1.0 - replay.agreement_interval[1], 1.0 - replay.agreement_interval[0])
+    # Fails only when the whole interval is above the limit: a small replay is not failed
+    # on a few unlucky items.
+    held = low <= limit
+    details = {
+        "interval_95": [low, high],
+        "replayed": replay.n,
+        "schema_failure_rate": replay.schema_failure_rate,
+        "confusion": replay.confusion,
+    }
+    status = "ok" if held else "failed"
+    return GateVerdict("max_disagreement", value, limit, replay.n, held, status, details)
+
+
+def _with(verdict: GateVerdict, **extra: Any) -> GateVerdict:
+    details = {**verdict.details, **extra}
+    return GateVerdict(
+        verdict.gate, verdict.value, verdict.limit, verdict.n, verdict.passed,
+        verdict.status, details,
+    )  # fmt: skip
