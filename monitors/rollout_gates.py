@@ -4,8 +4,9 @@ inputs, each against a configured gate (core.config.RolloutGates).
 
 Error-rate rise, class shift and confidence drift are decided as the monitors decide: an effect
 floor (the gate's limit) and a two-sample test at the warn false-alarm rate
-(monitors.thresholds.judge), the baseline window standing as the reference. Latency and schema
-failures are judged on their floor, disagreement on its 95 % interval.
+(monitors.thresholds.judge), the baseline window standing as the reference. Schema failures and
+disagreement fail when the 95 % interval of their share lies wholly above the limit; the p99
+latency ratio is judged on its floor.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from monitors.distances import share_rise_test
 from monitors.drift import MONITOR as CONFIDENCE_DRIFT
 from monitors.drift import confidence_drift
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram
-from monitors.replay_compare import Comparison, GateOutcome, GateVerdict, psi_verdict
+from monitors.replay_compare import (
+    Comparison,
+    GateOutcome,
+    GateVerdict,
+    psi_verdict,
+    wilson_interval,
+)
 from monitors.results import Measurement
 from monitors.schema_failures import failure_rate, inference_count
 
@@ -198,8 +205,10 @@ def _schema_failures(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict
     measured = failure_rate(cand.statuses)["failure_rate"]
     base_rate = failure_rate(evidence.baseline.statuses)["failure_rate"].value
     details = {**measured.details, "baseline": base_rate}
-    n = inference_count(cand.statuses)
-    return _floor("max_schema_failure_rate", measured.value, limit, n, details)
+    failures = int(measured.details["failures"])
+    return _share_above(
+        "max_schema_failure_rate", failures, inference_count(cand.statuses), limit, details
+    )
 
 
 def _class_shift(
@@ -238,22 +247,31 @@ def _disagreement(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | 
     if limit is None or gates.replay_sample == 0:
         return None
     replay = evidence.replay
-    if replay is None or replay.agreement is None or replay.agreement_interval is None:
+    if replay is None or replay.agreement is None:
         n = 0 if replay is None else replay.n
         return GateVerdict("max_disagreement", None, limit, n, False, INSUFFICIENT)
-    value = 1.0 - replay.agreement
-    low, high = (1.0 - replay.agreement_interval[1], 1.0 - replay.agreement_interval[0])
-    # Fails only when the whole interval is above the limit: a small replay is not failed
-    # on a few unlucky items.
-    held = low <= limit
+    answered = sum(sum(row.values()) for row in replay.confusion.values())
+    agreed = sum(row.get(cls, 0) for cls, row in replay.confusion.items())
     details = {
-        "interval_95": [low, high],
         "replayed": replay.n,
         "schema_failure_rate": replay.schema_failure_rate,
         "confusion": replay.confusion,
     }
+    return _share_above("max_disagreement", answered - agreed, answered, limit, details)
+
+
+def _share_above(
+    gate: str, hits: int, n: int, limit: float, details: dict[str, Any]
+) -> GateVerdict:
+    """A share fails only when its whole 95 % interval is above `limit`: a small canary is not
+    failed on a few unlucky rows (2 of 93 is no evidence against 1 %), a broken one is."""
+    interval = wilson_interval(hits, n)
+    if interval is None:
+        return GateVerdict(gate, None, limit, n, False, INSUFFICIENT, details)
+    held = interval[0] <= limit
     status = "ok" if held else "failed"
-    return GateVerdict("max_disagreement", value, limit, replay.n, held, status, details)
+    found = {**details, "hits": hits, "interval_95": list(interval)}
+    return GateVerdict(gate, hits / n, limit, n, held, status, found)
 
 
 def _with(verdict: GateVerdict, **extra: Any) -> GateVerdict:

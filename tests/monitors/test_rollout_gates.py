@@ -72,9 +72,7 @@ def _replay(n: int, seed: int, disagree: float) -> pd.DataFrame:
     )[list(ITEM_COLUMNS)]
 
 
-def _judge(
-    candidate: pd.DataFrame, disagree: float = 0.02, replayed: int = 200, gates=GATES
-):
+def _judge(candidate: pd.DataFrame, disagree: float = 0.02, replayed: int = 200, gates=GATES):
     rows = pd.concat([_rows("base", 4000, seed=1), candidate])
     evidence = StepEvidence(
         baseline=version_window(rows, "base"),
