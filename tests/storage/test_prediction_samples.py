@@ -116,4 +116,5 @@ def test_stored_inputs_of_one_version_in_a_scope(store_engine):
     found = stored_inputs(
         store_engine, "ticket_classifier", START, END, model_version="v1", scope=scope
     )
-    assert expected and list(found.rows["request_id"]) == expected
+    assert expected
+    assert list(found.rows["request_id"]) == expected
