@@ -4,9 +4,10 @@ inputs, each against a configured gate (core.config.RolloutGates).
 
 Error-rate rise, class shift and confidence drift are decided as the monitors decide: an effect
 floor (the gate's limit) and a two-sample test at the warn false-alarm rate
-(monitors.thresholds.judge), the baseline window standing as the reference. Schema failures and
-disagreement fail when the 95 % interval of their share lies wholly above the limit; the p99
-latency ratio is judged on its floor.
+(monitors.thresholds.judge), the baseline window standing as the reference; so is the p99
+latency ratio, its test being whether more of the candidate's requests are slower than the
+baseline's p99. Schema failures and disagreement fail when the 95 % interval of their share
+lies wholly above the limit.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ROW_COLUMNS = ("model_version", "status", "latency_ms", "predicted_class", "conf
 SERVER_ERRORS = tuple(code for code, status in ERROR_STATUS.items() if status >= 500)
 # The name the error-rate rise is judged under (monitors.thresholds.judge takes any name).
 ERROR_RATE = "rollout_error_rate"
+LATENCY = "rollout_latency"
 INSUFFICIENT: GateOutcome = "insufficient_data"
 
 
@@ -121,7 +123,7 @@ def judge_step(
         verdict
         for verdict in (
             _error_rate(evidence, gates, monitors),
-            _latency(evidence, gates),
+            _latency(evidence, gates, monitors),
             _schema_failures(evidence, gates),
             _class_shift(evidence, gates, monitors),
             _confidence_drift(evidence, gates, monitors),
@@ -149,16 +151,6 @@ def _enough(verdict: GateVerdict, candidate_rows: int, least: int) -> GateVerdic
     )
 
 
-def _floor(
-    gate: str, value: float | None, limit: float, n: int, details: dict[str, Any]
-) -> GateVerdict:
-    """At most `limit` passes; no value (nothing to measure) is insufficient_data."""
-    if value is None:
-        return GateVerdict(gate, None, limit, n, False, INSUFFICIENT, details)
-    held = value <= limit
-    return GateVerdict(gate, value, limit, n, held, "ok" if held else "failed", details)
-
-
 def _error_rate(
     evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
 ) -> GateVerdict | None:
@@ -180,21 +172,36 @@ def _error_rate(
     return _with(verdict, baseline=base.error_rate, candidate=cand.error_rate)
 
 
-def _latency(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:
+def _latency(
+    evidence: StepEvidence, gates: RolloutGates, monitors: MonitorsConfig
+) -> GateVerdict | None:
     limit = gates.max_p99_latency_ratio
     if limit is None:
         return None
     base, cand = evidence.baseline, evidence.candidate
     base_p99, cand_p99 = base.latency(99), cand.latency(99)
-    ratio = None if base_p99 is None or cand_p99 is None else cand_p99 / max(base_p99, 1e-9)
+    if base_p99 is None or cand_p99 is None:
+        return GateVerdict("max_p99_latency_ratio", None, limit, cand.n, False, INSUFFICIENT)
+    # A p99 of a hundred rows is nearly their maximum: the ratio fails only when the share of
+    # the candidate's requests slower than the baseline's p99 also rose beyond noise.
+    base_slow = int((base.latency_ms > base_p99).sum())
+    cand_slow = int((cand.latency_ms > base_p99).sum())
+    tail = share_rise_test(base_slow, base.n, cand_slow, cand.n)
     details = {
+        "reference_n": base.n,
+        "current_n": cand.n,
+        **tail.details(),
         "baseline_p95_ms": base.latency(95),
         "candidate_p95_ms": cand.latency(95),
         "baseline_p99_ms": base_p99,
         "candidate_p99_ms": cand_p99,
-        "baseline_n": base.n,
+        "candidate_share_above_baseline_p99": cand_slow / cand.n,
     }
-    return _floor("max_p99_latency_ratio", ratio, limit, cand.n, details)
+    ratio = Measurement(cand_p99 / max(base_p99, 1e-9), details)
+    verdict = psi_verdict(
+        "max_p99_latency_ratio", LATENCY, ratio, limit, cand.n, monitors, min_n=1, metric="ratio"
+    )
+    return _with(verdict, **details)
 
 
 def _schema_failures(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:

@@ -48,6 +48,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+GOLDEN_SETTLE_MARGIN_S = 1.0
 IdOption = Annotated[int | None, typer.Option("--id", help="the rollout (default: the only one)")]
 ActorOption = Annotated[str | None, typer.Option(help="who acts (default: the user)")]
 MinRowsOption = Annotated[
@@ -277,7 +278,9 @@ def _golden(settings: Settings, url: str | None, api_key: str | None) -> GoldenC
     if api_key is None:
         raise typer.BadParameter("--url needs --api-key (or SERVEWATCH_API_KEY)")
     target = ServiceTarget(url, api_key, settings.config, settings.bentoml_home)
-    return service_golden(target, settings.config.release.golden)
+    # Every worker applies a change within one poll of the store: check after that.
+    settle_s = settings.rollout_poll_interval_s + GOLDEN_SETTLE_MARGIN_S
+    return service_golden(target, settings.config.release.golden, settle_s)
 
 
 def _show_status(found: StepStatus) -> None:

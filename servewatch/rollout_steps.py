@@ -8,6 +8,7 @@ tested with a fake clock on a real store.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,11 +39,18 @@ def no_golden(rollout: Rollout, after: str) -> CheckReport | None:
     return None
 
 
-def service_golden(target: ServiceTarget, gates: GoldenGates) -> GoldenCheck:
-    """The golden set posted to the live service: the candidate's after a step, the
-    baseline's after an abort or a rollback (release check's HTTP path)."""
+def service_golden(
+    target: ServiceTarget,
+    gates: GoldenGates,
+    settle_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GoldenCheck:
+    """The golden set posted to the live service (release check's HTTP path), once the workers
+    have had `settle_s` to apply the change: the candidate's after a step, the baseline's
+    after an abort or a rollback."""
 
     def check(rollout: Rollout, after: str) -> CheckReport:
+        sleep(settle_s)
         serving = rollout.state in ("active", "promoted") and after == "step"
         model, version = (
             (rollout.candidate_model, rollout.candidate_version)

@@ -165,3 +165,20 @@ def test_unset_gates_are_left_out():
     assert "max_p99_latency_ratio" not in names
     assert "max_disagreement" not in names
     assert "max_error_rate_increase" in names
+
+
+def test_one_slow_outlier_in_a_small_step_is_noise_but_a_slow_tail_fails():
+    # Steady at 20 ms but for two requests of 500 ms: the p99 of 120 rows is nearly their
+    # maximum, far above the baseline's, yet 2 of 120 above the baseline's p99 is no evidence.
+    outlier = _rows("cand", 120, seed=2)
+    outlier["latency_ms"] = 20.0
+    outlier.loc[:1, "latency_ms"] = 500.0
+    verdicts, _ = _judge(outlier)
+    p99 = verdicts["max_p99_latency_ratio"]
+    assert p99.value > GATES.max_p99_latency_ratio
+    assert p99.verdict == "pass"
+    tail = _rows("cand", 120, seed=2)
+    tail.loc[:9, "latency_ms"] *= 10  # one request in twelve ten times slower
+    verdicts, _ = _judge(tail)
+    assert verdicts["max_p99_latency_ratio"].verdict == "fail"
+    assert verdicts["max_p99_latency_ratio"].details["candidate_share_above_baseline_p99"] > 0.08
