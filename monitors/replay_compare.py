@@ -203,7 +203,7 @@ def judge_gates(
     for gate, monitor, measurements, limit in drift:
         if limit is not None:
             psi = None if measurements is None else measurements["psi"]
-            verdicts.append(psi_verdict(gate, monitor, psi, limit, n, monitors))
+            verdicts.append(judged_gate(gate, monitor, psi, limit, n, monitors))
     return verdicts
 
 
@@ -212,7 +212,7 @@ def _floor_verdict(gate: str, value: float | None, limit: float, n: int, held: b
     return GateVerdict(gate, value, limit, n, held, status)
 
 
-def psi_verdict(
+def judged_gate(
     gate: str,
     monitor: str,
     measurement: Measurement | None,
@@ -222,9 +222,9 @@ def psi_verdict(
     min_n: int | None = None,
     metric: str = "psi",
 ) -> GateVerdict:
-    """A measurement (PSI by default) at or above `limit` fails when its test rejects at the
-    warn false-alarm rate; below `min_n` items (default: the monitors' minimum) it is not
-    judged."""
+    """A measurement (PSI by default) at or above `limit` fails when the two-sample test it
+    carries rejects at the warn false-alarm rate (monitors.thresholds.judge); below `min_n`
+    items (default: the monitors' minimum) it is not judged."""
     if measurement is None:
         return GateVerdict(gate, None, limit, n, False, "insufficient_data")
     floors = {**monitors.thresholds, monitor: {metric: Threshold(warn=limit, alert=limit)}}

@@ -13,7 +13,7 @@ lies wholly above the limit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from monitors.replay_compare import (
     Comparison,
     GateOutcome,
     GateVerdict,
-    psi_verdict,
+    judged_gate,
     wilson_interval,
 )
 from monitors.results import Measurement
@@ -44,6 +44,10 @@ SERVER_ERRORS = tuple(code for code, status in ERROR_STATUS.items() if status >=
 # The name the error-rate rise is judged under (monitors.thresholds.judge takes any name).
 ERROR_RATE = "rollout_error_rate"
 LATENCY = "rollout_latency"
+NOTHING_REPLAYED = (
+    "no stored input of the step's baseline rows to replay (redaction.store_raw_inputs is off, "
+    "or no baseline row yet): store inputs or set release.gates.max_disagreement to null"
+)
 INSUFFICIENT: GateOutcome = "insufficient_data"
 
 
@@ -143,12 +147,10 @@ def step_verdict(verdicts: Sequence[GateVerdict]) -> GateOutcome:
 
 
 def _enough(verdict: GateVerdict, candidate_rows: int, least: int) -> GateVerdict:
-    if candidate_rows >= least or verdict.status == INSUFFICIENT:
+    if candidate_rows >= least:
         return verdict
     details = {**verdict.details, "min_candidate_rows": least, "candidate_rows": candidate_rows}
-    return GateVerdict(
-        verdict.gate, verdict.value, verdict.limit, verdict.n, False, INSUFFICIENT, details
-    )
+    return replace(verdict, passed=False, status=INSUFFICIENT, details=details)
 
 
 def _error_rate(
@@ -165,7 +167,7 @@ def _error_rate(
     measurement = Measurement(
         (cand.errors / cand.n) - (base.errors / base.n), {**sizes, **rise.details()}
     )
-    verdict = psi_verdict(
+    verdict = judged_gate(
         "max_error_rate_increase", ERROR_RATE, measurement, limit, cand.n, monitors,
         min_n=1, metric="increase",
     )  # fmt: skip
@@ -198,7 +200,7 @@ def _latency(
         "candidate_share_above_baseline_p99": cand_slow / cand.n,
     }
     ratio = Measurement(cand_p99 / max(base_p99, 1e-9), details)
-    verdict = psi_verdict(
+    verdict = judged_gate(
         "max_p99_latency_ratio", LATENCY, ratio, limit, cand.n, monitors, min_n=1, metric="ratio"
     )
     return _with(verdict, **details)
@@ -227,7 +229,7 @@ def _class_shift(
     base, cand = evidence.baseline.classes, evidence.candidate.classes
     psi = class_shift(base, cand)["psi"] if sum(base.values()) and sum(cand.values()) else None
     n = sum(cand.values())
-    verdict = psi_verdict("max_class_shift_psi", CLASS_SHIFT, psi, limit, n, monitors, min_n=1)
+    verdict = judged_gate("max_class_shift_psi", CLASS_SHIFT, psi, limit, n, monitors, min_n=1)
     return verdict
 
 
@@ -246,7 +248,7 @@ def _confidence_drift(
         )
         psi = drift["psi"]
     n = len(cand.confidences)
-    return psi_verdict("max_confidence_psi", CONFIDENCE_DRIFT, psi, limit, n, monitors, min_n=1)
+    return judged_gate("max_confidence_psi", CONFIDENCE_DRIFT, psi, limit, n, monitors, min_n=1)
 
 
 def _disagreement(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | None:
@@ -256,10 +258,11 @@ def _disagreement(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | 
     replay = evidence.replay
     if replay is None or replay.agreement is None:
         n = 0 if replay is None else replay.n
-        return GateVerdict("max_disagreement", None, limit, n, False, INSUFFICIENT)
+        nothing = {"reason": NOTHING_REPLAYED}
+        return GateVerdict("max_disagreement", None, limit, n, False, INSUFFICIENT, nothing)
     answered = sum(sum(row.values()) for row in replay.confusion.values())
     agreed = sum(row.get(cls, 0) for cls, row in replay.confusion.items())
-    details = {
+    details: dict[str, Any] = {
         "replayed": replay.n,
         "schema_failure_rate": replay.schema_failure_rate,
         "confusion": replay.confusion,
@@ -282,8 +285,4 @@ def _share_above(
 
 
 def _with(verdict: GateVerdict, **extra: Any) -> GateVerdict:
-    details = {**verdict.details, **extra}
-    return GateVerdict(
-        verdict.gate, verdict.value, verdict.limit, verdict.n, verdict.passed,
-        verdict.status, details,
-    )  # fmt: skip
+    return replace(verdict, details={**verdict.details, **extra})

@@ -19,6 +19,7 @@ from rich.table import Table
 from core.config import Settings
 from core.files import write_atomically
 from core.timeutil import iso_utc
+from monitors.replay_compare import GateVerdict
 from servewatch.release_check import CheckReport, ServiceTarget
 from servewatch.release_cli import show_report
 from servewatch.rollout import Scope, parse_steps, pick_rollout, plan_rollout, roll_back
@@ -299,14 +300,26 @@ def _show_status(found: StepStatus) -> None:
         values = [_number(numbers[k]) for k in shown]
         sides.add_row(side, window.version, str(window.n), str(window.errors), *values)
     console.print(sides)
-    gates = Table("gate", "value", "limit", "n", "verdict", title=f"verdict: {found.verdict}")
+    gates = Table("gate", "value", "limit", "n", "verdict", "why not judged")
+    gates.title = f"verdict: {found.verdict}"
     colours = {"pass": "green", "fail": "red", "insufficient_data": "yellow"}
     for g in found.gates:
         colour = colours[g.verdict]
-        gates.add_row(
-            g.gate, _number(g.value), f"{g.limit:g}", str(g.n), f"[{colour}]{g.verdict}[/{colour}]"
-        )
+        verdict = f"[{colour}]{g.verdict}[/{colour}]"
+        gates.add_row(g.gate, _number(g.value), f"{g.limit:g}", str(g.n), verdict, _why(g))
     console.print(gates)
+
+
+def _why(gate: GateVerdict) -> str:
+    """Why a gate could not judge: too few candidate rows, or its own reason."""
+    if gate.verdict != "insufficient_data":
+        return ""
+    reasons = []
+    if "min_candidate_rows" in gate.details:
+        reasons.append(f"{gate.details['min_candidate_rows']} candidate rows needed")
+    if "reason" in gate.details:
+        reasons.append(str(gate.details["reason"]))
+    return "; ".join(reasons) or "nothing to measure yet"
 
 
 def _golden_result(report: CheckReport | None) -> None:

@@ -131,9 +131,9 @@ def model_replayer(engine: Engine, settings: Settings) -> Replayer:
             rollout.baseline_model,
             since,
             until,
-            limit=sample,
+            rollout_scope(rollout),
+            sample,
             model_version=rollout.baseline_version,
-            scope=rollout_scope(rollout),
         )
         if stored.rows.empty:
             return None

@@ -118,18 +118,15 @@ def stored_inputs(
     model_name: str,
     since: datetime,
     until: datetime,
-    tenant: str | None = None,
+    scope: RowScope = RowScope(),
     limit: int | None = None,
     *,
     model_version: str | None = None,
-    scope: RowScope = RowScope(),
 ) -> StoredInputs:
-    """`model_name`'s successful rows in [since, until) (of `tenant`, of `model_version`, in
-    `scope`), oldest first, whose redacted input was stored (at most `limit`), and the count
-    of those without one."""
+    """`model_name`'s successful rows in [since, until) (of `model_version`, in `scope`),
+    oldest first, whose redacted input was stored (at most `limit`), and the count of those
+    without one."""
     condition = and_(_ok_rows(model_name, model_version, since, until), scope.condition())
-    if tenant is not None:
-        condition = and_(condition, _p.tenant == tenant)
     # JSON null and SQL NULL both mean "not stored"; rows are read and filtered in Python so
     # the query stays the same on SQLite and PostgreSQL.
     statement = select(*(getattr(_p, c) for c in STORED_INPUT_COLUMNS)).where(condition)

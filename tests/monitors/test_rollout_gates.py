@@ -154,6 +154,8 @@ def test_a_failing_gate_outweighs_one_that_cannot_judge():
     verdicts = judge_step(evidence, GATES, MONITORS)
     by_gate = {v.gate: v.verdict for v in verdicts}
     assert by_gate["max_disagreement"] == "insufficient_data"  # nothing was replayed
+    [disagreement] = [v for v in verdicts if v.gate == "max_disagreement"]
+    assert "store_raw_inputs" in disagreement.details["reason"]
     assert step_verdict(verdicts) == "fail"
 
 

@@ -218,6 +218,8 @@ def test_status_judges_the_step_and_promote_follows_its_verdict(env, tmp_path):
     waiting = _run("rollout", "status", "--json", str(out))
     assert waiting.exit_code == 0, waiting.output
     assert json.loads(out.read_text())["verdict"] == "insufficient_data"
+    assert "100 candidate rows needed" in waiting.output
+    assert "store_raw_inputs" in waiting.output  # nothing to replay yet, and why
 
     _serve(env, env["baseline"], 800, seed=1)
     _serve(env, env["candidate"], 200, seed=2)

@@ -48,7 +48,7 @@ def test_prediction_count_counts_the_rows(store_engine):
 
 
 def test_stored_inputs_are_the_rows_with_an_input_and_the_others_are_counted(store_engine):
-    from storage.prediction_samples import STORED_INPUT_COLUMNS, stored_inputs
+    from storage.prediction_samples import STORED_INPUT_COLUMNS, RowScope, stored_inputs
 
     rows = make_records(400, step_s=1.0)
     write_predictions(store_engine, rows)
@@ -56,7 +56,7 @@ def test_stored_inputs_are_the_rows_with_an_input_and_the_others_are_counted(sto
     acme = [r for r in window if r["tenant"] == "acme"]
     with_input = [r for r in acme if r["features"]]
 
-    found = stored_inputs(store_engine, "ticket_classifier", START, END, tenant="acme")
+    found = stored_inputs(store_engine, "ticket_classifier", START, END, RowScope(tenant="acme"))
 
     assert list(found.rows.columns) == list(STORED_INPUT_COLUMNS)
     assert list(found.rows["request_id"]) == [r["request_id"] for r in with_input]
@@ -113,8 +113,6 @@ def test_stored_inputs_of_one_version_in_a_scope(store_engine):
         and r["model_version"] == "v1"
         and r["endpoint"] == "classify_tickets"
     ]
-    found = stored_inputs(
-        store_engine, "ticket_classifier", START, END, model_version="v1", scope=scope
-    )
+    found = stored_inputs(store_engine, "ticket_classifier", START, END, scope, model_version="v1")
     assert expected
     assert list(found.rows["request_id"]) == expected
