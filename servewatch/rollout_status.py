@@ -25,7 +25,7 @@ from monitors.rollout_gates import (
 )
 from servewatch.replay import DEFAULT_BATCH_SIZE, ModelLoader, score_items
 from storage.prediction_samples import RowScope, stored_inputs, version_rows
-from storage.rollouts import Rollout
+from storage.rollouts import Rollout, RolloutError
 
 # (rollout, step start, now) -> the replay of the step's baseline-answered inputs, or None.
 Replayer = Callable[[Rollout, datetime, datetime], Comparison | None]
@@ -104,7 +104,7 @@ def step_status(
     """The rollout's current step (since its `updated_at`, until `now`) judged."""
     since, until = rollout.updated_at, to_utc(now)
     if until <= since:
-        raise ValueError(f"the step began at {iso_utc(since)}, after {iso_utc(until)}")
+        raise RolloutError(f"the step began at {iso_utc(since)}, not before {iso_utc(until)}")
     versions = (rollout.baseline_version, rollout.candidate_version)
     rows = version_rows(
         engine, rollout.candidate_model, versions, since, until, rollout_scope(rollout)
