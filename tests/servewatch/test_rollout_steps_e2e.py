@@ -1,7 +1,9 @@
 """`servewatch rollout promote --auto` against the real service (2 workers, SQLite): a ticket
 classifier that learnt noise fails its gates and is aborted while traffic flows, no request
 fails, every stored row names the version that answered it, and the baseline's golden set runs
-on the live service after the abort; a risk scorer retrained on other accounts reaches 100 %."""
+on the live service after the abort; a risk scorer retrained on other accounts reaches 100 %;
+the noise model let through by open gates is rolled back when its golden set fails on the live
+service after the step."""
 
 from __future__ import annotations
 
@@ -27,6 +29,14 @@ from tests.service.conftest import KEYS, ServiceServer, auth, write_config
 from tests.support.models import TICKETS, build_noise_ticket_model
 
 POLL_S = 0.5
+GATE_LIMITS = (
+    "max_error_rate_increase",
+    "max_p99_latency_ratio",
+    "max_schema_failure_rate",
+    "max_class_shift_psi",
+    "max_confidence_psi",
+    "max_disagreement",
+)
 INTERVAL_S = 5
 
 
@@ -64,7 +74,18 @@ def release_stack(tmp_path_factory):
         home=home / "run", config=config, models_home=models, database_url=url, workers=2, env=env
     )
     server.start()
-    yield {"server": server, "url": url, "config": config, "models": models, **versions}
+    # The same service judged by gates that let anything through: only the golden set stops it.
+    lenient = {name: None for name in GATE_LIMITS} | {"min_candidate_rows": 40}
+    open_gates = write_config(
+        home / "open-gates.yaml",
+        routing=routing,
+        redaction={"store_raw_inputs": True},
+        release={"gates": lenient},
+    )
+    yield {
+        "server": server, "url": url, "config": config, "open_gates": open_gates,
+        "models": models, **versions,
+    }  # fmt: skip
     server.stop()
 
 
@@ -102,7 +123,7 @@ class Traffic:
         return set(list(self.answered.values())[-n:])
 
 
-def _auto(stack, monkeypatch, candidate: str):
+def _auto(stack, monkeypatch, candidate: str, config_key: str = "config"):
     monkeypatch.setenv("SERVEWATCH_DATABASE_URL", stack["url"])
     monkeypatch.setenv("SERVEWATCH_MODELS_HOME", str(stack["models"]))
     monkeypatch.setenv("SERVEWATCH_ROLLOUT_POLL_INTERVAL_S", str(POLL_S))
@@ -110,7 +131,7 @@ def _auto(stack, monkeypatch, candidate: str):
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.delenv("BENTOML_HOME", raising=False)
     runner = CliRunner()
-    config = str(stack["config"])
+    config = str(stack[config_key])
     started = runner.invoke(
         app, ["rollout", "start", "--candidate", candidate, "--steps", "50,100", "--config", config]
     )
@@ -146,7 +167,7 @@ def _stored(url: str, answered: dict[str, str]) -> dict[str, str]:
 def _events(url: str) -> list[dict]:
     engine = create_store_engine(url)
     try:
-        kinds = ("rollout_step", "promotion", "abort")
+        kinds = ("rollout_step", "promotion", "abort", "rollback")
         statement = select(audit_log).where(audit_log.c.kind.in_(kinds)).order_by(audit_log.c.id)
         with engine.connect() as connection:
             return [dict(r) for r in connection.execute(statement).mappings()]
@@ -207,3 +228,35 @@ def list_rollouts_at(url: str):
         return list_rollouts(engine)
     finally:
         engine.dispose()
+
+
+def test_a_candidate_whose_golden_set_fails_on_the_live_service_is_rolled_back(
+    release_stack, monkeypatch
+):
+    server, url = release_stack["server"], release_stack["url"]
+    texts = ticket_dataset(n=300, reference_rows=10).validation_inputs
+    noise = release_stack["noise"]
+    with Traffic(server, "/classify_ticket", [{"text": t} for t in texts]) as traffic:
+        time.sleep(1)
+        result = _auto(release_stack, monkeypatch, f"{TICKETS}:{noise}", "open_gates")
+        assert result.exit_code == 1, result.output
+        _until(lambda: traffic.recent(30) == {release_stack["ticket"]})
+    assert traffic.failures == []
+    rollouts = [r for r in list_rollouts_at(url) if r.candidate_version == noise]
+    newest = rollouts[0]
+    # The open gates promoted it to 100 %; its golden set then failed and it was undone.
+    assert newest.state == "rolled_back"
+    events = [e for e in _events(url) if e["details"]["rollout_id"] == newest.id]
+    assert [(e["kind"], e["decision"]) for e in events] == [
+        ("rollout_step", "start"),
+        ("promotion", "promote"),
+        ("rollout_step", "check"),
+        ("rollback", "rollback"),
+        ("rollout_step", "check"),
+    ]
+    after_step, after_rollback = (e["details"] for e in events if e["decision"] == "check")
+    assert after_step["after"] == "step"
+    assert after_step["golden"]["passed"] is False
+    assert after_step["problems"]
+    assert events[3]["details"]["reason"] == "golden set failed after the step"
+    assert (after_rollback["after"], after_rollback["golden"]["passed"]) == ("abort", True)
