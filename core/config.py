@@ -497,8 +497,42 @@ class GoldenGates(_Strict):
     min_accuracy: float = Field(default=0.7, ge=0, le=1)
 
 
+def _alert_floor(monitor: str, metric: str) -> float:
+    return _default_thresholds()[monitor][metric].alert
+
+
+class RolloutGates(_Strict):
+    """What a canary's current step must keep for `rollout promote` to move it on (unset: not
+    gated). Each compares the candidate's rows since the step began with the baseline's."""
+
+    # Below this many candidate rows in the step, every gate is `insufficient_data`.
+    min_candidate_rows: int = Field(default=100, ge=1)
+    # Rise of the server-error share (5xx outcomes), candidate minus baseline; fails only when
+    # the two-proportion test also rejects "no rise" (monitors' judging).
+    max_error_rate_increase: float | None = Field(default=0.02, ge=0, le=1)
+    # Candidate p99 latency over the baseline's.
+    max_p99_latency_ratio: float | None = Field(default=1.5, gt=0)
+    # Share of the candidate's inferences whose output broke the schema (model_error).
+    max_schema_failure_rate: float | None = Field(default=0.01, ge=0, le=1)
+    # PSI of class shares and of confidences, candidate window against the baseline window;
+    # each fails only when its two-sample test also rejects "same distribution". Default: the
+    # monitors' alert floor (a canary fails where its monitor would alert).
+    max_class_shift_psi: float | None = Field(
+        default_factory=lambda: _alert_floor("class_shift", "psi"), gt=0
+    )
+    max_confidence_psi: float | None = Field(
+        default_factory=lambda: _alert_floor("confidence_drift", "psi"), gt=0
+    )
+    # Share of replayed baseline-answered inputs the candidate classes differently; fails when
+    # the 95 % interval lies wholly above it.
+    max_disagreement: float | None = Field(default=0.1, ge=0, le=1)
+    # How many of the step's baseline-answered stored inputs are replayed (0: none).
+    replay_sample: int = Field(default=200, ge=0)
+
+
 class ReleaseConfig(_Strict):
     golden: GoldenGates = Field(default_factory=GoldenGates)
+    gates: RolloutGates = Field(default_factory=RolloutGates)
 
 
 class RetentionConfig(_Strict):

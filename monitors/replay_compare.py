@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,8 @@ SCHEMA_FAILURE = "(schema failure)"
 # Two-sided 95 % for the agreement's Wilson interval.
 Z_95 = 1.959964
 SIDES = ("baseline", "candidate")
+# A gate's outcome: it held, it failed, or too few items to judge.
+GateOutcome = Literal["pass", "fail", "insufficient_data"]
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,18 @@ class GateVerdict:
     status: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def verdict(self) -> GateOutcome:
+        """pass, fail, or insufficient_data (too few items to judge)."""
+        if self.passed:
+            return "pass"
+        return "insufficient_data" if self.status == "insufficient_data" else "fail"
+
     def as_json(self) -> dict[str, Any]:
         found: dict[str, Any] = json_safe(
             {
                 "gate": self.gate,
+                "verdict": self.verdict,
                 "value": self.value,
                 "limit": self.limit,
                 "n": self.n,
@@ -193,7 +203,7 @@ def judge_gates(
     for gate, monitor, measurements, limit in drift:
         if limit is not None:
             psi = None if measurements is None else measurements["psi"]
-            verdicts.append(_psi_verdict(gate, monitor, psi, limit, n, monitors))
+            verdicts.append(judged_gate(gate, monitor, psi, limit, n, monitors))
     return verdicts
 
 
@@ -202,24 +212,29 @@ def _floor_verdict(gate: str, value: float | None, limit: float, n: int, held: b
     return GateVerdict(gate, value, limit, n, held, status)
 
 
-def _psi_verdict(
+def judged_gate(
     gate: str,
     monitor: str,
     measurement: Measurement | None,
     limit: float,
     n: int,
     monitors: MonitorsConfig,
+    min_n: int | None = None,
+    metric: str = "psi",
 ) -> GateVerdict:
-    """PSI at or above `limit` fails when its test rejects at the warn false-alarm rate."""
+    """A measurement (PSI by default) at or above `limit` fails when the two-sample test it
+    carries rejects at the warn false-alarm rate (monitors.thresholds.judge); below `min_n`
+    items (default: the monitors' minimum) it is not judged."""
     if measurement is None:
         return GateVerdict(gate, None, limit, n, False, "insufficient_data")
-    floors = {**monitors.thresholds, monitor: {"psi": Threshold(warn=limit, alert=limit)}}
+    floors = {**monitors.thresholds, monitor: {metric: Threshold(warn=limit, alert=limit)}}
     config = monitors.model_copy(update={"thresholds": floors, "overrides": []})
-    sufficient = n >= monitors.min_predictions
-    verdict = judge(config, monitor, "psi", measurement, sufficient)
+    least = monitors.min_predictions if min_n is None else min_n
+    sufficient = n >= least
+    verdict = judge(config, monitor, metric, measurement, sufficient)
     details = {**verdict.details, **_test_details(measurement)}
     if not sufficient:
-        details["min_predictions"] = monitors.min_predictions
+        details["min_predictions"] = least
     passed = verdict.status == "ok"
     return GateVerdict(gate, measurement.value, limit, n, passed, verdict.status, details)
 

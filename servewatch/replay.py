@@ -22,7 +22,7 @@ from core.timeutil import iso_utc
 from monitors.replay_compare import ITEM_COLUMNS, Comparison, GateVerdict, compare_by_tenant
 from monitors.replay_compare import judge_gates as judge_replay_gates
 from service.runtime import InputMismatch, ItemResult, LoadedModel, load_model
-from storage.prediction_samples import stored_inputs
+from storage.prediction_samples import RowScope, stored_inputs
 
 DEFAULT_BATCH_SIZE = 32
 # The failure recorded for a stored input a version cannot take (text given to a tabular model,
@@ -112,8 +112,9 @@ def run_replay(
 
     loader = ModelLoader(settings)
     candidate = loader.load(request.model_name, request.candidate_version)
+    scope = RowScope(tenant=request.tenant)
     stored = stored_inputs(
-        engine, request.model_name, request.since, request.until, request.tenant, request.limit
+        engine, request.model_name, request.since, request.until, scope, request.limit
     )
     rows = stored.rows
     skipped = {"without_inputs": stored.without_inputs, "answering_version_missing": 0}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.timeutil import to_utc
@@ -93,19 +94,39 @@ class StoredInputs:
     without_inputs: int
 
 
+@dataclass(frozen=True)
+class RowScope:
+    """Which rows of a window count: some endpoints, one tenant, one region (None: all)."""
+
+    endpoints: tuple[str, ...] | None = None
+    tenant: str | None = None
+    region: str | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        found: list[ColumnElement[bool]] = []
+        if self.endpoints is not None:
+            found.append(_p.endpoint.in_(self.endpoints))
+        if self.tenant is not None:
+            found.append(_p.tenant == self.tenant)
+        if self.region is not None:
+            found.append(_p.region == self.region)
+        return and_(true(), *found)
+
+
 def stored_inputs(
     engine: Engine,
     model_name: str,
     since: datetime,
     until: datetime,
-    tenant: str | None = None,
+    scope: RowScope = RowScope(),
     limit: int | None = None,
+    *,
+    model_version: str | None = None,
 ) -> StoredInputs:
-    """`model_name`'s successful rows in [since, until) (of `tenant`), oldest first, whose
-    redacted input was stored (at most `limit`), and the count of those without one."""
-    condition = _ok_rows(model_name, None, since, until)
-    if tenant is not None:
-        condition = and_(condition, _p.tenant == tenant)
+    """`model_name`'s successful rows in [since, until) (of `model_version`, in `scope`),
+    oldest first, whose redacted input was stored (at most `limit`), and the count of those
+    without one."""
+    condition = and_(_ok_rows(model_name, model_version, since, until), scope.condition())
     # JSON null and SQL NULL both mean "not stored"; rows are read and filtered in Python so
     # the query stays the same on SQLite and PostgreSQL.
     statement = select(*(getattr(_p, c) for c in STORED_INPUT_COLUMNS)).where(condition)
@@ -123,3 +144,36 @@ def stored_inputs(
     frame = pd.DataFrame(kept, columns=list(STORED_INPUT_COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return StoredInputs(frame, without)
+
+
+VERSION_ROW_COLUMNS = ("model_version", "status", "latency_ms", "predicted_class", "confidence")
+MAX_VERSION_ROWS = 100_000
+
+
+def version_rows(
+    engine: Engine,
+    model_name: str,
+    versions: Sequence[str],
+    since: datetime,
+    until: datetime,
+    scope: RowScope = RowScope(),
+    max_rows: int = MAX_VERSION_ROWS,
+) -> pd.DataFrame:
+    """Every row (all statuses) of `versions` of `model_name` in [since, until) and `scope`:
+    version, status, latency, class and confidence; every k-th row (by id) past `max_rows`."""
+    condition = and_(
+        _p.model_name == model_name,
+        _p.model_version.in_(list(versions)),
+        _p.ts >= to_utc(since),
+        _p.ts < to_utc(until),
+        scope.condition(),
+    )
+    columns = [getattr(_p, c) for c in VERSION_ROW_COLUMNS]
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).where(condition)).scalar_one()
+        step = max(math.ceil(total / max_rows), 1)
+        if step > 1:
+            condition = and_(condition, _p.id % step == 0)
+        rows = connection.execute(select(*columns).where(condition).order_by(_p.id)).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(VERSION_ROW_COLUMNS))
+    return frame.astype({"latency_ms": "float64", "confidence": "float64"})

@@ -133,12 +133,24 @@ def start_rollout(engine: Engine, plan: RolloutPlan, *, actor: str, now: datetim
     return rollout
 
 
-def promote_rollout(engine: Engine, rollout_id: int, *, actor: str, now: datetime) -> Rollout:
-    """Move an active rollout to its next step; at the last step it becomes `promoted`."""
+def promote_rollout(
+    engine: Engine,
+    rollout_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+    from_step: int | None = None,
+) -> Rollout:
+    """Move an active rollout to its next step; at the last step it becomes `promoted`.
+    `details` (e.g. the gates' verdicts) go into its audit event; with `from_step`, only a
+    rollout still at that step moves (the step the verdicts were on)."""
     at = to_utc(now)
     with engine.begin() as connection:
         _serialise(connection)
         current = _require(connection, rollout_id, "active")
+        if from_step is not None and current.step_index != from_step:
+            raise RolloutError(f"rollout {rollout_id} left step {from_step} meanwhile")
         index = current.step_index + 1
         done = index == len(current.steps) - 1
         values = {"step_index": index, "weight": current.steps[index], "updated_at": at}
@@ -146,26 +158,55 @@ def promote_rollout(engine: Engine, rollout_id: int, *, actor: str, now: datetim
             values["state"] = "promoted"
         rollout = _change(connection, current, values)
         kind: AuditKind = "promotion" if done else "rollout_step"
-        _audit(connection, rollout, kind, "promote" if done else "step", actor, at)
+        _audit(connection, rollout, kind, "promote" if done else "step", actor, at, details)
     return rollout
 
 
 def abort_rollout(
-    engine: Engine, rollout_id: int, *, actor: str, now: datetime, reason: str | None = None
+    engine: Engine,
+    rollout_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Rollout:
-    """End an active rollout: every request goes back to the baseline."""
-    return _end(engine, rollout_id, "active", "aborted", "abort", actor, now, reason)
+    """End an active rollout: every request goes back to the baseline. `details` (e.g. the
+    gates' verdicts of an automatic abort) go into its audit event."""
+    return _end(engine, rollout_id, "active", "aborted", "abort", actor, now, reason, details)
+
+
+def record_rollout_check(
+    engine: Engine, rollout_id: int, details: dict[str, Any], *, actor: str, now: datetime
+) -> None:
+    """Audit a check of a rollout that changes nothing (the golden set after a step)."""
+    at = to_utc(now)
+    with engine.begin() as connection:
+        if not _exists(connection, rollout_id):
+            raise RolloutError(f"no rollout {rollout_id}")
+        rollout = _get(connection, rollout_id)
+        _audit(connection, rollout, "rollout_step", "check", actor, at, details)
 
 
 def roll_back_rollout(
-    engine: Engine, rollout_id: int, *, actor: str, now: datetime, reason: str | None = None
+    engine: Engine,
+    rollout_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Rollout:
     """Undo a promoted rollout (or end an active one): the baseline serves everything again."""
     with engine.connect() as connection:
         state = _get(connection, rollout_id).state if _exists(connection, rollout_id) else None
     if state == "active":
-        return _end(engine, rollout_id, "active", "aborted", "rollback", actor, now, reason)
-    return _end(engine, rollout_id, "promoted", "rolled_back", "rollback", actor, now, reason)
+        return _end(
+            engine, rollout_id, "active", "aborted", "rollback", actor, now, reason, details
+        )
+    return _end(
+        engine, rollout_id, "promoted", "rolled_back", "rollback", actor, now, reason, details
+    )
 
 
 def rollouts_in_force(engine: Engine) -> list[Rollout]:
@@ -200,6 +241,7 @@ def _end(
     actor: str,
     now: datetime,
     reason: str | None,
+    details: dict[str, Any] | None = None,
 ) -> Rollout:
     at = to_utc(now)
     with engine.begin() as connection:
@@ -208,7 +250,7 @@ def _end(
         rollout = _change(
             connection, current, {"state": end_state, "weight": 0.0, "updated_at": at}
         )
-        extra = {"reason": reason} if reason else {}
+        extra = {**(details or {}), **({"reason": reason} if reason else {})}
         _audit(connection, rollout, kind, kind, actor, at, extra)
     return rollout
 

@@ -3,8 +3,10 @@ model store and a migrated store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -17,11 +19,13 @@ from servewatch.release import canonical_config, config_digest
 from service.models.build import build_model
 from service.models.datasets import risk_dataset
 from service.models.recipes import recipe
+from service.models.risk_data import generate_accounts
 from storage.audit import verify
 from storage.engine import create_store_engine
 from storage.releases import insert_release
 from storage.rollouts import list_rollouts
 from storage.schema import audit_log
+from storage.writer import write_predictions
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
@@ -83,7 +87,10 @@ def test_start_promote_and_rollback_of_a_promoted_rollout(env):
     refused = _start(env)
     assert refused.exit_code == 1
     assert "is active on predict_risk" in refused.output
-    assert _run("rollout", "promote").exit_code == 0
+    refused = _run("rollout", "promote")  # no traffic yet: the gates cannot judge
+    assert refused.exit_code == 1
+    assert "insufficient_data" in refused.output
+    assert _run("rollout", "promote", "--force").exit_code == 0
     assert list_rollouts(env["engine"])[0].state == "promoted"
     result = _run("rollback")
     assert result.exit_code == 0, result.output
@@ -171,3 +178,96 @@ def load_app_config_text(tmp_path, data):
     path = tmp_path / "release.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_app_config(path)
+
+
+RISK_CLASSES = ("high", "low", "medium")
+
+
+def _serve(env, version: str, n: int, *, seed: int, error_rate: float = 0.0) -> None:
+    """`n` rows answered by `version` since the active rollout's step began, with the stored
+    inputs of generated accounts (what the replay re-scores)."""
+    [rollout] = list_rollouts(env["engine"], limit=1)
+    rng = random.Random(seed)
+    records = []
+    for i, account in enumerate(generate_accounts(n, seed)):
+        failed = rng.random() < error_rate
+        records.append(
+            {
+                "request_id": f"{version}-{seed}-{i}",
+                # Microseconds after the step began: before the command's `now`.
+                "ts": rollout.updated_at + timedelta(microseconds=i + 1),
+                "tenant": "acme",
+                "endpoint": "predict_risk",
+                "model_name": "risk_scorer",
+                "model_version": version,
+                "predicted_class": None if failed else account.risk,
+                "confidence": None if failed else round(rng.uniform(0.6, 1.0), 6),
+                "latency_ms": rng.uniform(5, 15),
+                "compute_ms": 1.0,
+                "batch_size": 1,
+                "status": "model_error" if failed else "ok",
+                "features": account.features,
+            }
+        )
+    write_predictions(env["engine"], records)
+
+
+def test_status_judges_the_step_and_promote_follows_its_verdict(env, tmp_path):
+    assert _start(env, "--steps", "20,100").exit_code == 0
+    out = tmp_path / "status.json"
+    waiting = _run("rollout", "status", "--json", str(out))
+    assert waiting.exit_code == 0, waiting.output
+    assert json.loads(out.read_text())["verdict"] == "insufficient_data"
+    assert "100 candidate rows needed" in waiting.output
+    assert "store_raw_inputs" in waiting.output  # nothing to replay yet, and why
+
+    _serve(env, env["baseline"], 800, seed=1)
+    _serve(env, env["candidate"], 200, seed=2)
+    result = _run("rollout", "status", "--json", str(out), "--config", str(env["config"]))
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["verdict"] == "pass"
+    assert (found["baseline_window"]["n"], found["candidate_window"]["n"]) == (800, 200)
+    gates = {g["gate"]: g for g in found["gates"]}
+    assert {g["verdict"] for g in gates.values()} == {"pass"}
+    # 200 of the step's baseline-answered inputs re-scored by both versions.
+    assert gates["max_disagreement"]["n"] == 200
+    assert found["replay"]["n"] == 200
+    assert "max_disagreement" in result.output
+
+    promoted = _run("rollout", "promote", "--config", str(env["config"]))
+    assert promoted.exit_code == 0, promoted.output
+    [rollout] = list_rollouts(env["engine"])
+    assert rollout.state == "promoted"
+    with env["engine"].connect() as connection:
+        event = (
+            connection.execute(select(audit_log).where(audit_log.c.kind == "promotion"))
+            .mappings()
+            .one()
+        )
+    assert event["details"]["gates"]["verdict"] == "pass"
+    assert "forced" not in event["details"]
+
+
+def test_a_candidate_that_errs_is_refused_then_forced_on_the_record(env):
+    assert _start(env, "--steps", "20,100").exit_code == 0
+    _serve(env, env["baseline"], 800, seed=1)
+    _serve(env, env["candidate"], 200, seed=2, error_rate=0.3)
+    status = _run("rollout", "status", "--config", str(env["config"]))
+    assert status.exit_code == 1
+    assert "verdict: fail" in status.output
+    refused = _run("rollout", "promote", "--config", str(env["config"]))
+    assert refused.exit_code == 1
+    assert "max_error_rate_increase (fail)" in refused.output
+    assert list_rollouts(env["engine"])[0].step_index == 0
+    forced = _run("rollout", "promote", "--force", "--config", str(env["config"]))
+    assert forced.exit_code == 0, forced.output
+    assert "FORCED" in forced.output
+    with env["engine"].connect() as connection:
+        event = (
+            connection.execute(select(audit_log).where(audit_log.c.kind == "promotion"))
+            .mappings()
+            .one()
+        )
+    assert event["details"]["forced"] is True
+    assert event["details"]["gates"]["verdict"] == "fail"
