@@ -44,10 +44,7 @@ SERVER_ERRORS = tuple(code for code, status in ERROR_STATUS.items() if status >=
 # The name the error-rate rise is judged under (monitors.thresholds.judge takes any name).
 ERROR_RATE = "rollout_error_rate"
 LATENCY = "rollout_latency"
-NOTHING_REPLAYED = (
-    "no stored input of the step's baseline rows to replay (redaction.store_raw_inputs is off, "
-    "or no baseline row yet): store inputs or set release.gates.max_disagreement to null"
-)
+NOTHING_REPLAYED = "no baseline row of this step to replay yet"
 INSUFFICIENT: GateOutcome = "insufficient_data"
 
 
@@ -110,12 +107,30 @@ def version_window(rows: pd.DataFrame, version: str) -> VersionWindow:
 
 
 @dataclass(frozen=True)
+class InputsNotStored:
+    """The step's baseline rows carry no stored input (the config does not store them), so
+    disagreement can never be judged on them: that gate is left out instead of blocking."""
+
+    rows_without_input: int
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"disagreement not judged: the baseline's {self.rows_without_input} rows of this "
+            "step carry no stored input (redaction.store_raw_inputs is off)"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"not_judged": self.reason, "rows_without_input": self.rows_without_input}
+
+
+@dataclass(frozen=True)
 class StepEvidence:
     """What the gates judge: both windows, and the replay of baseline-answered inputs."""
 
     baseline: VersionWindow
     candidate: VersionWindow
-    replay: Comparison | None = None
+    replay: Comparison | InputsNotStored | None = None
 
 
 def judge_step(
@@ -256,6 +271,8 @@ def _disagreement(evidence: StepEvidence, gates: RolloutGates) -> GateVerdict | 
     if limit is None or gates.replay_sample == 0:
         return None
     replay = evidence.replay
+    if isinstance(replay, InputsNotStored):
+        return None
     if replay is None or replay.agreement is None:
         n = 0 if replay is None else replay.n
         nothing = {"reason": NOTHING_REPLAYED}

@@ -20,6 +20,7 @@ from core.config import Settings
 from core.files import write_atomically
 from core.timeutil import iso_utc
 from monitors.replay_compare import GateVerdict
+from monitors.rollout_gates import InputsNotStored
 from servewatch.release_check import CheckReport, ServiceTarget
 from servewatch.release_cli import show_report
 from servewatch.rollout import Scope, parse_steps, pick_rollout, plan_rollout, roll_back
@@ -308,6 +309,8 @@ def _show_status(found: StepStatus) -> None:
         verdict = f"[{colour}]{g.verdict}[/{colour}]"
         gates.add_row(g.gate, _number(g.value), f"{g.limit:g}", str(g.n), verdict, _why(g))
     console.print(gates)
+    if isinstance(found.evidence.replay, InputsNotStored):
+        console.print(found.evidence.replay.reason)
 
 
 def _why(gate: GateVerdict) -> str:

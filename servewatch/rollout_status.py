@@ -18,6 +18,7 @@ from core.config import MonitorsConfig, RolloutGates, Settings
 from core.timeutil import iso_utc, to_utc
 from monitors.replay_compare import Comparison, GateOutcome, GateVerdict, compare
 from monitors.rollout_gates import (
+    InputsNotStored,
     StepEvidence,
     judge_step,
     step_verdict,
@@ -28,7 +29,7 @@ from storage.prediction_samples import RowScope, stored_inputs, version_rows
 from storage.rollouts import Rollout, RolloutError
 
 # (rollout, step start, now) -> the replay of the step's baseline-answered inputs, or None.
-Replayer = Callable[[Rollout, datetime, datetime], Comparison | None]
+Replayer = Callable[[Rollout, datetime, datetime], Comparison | InputsNotStored | None]
 
 
 def rollout_scope(rollout: Rollout) -> RowScope:
@@ -125,7 +126,9 @@ def model_replayer(engine: Engine, settings: Settings) -> Replayer:
     sample = settings.config.release.gates.replay_sample
     cutoff = settings.config.monitors.low_confidence_cutoff
 
-    def replay(rollout: Rollout, since: datetime, until: datetime) -> Comparison | None:
+    def replay(
+        rollout: Rollout, since: datetime, until: datetime
+    ) -> Comparison | InputsNotStored | None:
         stored = stored_inputs(
             engine,
             rollout.baseline_model,
@@ -135,8 +138,8 @@ def model_replayer(engine: Engine, settings: Settings) -> Replayer:
             sample,
             model_version=rollout.baseline_version,
         )
-        if stored.rows.empty:
-            return None
+        if stored.rows.empty:  # none stored by configuration, or no baseline row yet
+            return InputsNotStored(stored.without_inputs) if stored.without_inputs else None
         baseline = loader.load(rollout.baseline_model, rollout.baseline_version)
         candidate = loader.load(rollout.candidate_model, rollout.candidate_version)
         items = score_items(baseline, candidate, stored.rows, DEFAULT_BATCH_SIZE)

@@ -12,6 +12,7 @@ from core.config import MonitorsConfig, RolloutGates
 from monitors.replay_compare import ITEM_COLUMNS, compare
 from monitors.rollout_gates import (
     ROW_COLUMNS,
+    InputsNotStored,
     StepEvidence,
     judge_step,
     step_verdict,
@@ -155,8 +156,18 @@ def test_a_failing_gate_outweighs_one_that_cannot_judge():
     by_gate = {v.gate: v.verdict for v in verdicts}
     assert by_gate["max_disagreement"] == "insufficient_data"  # nothing was replayed
     [disagreement] = [v for v in verdicts if v.gate == "max_disagreement"]
-    assert "store_raw_inputs" in disagreement.details["reason"]
+    assert "no baseline row" in disagreement.details["reason"]
     assert step_verdict(verdicts) == "fail"
+
+
+def test_disagreement_is_left_out_where_the_config_stores_no_inputs_and_blocks_nothing():
+    rows = pd.concat([_rows("base", 4000, seed=1), _rows("cand", 400, seed=2)])
+    not_stored = InputsNotStored(rows_without_input=4000)
+    evidence = StepEvidence(version_window(rows, "base"), version_window(rows, "cand"), not_stored)
+    verdicts = judge_step(evidence, GATES, MONITORS)
+    assert "max_disagreement" not in {v.gate for v in verdicts}
+    assert step_verdict(verdicts) == "pass"
+    assert "store_raw_inputs" in not_stored.reason
 
 
 def test_unset_gates_are_left_out():

@@ -183,9 +183,11 @@ def load_app_config_text(tmp_path, data):
 RISK_CLASSES = ("high", "low", "medium")
 
 
-def _serve(env, version: str, n: int, *, seed: int, error_rate: float = 0.0) -> None:
+def _serve(
+    env, version: str, n: int, *, seed: int, error_rate: float = 0.0, inputs: bool = True
+) -> None:
     """`n` rows answered by `version` since the active rollout's step began, with the stored
-    inputs of generated accounts (what the replay re-scores)."""
+    inputs of generated accounts (what the replay re-scores) unless `inputs` is off."""
     [rollout] = list_rollouts(env["engine"], limit=1)
     rng = random.Random(seed)
     records = []
@@ -206,7 +208,7 @@ def _serve(env, version: str, n: int, *, seed: int, error_rate: float = 0.0) -> 
                 "compute_ms": 1.0,
                 "batch_size": 1,
                 "status": "model_error" if failed else "ok",
-                "features": account.features,
+                "features": account.features if inputs else None,
             }
         )
     write_predictions(env["engine"], records)
@@ -219,7 +221,7 @@ def test_status_judges_the_step_and_promote_follows_its_verdict(env, tmp_path):
     assert waiting.exit_code == 0, waiting.output
     assert json.loads(out.read_text())["verdict"] == "insufficient_data"
     assert "100 candidate rows needed" in waiting.output
-    assert "store_raw_inputs" in waiting.output  # nothing to replay yet, and why
+    assert "no baseline row" in waiting.output  # nothing to replay yet, and why
 
     _serve(env, env["baseline"], 800, seed=1)
     _serve(env, env["candidate"], 200, seed=2)
@@ -247,6 +249,20 @@ def test_status_judges_the_step_and_promote_follows_its_verdict(env, tmp_path):
         )
     assert event["details"]["gates"]["verdict"] == "pass"
     assert "forced" not in event["details"]
+
+
+def test_without_stored_inputs_the_other_gates_decide_and_status_says_why(env, tmp_path):
+    assert _start(env, "--steps", "20,100").exit_code == 0
+    _serve(env, env["baseline"], 800, seed=1, inputs=False)
+    _serve(env, env["candidate"], 200, seed=2, inputs=False)
+    out = tmp_path / "status.json"
+    result = _run("rollout", "status", "--json", str(out), "--config", str(env["config"]))
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["verdict"] == "pass"
+    assert "max_disagreement" not in {g["gate"] for g in found["gates"]}
+    assert found["replay"]["rows_without_input"] == 800
+    assert "disagreement not judged" in result.output
 
 
 def test_a_candidate_that_errs_is_refused_then_forced_on_the_record(env):
