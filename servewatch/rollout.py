@@ -19,6 +19,7 @@ from storage.rollouts import (
     RolloutPlan,
     abort_rollout,
     check_steps,
+    pin_versions,
     roll_back_rollout,
     rollouts_in_force,
 )
@@ -104,18 +105,53 @@ def pick_rollout(engine: Engine, rollout_id: int | None, state: str = "active") 
 
 @dataclass(frozen=True)
 class RolledBack:
-    """What `roll_back` did: rollouts ended, or the release whose configuration was restored."""
+    """What `roll_back` did: rollouts ended; or the release restored, with the rollouts that
+    serve its versions on the live workers and what only a restart on its configuration does."""
 
     rollouts: list[Rollout]
     release: ReleaseRecord | None = None
     from_release: int | None = None
+    needs_restart: tuple[str, ...] = ()
+
+
+def release_rollback_plans(
+    current: AppConfig, parent: AppConfig
+) -> tuple[list[RolloutPlan], list[str]]:
+    """The rollouts that make live workers serve `parent`'s default versions where `current`'s
+    differ (one per model and pair of versions), and the endpoints whose change they cannot
+    make (another model, a new or dropped endpoint, other rules): those need a restart."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    restart = []
+    for endpoint in sorted(set(current.routing) | set(parent.routing)):
+        now, then = current.routing.get(endpoint), parent.routing.get(endpoint)
+        if now is None or then is None or now.default.model != then.default.model:
+            restart.append(endpoint)
+            continue
+        if now.rules != then.rules:
+            restart.append(endpoint)
+        if now.default.version != then.default.version:
+            key = (now.default.model, now.default.version, then.default.version)
+            grouped.setdefault(key, []).append(endpoint)
+    plans = [
+        RolloutPlan(
+            endpoints=tuple(endpoints),
+            candidate_model=model,
+            candidate_version=parent_version,
+            baseline_model=model,
+            baseline_version=current_version,
+            steps=(100.0,),
+        )
+        for (model, current_version, parent_version), endpoints in grouped.items()
+    ]
+    return plans, restart
 
 
 def roll_back(
     engine: Engine, *, actor: str, now: datetime, release_config_out: Callable[[str], None]
 ) -> RolledBack:
     """Abort the active rollouts; else undo the newest promoted one; else restore the newest
-    release's parent (its pinned configuration goes to `release_config_out`, as YAML)."""
+    release's parent: live, through rollouts at 100 % to its versions, and for the next start
+    (its pinned configuration goes to `release_config_out`, as YAML)."""
     in_force = rollouts_in_force(engine)
     active = [r for r in in_force if r.state == "active"]
     if active:
@@ -134,8 +170,16 @@ def roll_back(
     )
     if current is None or parent is None:
         raise RolloutError("nothing to roll back: no rollout in force and no parent release")
-    release_config_out(app_config_yaml(AppConfig.model_validate(parent.config)))
+    parent_config = AppConfig.model_validate(parent.config)
+    plans, restart = release_rollback_plans(AppConfig.model_validate(current.config), parent_config)
+    release_config_out(app_config_yaml(parent_config))
     details = {"action": "release", "from_release": current.id, "to_release": parent.id}
-    event = AuditEvent(kind="rollback", ts=now, actor=actor, decision="release", details=details)
-    append(engine, [event], now=now)
-    return RolledBack([], parent, current.id)
+    if plans:
+        pinned = pin_versions(engine, plans, actor=actor, now=now, details=details)
+    else:
+        pinned = []
+        event = AuditEvent(
+            kind="rollback", ts=now, actor=actor, decision="release", details=details
+        )
+        append(engine, [event], now=now)
+    return RolledBack(pinned, parent, current.id, tuple(restart))

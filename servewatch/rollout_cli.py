@@ -23,7 +23,14 @@ from monitors.replay_compare import GateVerdict
 from monitors.rollout_gates import InputsNotStored
 from servewatch.release_check import CheckReport, ServiceTarget
 from servewatch.release_cli import show_report
-from servewatch.rollout import Scope, parse_steps, pick_rollout, plan_rollout, roll_back
+from servewatch.rollout import (
+    RolledBack,
+    Scope,
+    parse_steps,
+    pick_rollout,
+    plan_rollout,
+    roll_back,
+)
 from servewatch.rollout_status import StepStatus, model_replayer, step_status
 from servewatch.rollout_steps import (
     AutoPolicy,
@@ -245,20 +252,34 @@ def rollback(
             now=_now(),
             release_config_out=partial(_write_config, config_out),
         )
+        # After an abort the baseline serves again; after a release rollback, its versions.
+        after = "abort" if done.release is None else "step"
         reports = [
-            golden_after(engine, r, "abort", golden, actor=who, now=_now()) for r in done.rollouts
+            golden_after(engine, r, after, golden, actor=who, now=_now()) for r in done.rollouts
         ]
-    if done.rollouts:
+    if done.release is None:
         _show(done.rollouts, "rolled back: the baseline serves again within seconds")
-        for report in reports:
-            _golden_result(report)
-        return
-    assert done.release is not None  # roll_back restores a release when it ends no rollout
-    Console().print(
-        f"release {done.from_release} rolled back to release {done.release.id}: "
-        f"its configuration is in {config_out}; restart the service on it",
-        highlight=False,
+    else:
+        _show_release_rollback(done, config_out)
+    for report in reports:
+        _golden_result(report)
+
+
+def _show_release_rollback(done: RolledBack, config_out: Path | None) -> None:
+    assert done.release is not None
+    if done.rollouts:
+        _show(done.rollouts, "the parent release's versions serve within seconds")
+    console = Console(highlight=False)
+    console.print(
+        f"release {done.from_release} rolled back to release {done.release.id}; "
+        f"its configuration is in {config_out}: start on it next"
     )
+    if done.needs_restart:
+        console.print(
+            "[yellow]only a restart on that configuration changes[/yellow] "
+            + ", ".join(done.needs_restart)
+            + " (another model, other rules, or an endpoint added or dropped)"
+        )
 
 
 def _judge(engine: Engine, settings: Settings, min_rows: int | None) -> Judge:

@@ -98,39 +98,73 @@ def start_rollout(engine: Engine, plan: RolloutPlan, *, actor: str, now: datetim
     at = to_utc(now)
     with engine.begin() as connection:
         _serialise(connection)
-        covering = [
-            r for r in _select(connection, IN_FORCE) if set(r.endpoints) & set(plan.endpoints)
-        ]
-        busy = [r for r in covering if r.state == "active"]
-        if busy:
-            raise RolloutError(f"rollout {busy[0].id} is active on {', '.join(busy[0].endpoints)}")
-        for old in covering:
-            connection.execute(
-                update(rollouts).where(_c.id == old.id).values(state="superseded", updated_at=at)
-            )
-        values = {
-            "endpoints": list(plan.endpoints),
-            "candidate_model": plan.candidate_model,
-            "candidate_version": plan.candidate_version,
-            "baseline_model": plan.baseline_model,
-            "baseline_version": plan.baseline_version,
-            "steps": list(steps),
-            "step_index": 0,
-            "weight": steps[0],
-            "tenant": plan.tenant,
-            "region": plan.region,
-            "mode": plan.mode,
-            "state": "active",
-            "started_at": at,
-            "updated_at": at,
-            "actor": actor,
-        }
-        key = connection.execute(insert(rollouts).values(**values)).inserted_primary_key
-        assert key is not None  # an INSERT into a table with a primary key always has one
-        rollout = _get(connection, int(key[0]))
-        extra = {"superseded": [r.id for r in covering]} if covering else {}
+        rollout, superseded = _insert(connection, plan, steps, "active", actor, at)
+        extra = {"superseded": superseded} if superseded else {}
         _audit(connection, rollout, "rollout_step", "start", actor, at, extra)
     return rollout
+
+
+def pin_versions(
+    engine: Engine,
+    plans: Sequence[RolloutPlan],
+    *,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> list[Rollout]:
+    """Serve each plan's candidate instead of its baseline on all of its endpoints at once, as
+    promoted rollouts at 100 % (what a release rollback does on live workers), in one
+    transaction with a `rollback` audit event each; RolloutError when one is active there."""
+    at = to_utc(now)
+    pinned = []
+    with engine.begin() as connection:
+        _serialise(connection)
+        for plan in plans:
+            rollout, superseded = _insert(connection, plan, (100.0,), "promoted", actor, at)
+            extra = {**(details or {}), **({"superseded": superseded} if superseded else {})}
+            _audit(connection, rollout, "rollback", "release", actor, at, extra)
+            pinned.append(rollout)
+    return pinned
+
+
+def _insert(
+    connection: Connection,
+    plan: RolloutPlan,
+    steps: tuple[float, ...],
+    state: str,
+    actor: str,
+    at: datetime,
+) -> tuple[Rollout, list[int]]:
+    """Insert a rollout at its first step, superseding the promoted ones of its endpoints; the
+    rollout and the ids superseded. RolloutError when one is active on any of its endpoints."""
+    covering = [r for r in _select(connection, IN_FORCE) if set(r.endpoints) & set(plan.endpoints)]
+    busy = [r for r in covering if r.state == "active"]
+    if busy:
+        raise RolloutError(f"rollout {busy[0].id} is active on {', '.join(busy[0].endpoints)}")
+    for old in covering:
+        connection.execute(
+            update(rollouts).where(_c.id == old.id).values(state="superseded", updated_at=at)
+        )
+    values = {
+        "endpoints": list(plan.endpoints),
+        "candidate_model": plan.candidate_model,
+        "candidate_version": plan.candidate_version,
+        "baseline_model": plan.baseline_model,
+        "baseline_version": plan.baseline_version,
+        "steps": list(steps),
+        "step_index": 0,
+        "weight": steps[0],
+        "tenant": plan.tenant,
+        "region": plan.region,
+        "mode": plan.mode,
+        "state": state,
+        "started_at": at,
+        "updated_at": at,
+        "actor": actor,
+    }
+    key = connection.execute(insert(rollouts).values(**values)).inserted_primary_key
+    assert key is not None  # an INSERT into a table with a primary key always has one
+    return _get(connection, int(key[0])), [r.id for r in covering]
 
 
 def promote_rollout(

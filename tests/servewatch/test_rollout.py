@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 
 from core.config import AppConfig, ModelRef, RouteConfig
-from servewatch.rollout import Scope, parse_model_ref, parse_steps, plan_rollout
+from servewatch.rollout import (
+    Scope,
+    parse_model_ref,
+    parse_steps,
+    plan_rollout,
+    release_rollback_plans,
+)
 from service.models.build import build_model
 from service.models.datasets import risk_dataset
 from service.models.recipes import recipe
@@ -62,3 +68,43 @@ def test_parse_model_ref_and_steps():
             parse_model_ref(bad)
     with pytest.raises(RolloutError, match="numbers"):
         parse_steps("5,x,100")
+
+
+def _routes(**routes: RouteConfig) -> AppConfig:
+    return AppConfig(routing=routes)
+
+
+def test_a_release_rollback_goes_live_where_only_default_versions_differ():
+    ticket = RouteConfig(default=ModelRef(model="ticket_classifier", version="t1"))
+    current = _routes(
+        classify_ticket=RouteConfig(default=ModelRef(model="ticket_classifier", version="t2")),
+        classify_tickets=RouteConfig(default=ModelRef(model="ticket_classifier", version="t2")),
+        predict_risk=RouteConfig(default=ModelRef(model="risk_scorer", version="r1")),
+    )
+    parent = _routes(
+        classify_ticket=ticket,
+        classify_tickets=ticket,
+        predict_risk=RouteConfig(default=ModelRef(model="risk_scorer", version="r1")),
+    )
+    plans, restart = release_rollback_plans(current, parent)
+    assert restart == []
+    [plan] = plans
+    assert plan.endpoints == ("classify_ticket", "classify_tickets")
+    assert (plan.candidate_version, plan.baseline_version, plan.steps) == ("t1", "t2", (100.0,))
+
+
+def test_what_a_rollout_cannot_change_needs_a_restart():
+    risk = RouteConfig(default=ModelRef(model="risk_scorer", version="r1"))
+    current = _routes(
+        predict_risk=RouteConfig(default=ModelRef(model="ticket_classifier", version="t1")),
+        classify_ticket=RouteConfig(default=ModelRef(model="ticket_classifier", version="t1")),
+        classify_tickets=RouteConfig(default=ModelRef(model="ticket_classifier", version="t1")),
+    )
+    ruled = RouteConfig(
+        default=ModelRef(model="ticket_classifier", version="t1"),
+        rules=[{"model": "ticket_classifier", "version": "t0", "tenant": "acme"}],
+    )
+    parent = _routes(predict_risk=risk, classify_ticket=ruled, classify_tickets=ruled)
+    plans, restart = release_rollback_plans(current, parent)
+    assert plans == []
+    assert restart == ["classify_ticket", "classify_tickets", "predict_risk"]

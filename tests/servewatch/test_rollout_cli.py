@@ -23,7 +23,7 @@ from service.models.risk_data import generate_accounts
 from storage.audit import verify
 from storage.engine import create_store_engine
 from storage.releases import insert_release
-from storage.rollouts import list_rollouts
+from storage.rollouts import list_rollouts, rollouts_in_force
 from storage.schema import audit_log
 from storage.writer import write_predictions
 
@@ -172,6 +172,17 @@ def test_rollback_without_a_rollout_restores_the_parent_release(env, tmp_path):
     restored = load_app_config(out)
     assert restored.routing["predict_risk"].default.version == env["baseline"]
     assert _audit(env) == [("rollback", "release")]
+    # Live too: the workers serve the parent's version through a rollout at 100 %.
+    [pinned] = rollouts_in_force(env["engine"])
+    assert (pinned.state, pinned.weight, pinned.endpoints) == ("promoted", 100.0, ("predict_risk",))
+    assert (pinned.candidate_version, pinned.baseline_version) == (
+        env["baseline"],
+        env["candidate"],
+    )
+    assert "within seconds" in result.output
+    undone = _run("rollback")  # a second rollback undoes the first
+    assert undone.exit_code == 0, undone.output
+    assert rollouts_in_force(env["engine"]) == []
 
 
 def load_app_config_text(tmp_path, data):
