@@ -38,6 +38,13 @@ def build(
         bool, typer.Option("--force", help="Rebuild even when this version is registered.")
     ] = False,
     database_url: DatabaseUrl = None,
+    data_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--data-seed",
+            help="Train on another draw of the generated data: a retrained candidate version.",
+        ),
+    ] = None,
 ) -> None:
     """Train, export to ONNX, check parity and register; unchanged inputs are up to date."""
     from core.config import load_settings, use_bentoml_home
@@ -46,10 +53,12 @@ def build(
     home = use_bentoml_home(settings)
     from service.models.metadata import MetadataError
     from service.models.parity import ParityError
-    from service.models.recipes import RECIPES, recipe
+    from service.models.recipes import RECIPES, recipe, reseeded
 
     try:
         recipes = [recipe(name) for name in (model or RECIPES)]
+        if data_seed is not None:
+            recipes = [reseeded(r, data_seed) for r in recipes]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
     try:

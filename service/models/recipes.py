@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from service.models.datasets import Dataset, risk_dataset, ticket_dataset
@@ -45,6 +46,12 @@ RECIPES: Mapping[str, ModelRecipe] = {
         hyperparameters=RISK_HYPERPARAMETERS,
     ),
 }
+
+
+def reseeded(model_recipe: ModelRecipe, seed: int) -> ModelRecipe:
+    """The recipe trained on another draw of its generated data: a retrained candidate (its
+    version differs, as its training data does)."""
+    return replace(model_recipe, make_dataset=partial(model_recipe.make_dataset, seed=seed))
 
 
 def recipe(name: str) -> ModelRecipe:

@@ -52,6 +52,18 @@ def test_force_rebuilds_and_reports_the_evaluation(cli_env, registered):
     assert "parity max" in result.output
 
 
+def test_another_data_seed_builds_a_retrained_candidate_beside_the_registered_one(
+    cli_env, registered
+):
+    result = runner.invoke(app, ["build", "-m", "risk_scorer", "--data-seed", "1818"])
+    assert result.exit_code == 0, result.output
+    assert "risk_scorer" in result.output and ": built" in result.output
+    listed = runner.invoke(app, ["list", "--name", "risk_scorer", "--json"])
+    versions = {v["version"] for v in json.loads(listed.stdout)}
+    assert registered["risk_scorer"].version in versions
+    assert len(versions) == 2  # its own version: trained on other data
+
+
 def test_an_unknown_model_is_a_usage_error(cli_env):
     result = runner.invoke(app, ["build", "--model", "sentiment"])
     assert result.exit_code == 2
