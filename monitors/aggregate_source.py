@@ -10,6 +10,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.timeutil import Window
 from storage import aggregates
 from storage.aggregates import Period
 from storage.engine import Engine
@@ -17,6 +18,9 @@ from storage.engine import Engine
 
 class AggregateSource(Protocol):
     """The frames of `storage.aggregates` (same columns, same meaning) without the engine."""
+
+    def expect(self, windows: Sequence[Window]) -> None:
+        """The windows about to be asked for (an engine may answer them all in one pass)."""
 
     def class_counts(
         self, start: datetime, end: datetime, model_name: str | None = None
@@ -58,6 +62,9 @@ class SqlAggregates:
     """The aggregates asked of the store in SQL (`storage.aggregates`)."""
 
     engine: Engine
+
+    def expect(self, windows: Sequence[Window]) -> None:
+        """Nothing to prepare: SQL answers each window when it is asked."""
 
     def class_counts(
         self, start: datetime, end: datetime, model_name: str | None = None
