@@ -40,9 +40,7 @@ def _exported(out):
     return table.sort_by("request_id").to_pylist()
 
 
-def test_each_row_of_the_span_lands_once_in_its_days_file_with_the_stores_values(
-    loaded, out
-):
+def test_each_row_of_the_span_lands_once_in_its_days_file_with_the_stores_values(loaded, out):
     chunks = []
     files = export_parquet(loaded, SPAN, out, chunk_rows=700, progress=chunks.append)
     expected = [
@@ -72,9 +70,7 @@ def test_a_day_without_predictions_leaves_no_file(loaded, out):
     assert exported_files(out) == []
 
 
-def test_the_same_span_again_replaces_its_files_and_an_overlapping_one_is_refused(
-    loaded, out
-):
+def test_the_same_span_again_replaces_its_files_and_an_overlapping_one_is_refused(loaded, out):
     first = export_parquet(loaded, SPAN, out)
     again = export_parquet(loaded, SPAN, out)
     assert [f.path for f in again] == [f.path for f in first] == exported_files(out)
