@@ -9,7 +9,7 @@ Spark runs in local mode (`local[2]`) or on a cluster (`spark://host:7077`, `yar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
@@ -41,9 +41,12 @@ class NoExportError(FileNotFoundError):
     """The folder holds no Parquet export of predictions."""
 
 
-def spark_session(master: str, app_name: str = "servewatch-backfill") -> SparkSession:
-    """A Spark session on `master`: UTC, no web UI, no console progress, errors-only logs."""
-    spark = (
+def spark_session(
+    master: str, app_name: str = "servewatch-backfill", conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """A Spark session on `master`: UTC, no web UI, no console progress, errors-only logs;
+    `conf` adds or overrides Spark settings."""
+    builder = (
         SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.ui.enabled", "false")
@@ -52,8 +55,10 @@ def spark_session(master: str, app_name: str = "servewatch-backfill") -> SparkSe
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # Aggregates are O(groups x bins) rows: a few shuffle partitions are plenty.
         .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
     )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
