@@ -21,7 +21,7 @@ from pyspark.ml.feature import Bucketizer
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from core.timeutil import Window, to_utc
+from core.timeutil import Window, epoch, to_utc
 from storage.aggregates import (
     COMPUTE_SUMS,
     GROUP_COLUMNS,
@@ -76,6 +76,9 @@ class SparkAggregates:
     _memo: dict[tuple[object, ...], tuple[dict[int, pd.DataFrame], pd.DataFrame]] = field(
         default_factory=dict, repr=False
     )
+    # Hourly counts by hour since the epoch, and the span (epoch seconds) and model they cover.
+    _hours: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    _hours_span: tuple[float, float, str | None] = field(default=(0.0, 0.0, None), repr=False)
 
     @property
     def rows(self) -> DataFrame:
@@ -194,6 +197,25 @@ class SparkAggregates:
         return frame.astype(types)
 
     def hourly_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        """Whole-hour spans up to the last expected window (the traffic history of a backfill)
+        are cut from one pass up to that window; any other span is a job of its own."""
+        first, stop = epoch(start), epoch(end)
+        horizon = max((e for _, e in self._expected), default=None)
+        if first % HOUR_SECONDS or stop % HOUR_SECONDS or horizon is None or end > horizon:
+            return self._hourly(start, end, model_name)
+        low, high, model = self._hours_span
+        if model != model_name or not low <= first < stop <= high:
+            frame = self._hourly(start, horizon, model_name)
+            frame["hour"] += int(first // HOUR_SECONDS)  # hours since the epoch
+            self._hours, self._hours_span = frame, (first, epoch(horizon), model_name)
+        hours = self._hours["hour"]
+        wanted = (hours >= first // HOUR_SECONDS) & (hours < stop // HOUR_SECONDS)
+        rows = self._hours[wanted].reset_index(drop=True)
+        return rows.assign(hour=rows["hour"] - int(first // HOUR_SECONDS))
+
+    def _hourly(
         self, start: datetime, end: datetime, model_name: str | None = None
     ) -> pd.DataFrame:
         origin = int(to_utc(start).timestamp())  # whole seconds, as in SQL
