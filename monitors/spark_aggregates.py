@@ -33,6 +33,10 @@ from storage.aggregates import (
 from storage.parquet_export import exported_files
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The driver's log4j2 configuration: errors only, not Spark's start-up warnings.
+QUIET_DRIVER = (
+    f"-Dlog4j2.configurationFile={Path(__file__).with_name('spark-log4j2.properties').as_uri()}"
+)
 # An aggregate over rows, grouped by the given columns first (the window index, or none).
 Build = Callable[[DataFrame, list[str]], DataFrame]
 
@@ -45,18 +49,20 @@ def spark_session(
     master: str, app_name: str = "servewatch-backfill", conf: Mapping[str, str] | None = None
 ) -> SparkSession:
     """A Spark session on `master`: UTC, no web UI, no console progress, errors-only logs;
-    `conf` adds or overrides Spark settings."""
-    builder = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    `conf` adds or overrides Spark settings (its driver Java options come after the logs')."""
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Aggregates are O(groups x bins) rows: a few shuffle partitions are plenty.
-        .config("spark.sql.shuffle.partitions", "4")
-    )
-    for key, value in (conf or {}).items():
+        "spark.sql.shuffle.partitions": "4",
+        **(conf or {}),
+    }
+    java_options = settings.get("spark.driver.extraJavaOptions", "")
+    settings["spark.driver.extraJavaOptions"] = f"{QUIET_DRIVER} {java_options}".strip()
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
