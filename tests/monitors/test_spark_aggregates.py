@@ -167,11 +167,14 @@ def _assert_backfills_alike(engine: Engine, on_spark: Any, reference: str) -> No
     hours = [(r.window.start - T0, r.window.end - T0, len(r.monitors)) for r in runs]
     minutes = [tuple(int(t.total_seconds() // 60) for t in h[:2]) + h[2:] for h in hours]
     assert minutes == [(-60, -30, 1), (-60, 0, 4), (-30, 0, 1), (0, 30, 1), (0, 60, 4), (30, 60, 1)]
-    store = BaselineStore(engine, registry=lambda model, version: None)
-    sql = [r.to_json() for o in backfill(engine, runs, config, baselines=store) for r in o.results]
+    # A store each: its production cache would hand the second engine the first one's reads.
+    stores = [BaselineStore(engine, registry=lambda model, version: None) for _ in range(2)]
+    sql = [
+        r.to_json() for o in backfill(engine, runs, config, baselines=stores[0]) for r in o.results
+    ]
     spark = [
         r.to_json()
-        for o in backfill(engine, runs, config, source=on_spark, baselines=store)
+        for o in backfill(engine, runs, config, source=on_spark, baselines=stores[1])
         for r in o.results
     ]
     assert sorted(map(_key, spark)) == sorted(map(_key, sql))
