@@ -382,7 +382,10 @@ def _aggregate_source(engine_name: str, parquet: Path | None, master: str) -> It
     try:
         from monitors.spark_aggregates import SparkAggregates, spark_session
     except ImportError as exc:
-        raise CliError(f"--engine spark needs PySpark: {exc}") from exc
+        raise CliError(
+            f"--engine spark needs PySpark ({exc}): install the spark extra, "
+            "`uv sync --extra spark` or `pip install 'servewatch[spark]'`"
+        ) from exc
     try:
         spark = spark_session(master)
     except Exception as exc:  # no Java, or an unreachable master: say so in one line
