@@ -50,7 +50,7 @@ TICKET_CLASSES = ("account", "billing", "other", "shipping", "technical")
 RISK_CLASSES = ("high", "low", "medium")
 VERSIONS = (("ticket_classifier", "v1"), ("ticket_classifier", "v2"), ("risk_scorer", "r1"))
 # Nullable extras the generator leaves out (stored as NULL).
-UNLOADED = ("probabilities", "features", "client_request_id", "input_hmac")
+UNLOADED = ("probabilities", "features", "client_request_id", "input_hmac", "busy_ms")
 LOADED_COLUMNS = [c for c in PREDICTION_COLUMNS if c not in UNLOADED]
 TARGET_SECONDS, TARGET_RSS_MB, TARGET_SPEEDUP = 30.0, 500.0, 10.0
 

@@ -30,6 +30,7 @@ import bench_monitors as seeded  # noqa: E402
 
 from core.config import AppConfig  # noqa: E402
 from core.timeutil import Window  # noqa: E402
+from monitors.aggregate_source import SqlAggregates  # noqa: E402
 from monitors.baselines import BaselineStore  # noqa: E402
 from monitors.runner import run_monitors  # noqa: E402
 from monitors.traffic import HourlyHistory, history_span  # noqa: E402
@@ -52,7 +53,8 @@ def measure(url: str) -> None:
         "hourly_counts over 168 h (SQL)", lambda: hourly_counts(engine, span.start, span.end)
     )
     print(f"  {'key-hours':<52} {len(frame):6d}")
-    history, baselines, config = HourlyHistory(engine), BaselineStore(engine), AppConfig()
+    history = HourlyHistory(SqlAggregates(engine))
+    baselines, config = BaselineStore(engine), AppConfig()
     for back, label in ((2, "drift + traffic, cold cache"), (1, "drift + traffic, warm cache")):
         window = Window(end - timedelta(hours=back), end - timedelta(hours=back - 1))
         timed(

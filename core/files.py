@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: str | bytes) -> Path:
-    """Replace `path` with `data` in one step: readers see the old file or the whole new one.
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write; it replaces `path` in one step when the block
+    ends (readers see the old file or the whole new one), and is removed if the block fails.
 
-    Text is written as UTF-8 with `\n` line ends. The data reaches the disk before the rename,
-    and the file gets mode 0644 (generated files are committed and mounted into containers).
+    The data reaches the disk before the rename, and the file gets mode 0644 (generated files
+    are committed and mounted into containers).
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
+        yield tmp
+        with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, data: str | bytes) -> Path:
+    """Replace `path` with `data` in one step (`replacing`); text is written as UTF-8 with `\n`
+    line ends."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with replacing(path) as tmp:
+        tmp.write_bytes(payload)
     return path
 
 

@@ -95,6 +95,15 @@ def due_windows(
     return [Window.ending_at(end, window_seconds) for end in ends]
 
 
+def windows_within(span: Window, every_seconds: int, window_seconds: int) -> list[Window]:
+    """The schedule's windows (ending on multiples of `every_seconds`) that lie within `span`,
+    oldest first: the windows a scheduler running all along would have run."""
+    first = math.ceil((epoch(span.start) + window_seconds) / every_seconds) * every_seconds
+    last = aligned_end(epoch(span.end), every_seconds)
+    ends = range(int(first), int(last) + 1, every_seconds)
+    return [Window.ending_at(end, window_seconds) for end in ends]
+
+
 def week_start(moment: datetime) -> datetime:
     """Monday 00:00 UTC of the ISO week holding `moment`."""
     day = to_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -20,6 +20,7 @@ from core.config import DEFAULT_PORTS
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from monitors.backfill import PlannedRun
     from monitors.baselines import BaselineStore, RegistryLookups
     from monitors.runner import RunOutcome
     from storage.engine import Engine
@@ -79,7 +80,7 @@ class CliError(Exception):
 
 
 @contextmanager
-def _clear_errors() -> Iterator[None]:
+def clear_errors() -> Iterator[None]:
     """Turn expected failures into one red line on stderr and a non-zero exit."""
     from core.config import ConfigError
     from core.timeutil import InvalidWindowError
@@ -104,13 +105,13 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _settings(config: Path | None) -> Settings:
+def command_settings(config: Path | None) -> Settings:
     from core.config import load_settings
 
     return load_settings(config_file=config) if config is not None else load_settings()
 
 
-def _open_store(url: str) -> Engine:
+def open_store(url: str) -> Engine:
     """An engine on a reachable, migrated store, or a CliError saying what is wrong."""
     from storage.engine import create_store_engine, shown_url, sqlite_file, table_names
     from storage.errors import StoreError
@@ -177,7 +178,7 @@ def run(
     config: ConfigFile = None,
 ) -> None:
     """Run the monitors over one window, store the rows (replacing a re-run) and print them."""
-    with _clear_errors():
+    with clear_errors():
         from core.contracts import MONITOR_NAMES
         from core.timeutil import Window
         from monitors.runner import run_monitors, store_results
@@ -189,8 +190,8 @@ def run(
         if unknown:
             known = ", ".join(MONITOR_NAMES)
             raise CliError(f"unknown monitor(s) {', '.join(unknown)}; known: {known}", code=2)
-        settings = _settings(config)
-        engine = _open_store(database_url or settings.resolved_database_url)
+        settings = command_settings(config)
+        engine = open_store(database_url or settings.resolved_database_url)
         try:
             with _progress(len(monitors)) as advance:
                 outcome = run_monitors(
@@ -256,6 +257,161 @@ def _print_table(outcome: RunOutcome) -> None:
     console.print(table)
 
 
+ENGINES = ("sql", "spark")
+
+
+@monitor_app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="Span start, ISO 8601 (UTC if no offset)")],
+    end: Annotated[str, typer.Option("--to", help="Span end (exclusive), ISO 8601")],
+    engine_name: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="sql: the store's SQL; spark: Apache Spark over the --parquet export"
+        ),
+    ] = "sql",
+    parquet: Annotated[
+        Path | None,
+        typer.Option("--parquet", help="Folder written by `servewatch export parquet` (spark)"),
+    ] = None,
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master: local[N], spark://HOST:7077, yarn")
+    ] = "local[2]",
+    store: Annotated[
+        bool,
+        typer.Option("--store/--no-store", help="Upsert the rows into monitor_results"),
+    ] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print every row as a JSON array on stdout")
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model")] = None,
+    monitor: Annotated[
+        list[str] | None,
+        typer.Option("--monitor", help="Only these monitors (repeatable); default all"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run the windows the scheduler would have run over a span, on the store's SQL or on
+    Spark over a Parquet export, and store their rows as the scheduler does (a re-run replaces).
+
+    Baselines and results stay in the store; with --engine spark the predictions' aggregates
+    come from the export only.
+    """
+    with clear_errors():
+        from core.contracts import MONITOR_NAMES
+        from core.timeutil import Window
+        from monitors.backfill import plan
+
+        span = Window.parse(start, end)
+        monitors = tuple(monitor or MONITOR_NAMES)
+        unknown = [m for m in monitors if m not in MONITOR_NAMES]
+        if unknown:
+            known = ", ".join(MONITOR_NAMES)
+            raise CliError(f"unknown monitor(s) {', '.join(unknown)}; known: {known}", code=2)
+        _check_engine(engine_name, parquet)
+        settings = command_settings(config)
+        runs = plan(span, settings.config, monitors)
+        if not runs:
+            raise CliError("no scheduled window of the monitors lies within the span", code=2)
+        engine = open_store(database_url or settings.resolved_database_url)
+        try:
+            outcomes = _backfill(engine, settings, runs, engine_name, parquet, master, model, store)
+        finally:
+            engine.dispose()
+        if json_output:
+            rows = [result.to_json() for outcome in outcomes for result in outcome.results]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            _print_summary(outcomes)
+        where = "stored in monitor_results" if store else "not stored (--no-store)"
+        rows_n = sum(len(o.results) for o in outcomes)
+        err.print(f"{len(runs)} window run(s) on {engine_name}, {rows_n} rows, {where}")
+
+
+def _check_engine(engine_name: str, parquet: Path | None) -> None:
+    if engine_name not in ENGINES:
+        raise CliError(f"unknown engine {engine_name!r}; known: {', '.join(ENGINES)}", code=2)
+    if engine_name == "spark" and parquet is None:
+        raise CliError("--engine spark reads the export named by --parquet DIR", code=2)
+    if engine_name == "sql" and parquet is not None:
+        raise CliError("--parquet is read by --engine spark only", code=2)
+
+
+def _backfill(
+    engine: Engine,
+    settings: Settings,
+    runs: list[PlannedRun],
+    engine_name: str,
+    parquet: Path | None,
+    master: str,
+    model: str | None,
+    store: bool,
+) -> list[RunOutcome]:
+    """The backfill's outcomes, each stored as soon as it is computed (when `store`)."""
+    from monitors.backfill import backfill
+    from monitors.runner import store_results
+
+    with _progress(len(runs)) as advance, _aggregate_source(engine_name, parquet, master) as source:
+
+        def done(outcome: RunOutcome) -> None:
+            if store:
+                store_results(engine, outcome)
+            advance(f"{outcome.window.start.isoformat()} .. {outcome.window.end.isoformat()}")
+
+        advance(f"starting {engine_name}")
+        return backfill(
+            engine,
+            runs,
+            settings.config,
+            source=source,
+            baselines=_baselines(engine, settings),
+            model_name=model,
+            done=done,
+        )
+
+
+@contextmanager
+def _aggregate_source(engine_name: str, parquet: Path | None, master: str) -> Iterator[Any]:
+    """None for SQL (the backfill's default), or Spark over the export, stopped afterwards."""
+    if engine_name == "sql" or parquet is None:
+        yield None
+        return
+    if not parquet.is_dir():
+        raise CliError(f"no export folder at {parquet}: run `servewatch export parquet`", code=2)
+    try:
+        from monitors.spark_aggregates import SparkAggregates, spark_session
+    except ImportError as exc:
+        raise CliError(
+            f"--engine spark needs PySpark ({exc}): install the spark extra, "
+            "`uv sync --extra spark` or `pip install 'servewatch[spark]'`"
+        ) from exc
+    try:
+        spark = spark_session(master)
+    except Exception as exc:  # no Java, or an unreachable master: say so in one line
+        raise CliError(f"cannot start Spark on {master}: {str(exc).splitlines()[0]}") from exc
+    try:
+        yield SparkAggregates(spark, parquet)
+    finally:
+        spark.stop()
+
+
+def _print_summary(outcomes: list[RunOutcome]) -> None:
+    """Rows per monitor and status over every window."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    counts: Counter[tuple[str, str]] = Counter(
+        (r.monitor, r.status) for o in outcomes for r in o.results
+    )
+    statuses = ("ok", "warn", "alert", "insufficient_data")
+    table = Table("monitor", *statuses, title="rows per status")
+    for name in sorted({m for m, _ in counts}):
+        table.add_row(name, *(str(counts[(name, s)]) for s in statuses))
+    Console(width=200).print(table)
+
+
 @monitor_app.command()
 def schedule(
     database_url: DatabaseUrl = None,
@@ -291,7 +447,7 @@ def schedule(
     report of each window at warn or alert under <SERVEWATCH_HOME>/reports; the same server
     serves them under /reports and the runbooks at /runbooks.
     """
-    with _clear_errors():
+    with clear_errors():
         from prometheus_client import CollectorRegistry
 
         from monitors.exporter import MonitorExporter
@@ -300,8 +456,8 @@ def schedule(
         from monitors.scheduler import Scheduler
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        settings = _settings(config)
-        engine = _open_store(database_url or settings.resolved_database_url)
+        settings = command_settings(config)
+        engine = open_store(database_url or settings.resolved_database_url)
         registry = CollectorRegistry()
         exporter = MonitorExporter(registry, settings.config)
         scheduler = Scheduler(
@@ -356,14 +512,14 @@ def drift(
 ) -> None:
     """Write the drift report of one model version: servewatch's verdict per tenant, with
     Evidently's tests of confidence and predicted class (its interactive page beside it)."""
-    with _clear_errors():
+    with clear_errors():
         from core.timeutil import Window
         from monitors.drift_report import build_drift_report
 
         window = Window.parse(start, end)
         reference = _reference_window(reference_start, reference_end)
-        settings = _settings(config)
-        engine = _open_store(database_url or settings.resolved_database_url)
+        settings = command_settings(config)
+        engine = open_store(database_url or settings.resolved_database_url)
         stamp = window.start.strftime("%Y%m%dT%H%M%SZ")
         path = out or settings.reports_dir / f"drift-{model}-{stamp}.html"
         try:

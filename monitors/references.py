@@ -14,6 +14,7 @@ import numpy as np
 from core.config import MonitorsConfig
 from core.contracts import ALL
 from core.timeutil import Window
+from monitors.aggregate_source import AggregateSource
 from monitors.baselines import Baseline, BaselineStore, PeriodKey, ProductionCache
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram
 from monitors.window_aggregates import (
@@ -27,8 +28,6 @@ from monitors.window_aggregates import (
     keyed_counts,
     keyed_histograms,
 )
-from storage import aggregates
-from storage.engine import Engine
 
 # Up to this many registered versions, the window's histogram is asked for in the first round
 # on a grid with all their deciles, before the versions in the window are known.
@@ -165,7 +164,7 @@ class ProductionReferences:
     tenants the version's first hours. Until a key's period has ended before the window, the
     key is compared with the version's registered baseline instead."""
 
-    engine: Engine
+    predictions: AggregateSource
     window: Window
     hours: int
     store: BaselineStore
@@ -183,7 +182,7 @@ class ProductionReferences:
     @cached_property
     def periods(self) -> dict[Key, Window]:
         """Each key's production period (tenant `*`: from the version's first prediction)."""
-        starts = serving_starts(self.engine, self.cache, self.window.end)
+        starts = serving_starts(self.predictions, self.cache, self.window.end)
         length = timedelta(hours=self.hours)
         periods = {}
         for (model, version, tenant), first in starts.items():
@@ -212,7 +211,7 @@ class ProductionReferences:
             for key, period in self.periods.items()
             if (key[0], key[1]) == model_version and period.end <= self.window.start
         }
-        for key, reference in production_references(self.engine, ended).items():
+        for key, reference in production_references(self.predictions, ended).items():
             self.cache.references[(*key, ended[key].start, ended[key].end)] = reference
 
     def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
@@ -257,11 +256,11 @@ class ProductionReferences:
 
 
 def serving_starts(
-    engine: Engine, cache: ProductionCache, end: datetime
+    source: AggregateSource, cache: ProductionCache, end: datetime
 ) -> dict[tuple[str, str, str], datetime]:
     """When each (model, version, tenant) first predicted before `end`, read incrementally."""
     if cache.scanned_until is None or end > cache.scanned_until:
-        frame = aggregates.first_predictions(engine, cache.scanned_until, end)
+        frame = source.first_predictions(cache.scanned_until, end)
         for model, version, tenant, first in frame.itertuples(index=False):
             key = (str(model), str(version), str(tenant))
             known = cache.starts.get(key)
@@ -270,7 +269,9 @@ def serving_starts(
     return {key: first for key, first in cache.starts.items() if first < end}
 
 
-def production_references(engine: Engine, periods: Mapping[Key, Window]) -> dict[Key, Baseline]:
+def production_references(
+    source: AggregateSource, periods: Mapping[Key, Window]
+) -> dict[Key, Baseline]:
     """References (fine histogram, its deciles, class counts) of keys over their periods."""
     found: dict[Key, Baseline] = {}
     per_tenant = {k: p for k, p in periods.items() if k[2] != ALL}
@@ -282,9 +283,9 @@ def production_references(engine: Engine, periods: Mapping[Key, Window]) -> dict
             (k[0], k[1], None if all_tenants else k[2], p.start, p.end) for k, p in chosen.items()
         ]
         histograms = keyed_histograms(
-            aggregates.period_confidence_histogram(engine, bounds, FINE_EDGES.tolist()), FINE_EDGES
+            source.period_confidence_histogram(bounds, FINE_EDGES.tolist()), FINE_EDGES
         )
-        classes = keyed_counts(aggregates.period_class_counts(engine, bounds), "predicted_class")
+        classes = keyed_counts(source.period_class_counts(bounds), "predicted_class")
         for key in chosen:
             if key in histograms and key in classes:
                 found[key] = Baseline(
@@ -299,7 +300,7 @@ def production_references(engine: Engine, periods: Mapping[Key, Window]) -> dict
 
 
 def choose_references(
-    engine: Engine,
+    source: AggregateSource,
     window: Window,
     config: MonitorsConfig,
     store: BaselineStore,
@@ -311,9 +312,9 @@ def choose_references(
         hours = timedelta(hours=config.reference_window_hours)
         reference_window = Window(window.start - hours, window.start)
     if reference_window is not None:
-        return WindowReferences(WindowAggregates(engine, reference_window, model_name))
+        return WindowReferences(WindowAggregates(source, reference_window, model_name))
     if config.reference == "production":
         return ProductionReferences(
-            engine, window, config.production_reference_hours, store, model_name
+            source, window, config.production_reference_hours, store, model_name
         )
     return BaselineReferences(store)

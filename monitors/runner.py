@@ -20,6 +20,7 @@ from core.config import AppConfig
 from core.contracts import ALL, MONITOR_NAMES
 from core.timeutil import Window
 from monitors import class_shift, cost, drift, schema_failures, traffic
+from monitors.aggregate_source import AggregateSource, SqlAggregates
 from monitors.baselines import BaselineStore
 from monitors.histograms import FINE_EDGES, normalize_edges
 from monitors.references import References, choose_references
@@ -62,7 +63,7 @@ class RunOutcome:
 class MonitorRun:
     """One run of some monitors over one window."""
 
-    engine: Engine
+    source: AggregateSource
     window: Window
     config: AppConfig
     references: References
@@ -79,7 +80,7 @@ class MonitorRun:
 
     @cached_property
     def current(self) -> WindowAggregates:
-        return WindowAggregates(self.engine, self.window, self.model_name)
+        return WindowAggregates(self.source, self.window, self.model_name)
 
     @property
     def cutoff(self) -> float:
@@ -107,10 +108,10 @@ class MonitorRun:
     def traffic_reference(self) -> tuple[Window, dict[Key, dict[int, float]]]:
         """The span a key's usual traffic is measured over, and its hourly counts per key."""
         if self.reference_window is not None:
-            data = WindowAggregates(self.engine, self.reference_window, self.model_name)
+            data = WindowAggregates(self.source, self.reference_window, self.model_name)
             return self.reference_window, traffic.hourly_by_key(data.get((HOURLY_COUNTS,)))
         span = traffic.history_span(self.window, self.config.monitors.traffic.reference_hours)
-        frame = (self.history or HourlyHistory(self.engine)).counts(span)
+        frame = (self.history or HourlyHistory(self.source)).counts(span)
         if self.model_name is not None:
             frame = frame[frame["model_name"] == self.model_name]
         return span, traffic.hourly_by_key(frame)
@@ -140,7 +141,7 @@ class MonitorRun:
         return self.rows(monitor, key, 0, {}, metrics, False, extra)
 
     def prefetch(self, monitors: Iterable[str]) -> None:
-        """Ask SQL for every aggregate the monitors need, as few rounds and as many at once."""
+        """Ask for every aggregate the monitors need, in as few rounds and as many at once."""
         wanted = set(monitors)
         compares = bool(wanted & {drift.MONITOR, class_shift.MONITOR})
         first: list[Request] = []
@@ -349,21 +350,24 @@ def run_monitors(
     baselines: BaselineStore | None = None,
     history: HourlyHistory | None = None,
     progress: Progress | None = None,
+    source: AggregateSource | None = None,
 ) -> RunOutcome:
     """Compute the monitors' rows for `window` (reads only).
 
     Keys without predictions in the window still get rows (`MonitorRun.expected_keys`);
-    `history` keeps the traffic reference's hourly counts across runs.
+    `history` keeps the traffic reference's hourly counts across runs. The predictions'
+    aggregates come from `source` (default: SQL on `engine`, which always holds the baselines).
     """
     unknown = [m for m in monitors if m not in MONITOR_NAMES]
     if unknown:
         raise ValueError(f"unknown monitor(s) {', '.join(unknown)}; known: {MONITOR_NAMES}")
     store = baselines or BaselineStore(engine)
+    source = source or SqlAggregates(engine)
     references = choose_references(
-        engine, window, config.monitors, store, reference_window, model_name
+        source, window, config.monitors, store, reference_window, model_name
     )
     run = MonitorRun(
-        engine,
+        source,
         window,
         config,
         references,

@@ -30,6 +30,7 @@ import pandas as pd
 from core.config import AppConfig, MonitorSchedule
 from core.contracts import MONITOR_NAMES
 from core.timeutil import Window, aligned_end, due_windows, epoch
+from monitors.aggregate_source import SqlAggregates
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
 from monitors.drift_report import flagged_keys, write_window_reports
@@ -96,7 +97,7 @@ class Scheduler:
         if self.baselines is None:
             self.baselines = BaselineStore(self.engine)
         if self.history is None:
-            self.history = HourlyHistory(self.engine)
+            self.history = HourlyHistory(SqlAggregates(self.engine))
 
     def schedule(self, monitor: str) -> MonitorSchedule:
         return self.config.monitors.schedules.get(monitor) or MonitorSchedule()

@@ -19,10 +19,10 @@ import pandas as pd
 
 from core.contracts import ALL, metric_names
 from core.timeutil import Window, aligned_end
+from monitors.aggregate_source import AggregateSource
 from monitors.results import Measurement
 from monitors.window_aggregates import Key
 from storage import aggregates
-from storage.engine import Engine
 
 MONITOR = "traffic"
 METRICS = metric_names(MONITOR)
@@ -94,14 +94,14 @@ def history_span(window: Window, hours: int) -> Window:
 
 @dataclass
 class HourlyHistory:
-    """Predictions per key and UTC hour, each closed hour asked of SQL once and then kept.
+    """Predictions per key and UTC hour, each closed hour asked of the source once and kept.
 
     The scheduler holds one across its runs, so a tick reads the hours that closed since the
     last one, not the whole reference period. Rows written into an hour after it was read (a
     journal replayed after a crash) are not seen: a median over days barely moves with them.
     """
 
-    engine: Engine
+    source: AggregateSource
     _hours: dict[int, pd.DataFrame] = field(default_factory=dict)
 
     def counts(self, span: Window) -> pd.DataFrame:
@@ -125,7 +125,7 @@ class HourlyHistory:
         return pd.concat(frames, ignore_index=True)[list(COUNT_COLUMNS)]
 
     def _fetch(self, span: Window) -> None:
-        frame = aggregates.hourly_counts(self.engine, span.start, span.end)
+        frame = self.source.hourly_counts(span.start, span.end)
         origin = int(span.start.timestamp())
         hours = math.ceil(span.seconds / HOUR)
         by_hour = dict(tuple(frame.groupby("hour"))) if not frame.empty else {}

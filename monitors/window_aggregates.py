@@ -1,4 +1,4 @@
-"""A window's SQL aggregates, each asked once, several at a time; and their per-key views."""
+"""A window's aggregates, each asked once, several at a time; and their per-key views."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pandas as pd
 
 from core.contracts import ALL
 from core.timeutil import Window
+from monitors.aggregate_source import AggregateSource
 from monitors.histograms import ConfidenceHistogram
-from storage import aggregates
-from storage.engine import Engine
 
 Key = tuple[str, str, str]  # model_name, model_version, tenant ("*" = all tenants)
 ModelVersion = tuple[str, str]
@@ -28,19 +27,22 @@ AggregateKey = tuple[Any, ...]  # (CLASS_COUNTS,) or (HISTOGRAM, edges...)
 
 
 class WindowAggregates:
-    """The SQL aggregates of one window, each asked at most once."""
+    """The aggregates of one window, each asked of the source at most once."""
 
-    def __init__(self, engine: Engine, window: Window, model_name: str | None = None) -> None:
-        self.engine, self.window, self.model_name = engine, window, model_name
+    def __init__(
+        self, source: AggregateSource, window: Window, model_name: str | None = None
+    ) -> None:
+        self.source, self.window, self.model_name = source, window, model_name
         self._memo: dict[AggregateKey, pd.DataFrame] = {}
 
     def compute(self, key: AggregateKey) -> pd.DataFrame:
-        """Ask SQL for the aggregate named by `key` (uncached)."""
-        args = (self.engine, self.window.start, self.window.end)
+        """Ask the source for the aggregate named by `key` (uncached)."""
+        start, end = self.window.start, self.window.end
         if key[0] == HISTOGRAM:
-            return aggregates.confidence_histogram(*args, list(key[1:]), model_name=self.model_name)
-        query = getattr(aggregates, key[0])
-        return query(*args, model_name=self.model_name)
+            return self.source.confidence_histogram(start, end, list(key[1:]), self.model_name)
+        query = getattr(self.source, key[0])
+        frame: pd.DataFrame = query(start, end, model_name=self.model_name)
+        return frame
 
     def get(self, key: AggregateKey) -> pd.DataFrame:
         if key not in self._memo:
@@ -77,7 +79,7 @@ Request = tuple[WindowAggregates, AggregateKey]
 
 
 def fetch_concurrently(requests: Iterable[Request]) -> None:
-    """Ask SQL for several aggregates at once, each on its own pooled connection."""
+    """Ask for several aggregates at once (SQL: each on its own pooled connection)."""
     unique = {(id(data), key): (data, key) for data, key in requests}
     missing = [(data, key) for data, key in unique.values() if not data.has(key)]
     if len(missing) < 2:

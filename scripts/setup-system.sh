@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests use (promtool, amtool, Chromium) and a PostgreSQL on 127.0.0.1:5432
+# Debian packages the tests use (promtool, amtool, Chromium, a Java runtime for Spark's local
+# mode) and a PostgreSQL on 127.0.0.1:5432
 # with trust auth and a database `test`. Safe to run again: it only does what is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -9,6 +10,8 @@ command -v promtool >/dev/null || packages+=(prometheus)
 command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || packages+=(chromium)
 command -v pg_ctlcluster >/dev/null || packages+=(postgresql)
+# PySpark 4 needs Java 17 or newer: Debian's default JRE is 17 on bookworm, 21 on trixie.
+command -v java >/dev/null || packages+=(default-jre-headless)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== apt-get install ${packages[*]}"
   as_root apt-get update -qq

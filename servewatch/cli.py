@@ -15,6 +15,7 @@ from monitors.cli import monitor_app, registry_hooks, report_app
 from monitors.finops.command import finops
 from servewatch.audit_cli import stale
 from servewatch.demo_cli import stack_app, traffic
+from servewatch.export_cli import app as export_app
 from servewatch.model_registry import bentoml_lookups
 from servewatch.release_cli import app as release_app
 from servewatch.replay_cli import replay
@@ -41,6 +42,7 @@ registry_hooks.connect = bentoml_lookups
 app.add_typer(monitor_app, name="monitor")
 report_app.command("finops")(finops)
 app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
 app.add_typer(stack_app, name="stack")
 app.add_typer(release_app, name="release")
 app.add_typer(rollout_app, name="rollout")

@@ -66,6 +66,12 @@ def class_counts(
     return frame.astype({"n": "int64"})
 
 
+def check_edges(edges: Sequence[float]) -> None:
+    """Bin edges must be at least two strictly increasing values."""
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError("bin edges must be at least two strictly increasing values")
+
+
 def confidence_histogram(
     engine: Engine,
     start: datetime,
@@ -74,8 +80,7 @@ def confidence_histogram(
     model_name: str | None = None,
 ) -> pd.DataFrame:
     """Successful predictions per bin [edges[i], edges[i+1]); the last bin is closed, ends clamp."""
-    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError("bin edges must be at least two strictly increasing values")
+    check_edges(edges)
     where = and_(_window(start, end, model_name), _p.status == "ok", _p.confidence.is_not(None))
     bin_index = _bin_expression(engine, [float(e) for e in edges[1:-1]]).label("bin")
     statement = _grouped([bin_index], [func.count().label("n")], where)
@@ -280,8 +285,7 @@ def period_confidence_histogram(
     engine: Engine, periods: Sequence[Period], edges: Sequence[float]
 ) -> pd.DataFrame:
     """Successful predictions per confidence bin and tenant, each key within its period."""
-    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError("bin edges must be at least two strictly increasing values")
+    check_edges(edges)
     keys = [_p[c] for c in KEY_COLUMNS]
     bin_index = _bin_expression(engine, [float(e) for e in edges[1:-1]]).label("bin")
     statement = (

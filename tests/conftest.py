@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +39,15 @@ def _postgres_available() -> bool:
         return False
     finally:
         engine.dispose()
+
+
+def spark_available() -> bool:
+    """Whether PySpark imports and a Java runtime is there for its local mode."""
+    java_home = os.environ.get("JAVA_HOME")
+    has_java = shutil.which("java") is not None or (
+        java_home is not None and (Path(java_home) / "bin" / "java").exists()
+    )
+    return has_java and importlib.util.find_spec("pyspark") is not None
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.timeutil import InvalidWindowError, Window, due_windows, parse_time, week_start
+from core.timeutil import (
+    InvalidWindowError,
+    Window,
+    due_windows,
+    parse_time,
+    week_start,
+    windows_within,
+)
 
 T = datetime(2026, 11, 16, 12, 0, tzinfo=UTC).timestamp()
 
@@ -51,3 +58,14 @@ def test_week_start_is_monday_midnight_utc():
     sunday_night = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)
     assert week_start(sunday_night) == datetime(2026, 11, 16, tzinfo=UTC)
     assert week_start(sunday_night + timedelta(minutes=1)) == datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def test_windows_within_a_span_are_the_schedules_that_fit_in_it_oldest_first():
+    start = datetime(2026, 11, 16, 10, 2, tzinfo=UTC)
+    span = Window(start, start + timedelta(minutes=78))  # 10:02 .. 11:20
+    windows = windows_within(span, every_seconds=300, window_seconds=3600)
+    assert [w.end.strftime("%H:%M") for w in windows] == ["11:05", "11:10", "11:15", "11:20"]
+    assert all(w.seconds == 3600 and span.start <= w.start for w in windows)
+    assert windows_within(span, every_seconds=3600, window_seconds=3600) == []
+    hourly = windows_within(Window(start, start + timedelta(hours=3)), 3600, 3600)
+    assert [(w.start.hour, w.end.hour) for w in hourly] == [(11, 12), (12, 13)]

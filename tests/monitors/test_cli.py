@@ -1,7 +1,8 @@
-"""`servewatch monitor run|schedule` through the Typer apps, on the real store."""
+"""`servewatch monitor run|schedule|backfill` through the Typer apps, on the real store."""
 
 import json
 import sqlite3
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -162,3 +163,63 @@ def test_schedule_once_runs_the_due_windows_like_a_cron_job(
     again = _invoke(*args, "--no-finops")
     assert again.exit_code == 0
     assert "0 failed" in again.stderr
+
+
+SPAN_START = traffic.PREVIOUS[0].isoformat().replace("+00:00", "Z")
+HALF_HOUR_LATER = (traffic.PREVIOUS[0] + timedelta(minutes=30)).isoformat()
+
+
+def test_backfill_stores_the_scheduled_windows_of_a_span_like_monitor_run(loaded_url):
+    args = ["backfill", "--from", SPAN_START, "--to", END, "--database-url", loaded_url]
+    result = _invoke(*args, "--monitor", "cost", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    windows = sorted({(r["window_start"], r["window_end"]) for r in rows})
+    # The default schedule: one-hour windows every 5 minutes, those lying within the two hours.
+    assert len(windows) == 13
+    assert windows[0] == (SPAN_START, START)
+    assert windows[-1] == (START, END)
+    assert _stored(loaded_url) == len(rows)
+    assert "13 window run(s) on sql" in result.stderr
+    again = _invoke(*args, "--monitor", "cost")
+    assert again.exit_code == 0
+    assert "rows per status" in again.stdout
+    assert _stored(loaded_url) == len(rows)  # a re-run replaces
+    single = _invoke(
+        "run", "--start", START, "--end", END, "--monitor", "cost", "--json",
+        "--database-url", loaded_url,
+    )  # fmt: skip
+    last = [r for r in rows if (r["window_start"], r["window_end"]) == (START, END)]
+    strip = [{k: v for k, v in r.items() if k != "details"} for r in last]
+    assert strip == [
+        {k: v for k, v in r.items() if k != "details"} for r in json.loads(single.stdout)
+    ]
+
+
+def test_backfill_without_storing_leaves_the_results_table_alone(loaded_url):
+    args = ["--from", SPAN_START, "--to", END, "--monitor", "schema_failures", "--no-store"]
+    result = _invoke("backfill", *args, "--database-url", loaded_url)
+    assert result.exit_code == 0, result.stderr
+    assert "not stored" in result.stderr
+    assert _stored(loaded_url) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "hive"], "unknown engine 'hive'"),
+        (["--engine", "spark"], "--engine spark reads the export named by --parquet"),
+        (["--parquet", "export"], "--parquet is read by --engine spark only"),
+        (["--engine", "spark", "--parquet", "/nonexistent"], "no export folder at /nonexistent"),
+        (["--to", HALF_HOUR_LATER], "no scheduled window of the monitors lies within the span"),
+    ],
+)
+def test_backfill_bad_input_is_one_clear_line_and_exit_2(loaded_url, args, message):
+    span = ["--from", SPAN_START, "--to", END]
+    if "--to" in args:
+        span = ["--from", SPAN_START]
+    result = _invoke("backfill", *span, *args, "--database-url", loaded_url)
+    assert result.exit_code == 2, result.stderr
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert _stored(loaded_url) == 0

@@ -6,6 +6,7 @@ import pytest
 
 from core.config import AppConfig
 from core.timeutil import Window
+from monitors.aggregate_source import SqlAggregates
 from monitors.baselines import BaselineStore
 from monitors.references import ProductionReferences
 from monitors.runner import run_monitors
@@ -84,7 +85,7 @@ def test_without_a_baseline_a_tenant_waits_for_its_production_reference(serving)
 
 def test_serving_starts_and_ended_references_are_read_once_per_store(serving):
     store = BaselineStore(serving, registry=_no_registry)
-    first = ProductionReferences(serving, WINDOW, HOURS, store)
+    first = ProductionReferences(SqlAggregates(serving), WINDOW, HOURS, store)
     assert first.ready(("ticket_classifier", "v1", "acme")) is not None
     assert store.production.scanned_until == WINDOW.end
     cached = dict(store.production.references)
@@ -92,7 +93,7 @@ def test_serving_starts_and_ended_references_are_read_once_per_store(serving):
     # A later window reads only rows after the last scan; what ended stays as it was read.
     later = Window(WINDOW.end, WINDOW.end + timedelta(hours=1))
     traffic.load(serving, traffic.records("hooli", 300, later.start, seed=31))
-    second = ProductionReferences(serving, later, HOURS, store)
+    second = ProductionReferences(SqlAggregates(serving), later, HOURS, store)
     assert second.periods[("ticket_classifier", "v1", "hooli")].start >= later.start
     assert second.periods[("ticket_classifier", "v1", "acme")].start == STARTED
     assert (

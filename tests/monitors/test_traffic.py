@@ -8,6 +8,7 @@ from sqlalchemy import event
 
 from core.config import AppConfig
 from core.timeutil import Window
+from monitors.aggregate_source import SqlAggregates
 from monitors.thresholds import classify
 from monitors.traffic import (
     HourlyHistory,
@@ -126,7 +127,7 @@ def _statements(engine):
 
 def test_the_history_reads_each_closed_hour_once_and_answers_as_sql_does(store_engine):
     traffic.load(store_engine, traffic.previous_traffic(), traffic.window_traffic())
-    history = HourlyHistory(store_engine)
+    history = HourlyHistory(SqlAggregates(store_engine))
     span = Window(traffic.T0 - timedelta(hours=3), traffic.T0 + timedelta(hours=1))
     first = history.counts(span)
     direct = hourly_counts(store_engine, span.start, span.end)
@@ -148,4 +149,4 @@ def test_the_history_reads_each_closed_hour_once_and_answers_as_sql_does(store_e
 def test_the_history_refuses_a_span_off_whole_hours(store_engine):
     span = Window(traffic.T0 + timedelta(minutes=5), traffic.T0 + timedelta(hours=1))
     with pytest.raises(ValueError, match="whole hours"):
-        HourlyHistory(store_engine).counts(span)
+        HourlyHistory(SqlAggregates(store_engine)).counts(span)

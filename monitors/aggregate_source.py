@@ -1,0 +1,109 @@
+"""Where the monitors' aggregates of `predictions` come from: SQL by default, or another engine
+(Spark over a Parquet export, monitors.spark_aggregates) that answers the same frames."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from core.timeutil import Window
+from storage import aggregates
+from storage.aggregates import Period
+from storage.engine import Engine
+
+
+class AggregateSource(Protocol):
+    """The frames of `storage.aggregates` (same columns, same meaning) without the engine."""
+
+    def expect(self, windows: Sequence[Window]) -> None:
+        """The windows about to be asked for (an engine may answer them all in one pass)."""
+
+    def class_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def status_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def confidence_histogram(
+        self,
+        start: datetime,
+        end: datetime,
+        edges: Sequence[float],
+        model_name: str | None = None,
+    ) -> pd.DataFrame: ...
+
+    def hourly_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def first_predictions(
+        self, start: datetime | None, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def period_class_counts(self, periods: Sequence[Period]) -> pd.DataFrame: ...
+
+    def period_confidence_histogram(
+        self, periods: Sequence[Period], edges: Sequence[float]
+    ) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class SqlAggregates:
+    """The aggregates asked of the store in SQL (`storage.aggregates`)."""
+
+    engine: Engine
+
+    def expect(self, windows: Sequence[Window]) -> None:
+        """Nothing to prepare: SQL answers each window when it is asked."""
+
+    def class_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.class_counts(self.engine, start, end, model_name)
+
+    def status_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.status_counts(self.engine, start, end, model_name)
+
+    def compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.compute_totals(self.engine, start, end, model_name)
+
+    def confidence_histogram(
+        self,
+        start: datetime,
+        end: datetime,
+        edges: Sequence[float],
+        model_name: str | None = None,
+    ) -> pd.DataFrame:
+        return aggregates.confidence_histogram(self.engine, start, end, edges, model_name)
+
+    def hourly_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.hourly_counts(self.engine, start, end, model_name)
+
+    def first_predictions(
+        self, start: datetime | None, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.first_predictions(self.engine, start, end, model_name)
+
+    def period_class_counts(self, periods: Sequence[Period]) -> pd.DataFrame:
+        return aggregates.period_class_counts(self.engine, periods)
+
+    def period_confidence_histogram(
+        self, periods: Sequence[Period], edges: Sequence[float]
+    ) -> pd.DataFrame:
+        return aggregates.period_confidence_histogram(self.engine, periods, edges)
