@@ -23,7 +23,7 @@ class ModelRecipe:
     name: str
     task: str
     preprocessing_version: str
-    make_dataset: Callable[[], Dataset]
+    make_dataset: Callable[..., Dataset]  # called with no argument, or a `seed` (reseeded)
     fit: Callable[[Dataset], Any]
     hyperparameters: Mapping[str, Any]
 
