@@ -54,6 +54,18 @@ class Scope:
     mode: RolloutMode = "hash"
 
 
+def serving_config(engine: Engine, config: AppConfig, model: str) -> AppConfig:
+    """The routes to plan a rollout of `model` on: the newest release's (pinned: what the
+    service runs) when the configuration's routes of `model` say `latest`, which resolves to
+    whatever was registered last (the candidate itself, often); else the configuration's."""
+    floating = any(
+        route.default.model == model and route.default.version == "latest"
+        for route in config.routing.values()
+    )
+    release = latest_release(engine) if floating else None
+    return config if release is None else AppConfig.model_validate(release.config)
+
+
 def plan_rollout(
     config: AppConfig,
     candidate: str,

@@ -21,15 +21,17 @@ from core.files import write_atomically
 from core.timeutil import iso_utc
 from monitors.replay_compare import GateVerdict
 from monitors.rollout_gates import InputsNotStored
-from servewatch.release_check import CheckReport, ServiceTarget
+from servewatch.release_check import CheckReport, ServiceTarget, check_models
 from servewatch.release_cli import show_report
 from servewatch.rollout import (
     RolledBack,
     Scope,
+    parse_model_ref,
     parse_steps,
     pick_rollout,
     plan_rollout,
     roll_back,
+    serving_config,
 )
 from servewatch.rollout_status import StepStatus, model_replayer, step_status
 from servewatch.rollout_steps import (
@@ -47,6 +49,7 @@ from storage.engine import Engine
 from storage.rollouts import (
     Rollout,
     RolloutError,
+    RolloutPlan,
     abort_rollout,
     list_rollouts,
     start_rollout,
@@ -113,19 +116,42 @@ def start(
     config: ConfigOption = None,
     database_url: DatabaseUrl = None,
     actor: ActorOption = None,
+    skip_checks: Annotated[
+        bool,
+        typer.Option("--skip-checks", help="start without checking the candidate (audited)"),
+    ] = False,
 ) -> None:
-    """Send the first step's share of the baseline's traffic to CANDIDATE."""
+    """Check CANDIDATE (loads, provider, golden set), then send it the first step's share of
+    the baseline's traffic; a candidate that fails its checks never receives any."""
     settings = settings_for(config, database_url)
     with _engine(settings) as engine:
+        routes = serving_config(engine, settings.config, parse_model_ref(candidate)[0])
         plan = plan_rollout(
-            settings.config,
+            routes,
             candidate,
             parse_steps(steps),
             _registry_resolver(settings.bentoml_home),
             Scope(tenant=tenant, region=region, mode="sticky" if sticky else "hash"),
         )
-        rollout = start_rollout(engine, plan, actor=actor or getpass.getuser(), now=_now())
+        checks = {"skipped": True} if skip_checks else _candidate_checked(settings, plan)
+        rollout = start_rollout(
+            engine,
+            plan,
+            actor=actor or getpass.getuser(),
+            now=_now(),
+            details={"checks": checks},
+        )
     _show([rollout], "rollout started (workers apply it within seconds)")
+
+
+def _candidate_checked(settings: Settings, plan: RolloutPlan) -> dict[str, Any]:
+    """The candidate's checks before traffic (`release check`'s), shown; exit 1 on a failure."""
+    report = check_models(settings, [(plan.candidate_model, plan.candidate_version)])
+    show_report(report)
+    if not report.passed:
+        Console(stderr=True).print("[red]rollout refused: the candidate's checks failed[/red]")
+        raise typer.Exit(1)
+    return report.audit_details()
 
 
 @app.command()

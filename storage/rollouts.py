@@ -89,9 +89,17 @@ def check_steps(steps: Sequence[float]) -> tuple[float, ...]:
     return values
 
 
-def start_rollout(engine: Engine, plan: RolloutPlan, *, actor: str, now: datetime) -> Rollout:
+def start_rollout(
+    engine: Engine,
+    plan: RolloutPlan,
+    *,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Rollout:
     """Store an active rollout at its first step; RolloutError when one is active on any of its
-    endpoints. A promoted rollout of those endpoints is superseded in the same transaction."""
+    endpoints. A promoted rollout of those endpoints is superseded in the same transaction;
+    `details` (the candidate's checks) go into the start's audit event."""
     steps = check_steps(plan.steps)
     if plan.mode not in ROLLOUT_MODES:
         raise RolloutError(f"mode must be one of {', '.join(ROLLOUT_MODES)}")
@@ -99,7 +107,7 @@ def start_rollout(engine: Engine, plan: RolloutPlan, *, actor: str, now: datetim
     with engine.begin() as connection:
         _serialise(connection)
         rollout, superseded = _insert(connection, plan, steps, "active", actor, at)
-        extra = {"superseded": superseded} if superseded else {}
+        extra = {**(details or {}), **({"superseded": superseded} if superseded else {})}
         _audit(connection, rollout, "rollout_step", "start", actor, at, extra)
     return rollout
 

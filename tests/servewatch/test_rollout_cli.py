@@ -26,6 +26,7 @@ from storage.releases import insert_release
 from storage.rollouts import list_rollouts, rollouts_in_force
 from storage.schema import audit_log
 from storage.writer import write_predictions
+from tests.support.models import build_noise_risk_model
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
@@ -36,7 +37,13 @@ def risk_versions(tmp_path_factory) -> dict[str, object]:
     first = build_model(recipe("risk_scorer"), home=home)
     other = replace(recipe("risk_scorer"), make_dataset=lambda: risk_dataset(seed=1818))
     second = build_model(other, home=home)
-    return {"home": home, "baseline": first.version, "candidate": second.version}
+    noise = build_noise_risk_model(home)
+    return {
+        "home": home,
+        "baseline": first.version,
+        "candidate": second.version,
+        "noise": noise.version,
+    }
 
 
 @pytest.fixture
@@ -260,6 +267,54 @@ def test_status_judges_the_step_and_promote_follows_its_verdict(env, tmp_path):
         )
     assert event["details"]["gates"]["verdict"] == "pass"
     assert "forced" not in event["details"]
+
+
+def test_a_candidate_is_checked_before_it_gets_traffic_and_a_failing_one_never_does(env):
+    refused = _run(
+        "rollout", "start", "--candidate", f"risk_scorer:{env['noise']}",
+        "--config", str(env["config"]),
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "golden cases failing" in refused.output
+    assert list_rollouts(env["engine"]) == []  # nothing stored, no traffic moved
+    assert _start(env).exit_code == 0
+    with env["engine"].connect() as connection:
+        start = connection.execute(select(audit_log)).mappings().one()
+    assert start["details"]["checks"]["passed"] is True
+    accuracy = start["details"]["checks"]["golden_accuracy"]
+    assert f"risk_scorer:{env['candidate']}" in accuracy
+
+
+def test_a_route_saying_latest_is_planned_on_the_newest_release_that_pins_it(env, tmp_path):
+    pinned = {"default": {"model": "risk_scorer", "version": env["baseline"]}}
+    release = load_app_config_text(tmp_path, {"routing": {"predict_risk": pinned}})
+    insert_release(
+        env["engine"],
+        bento_tag=None,
+        model_tags=[f"risk_scorer:{env['baseline']}"],
+        config_digest=config_digest(release),
+        config=canonical_config(release),
+        parent_id=None,
+        created_at=T0,
+        created_by="tester",
+    )
+    floating = tmp_path / "floating.yaml"  # `latest` is the version registered last now
+    route = {"default": {"model": "risk_scorer", "version": "latest"}}
+    floating.write_text(yaml.safe_dump({"routing": {"predict_risk": route}}))
+    candidate = f"risk_scorer:{env['candidate']}"
+    started = _run("rollout", "start", "--candidate", candidate, "--config", str(floating))
+    assert started.exit_code == 0, started.output
+    [rollout] = list_rollouts(env["engine"])
+    assert rollout.baseline_version == env["baseline"]  # what the release serves
+
+
+def test_skipping_the_candidate_checks_is_on_the_record(env):
+    candidate = f"risk_scorer:{env['noise']}"
+    args = ("--candidate", candidate, "--config", str(env["config"]), "--skip-checks")
+    assert _run("rollout", "start", *args).exit_code == 0
+    with env["engine"].connect() as connection:
+        start = connection.execute(select(audit_log)).mappings().one()
+    assert start["details"]["checks"] == {"skipped": True}
 
 
 def test_without_stored_inputs_the_other_gates_decide_and_status_says_why(env, tmp_path):

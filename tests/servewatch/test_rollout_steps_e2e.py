@@ -123,7 +123,9 @@ class Traffic:
         return set(list(self.answered.values())[-n:])
 
 
-def _auto(stack, monkeypatch, candidate: str, config_key: str = "config"):
+def _auto(stack, monkeypatch, candidate: str, config_key: str = "config", *skip: str):
+    """Start a rollout (`skip`: `--skip-checks`, for a candidate that the checks before
+    traffic would refuse, whose gates are under test), then promote it with --auto."""
     monkeypatch.setenv("SERVEWATCH_DATABASE_URL", stack["url"])
     monkeypatch.setenv("SERVEWATCH_MODELS_HOME", str(stack["models"]))
     monkeypatch.setenv("SERVEWATCH_ROLLOUT_POLL_INTERVAL_S", str(POLL_S))
@@ -133,7 +135,18 @@ def _auto(stack, monkeypatch, candidate: str, config_key: str = "config"):
     runner = CliRunner()
     config = str(stack[config_key])
     started = runner.invoke(
-        app, ["rollout", "start", "--candidate", candidate, "--steps", "50,100", "--config", config]
+        app,
+        [
+            "rollout",
+            "start",
+            "--candidate",
+            candidate,
+            "--steps",
+            "50,100",
+            "--config",
+            config,
+            *skip,
+        ],
     )
     assert started.exit_code == 0, started.output
     return runner.invoke(
@@ -180,7 +193,9 @@ def test_a_candidate_that_learnt_noise_is_aborted_by_its_gates(release_stack, mo
     texts = ticket_dataset(n=300, reference_rows=10).validation_inputs
     with Traffic(server, "/classify_ticket", [{"text": t} for t in texts]) as traffic:
         time.sleep(1)
-        result = _auto(release_stack, monkeypatch, f"{TICKETS}:{release_stack['noise']}")
+        noise = f"{TICKETS}:{release_stack['noise']}"
+        # Its golden set would refuse it before traffic: skipped, so that its gates judge it.
+        result = _auto(release_stack, monkeypatch, noise, "config", "--skip-checks")
         assert result.exit_code == 1, result.output  # --auto ended without promoting
         assert "aborted" in result.output
         _until(lambda: traffic.recent(30) == {release_stack["ticket"]})
@@ -238,7 +253,9 @@ def test_a_candidate_whose_golden_set_fails_on_the_live_service_is_rolled_back(
     noise = release_stack["noise"]
     with Traffic(server, "/classify_ticket", [{"text": t} for t in texts]) as traffic:
         time.sleep(1)
-        result = _auto(release_stack, monkeypatch, f"{TICKETS}:{noise}", "open_gates")
+        result = _auto(
+            release_stack, monkeypatch, f"{TICKETS}:{noise}", "open_gates", "--skip-checks"
+        )
         assert result.exit_code == 1, result.output
         _until(lambda: traffic.recent(30) == {release_stack["ticket"]})
     assert traffic.failures == []

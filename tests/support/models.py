@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from service.models.build import build_model
-from service.models.datasets import Dataset, ticket_dataset
+from service.models.datasets import Dataset, risk_dataset, ticket_dataset
 from service.models.recipes import recipe
 
 TICKETS = "ticket_classifier"
+RISK = "risk_scorer"
 
 
 def shuffled_tickets() -> Dataset:
@@ -25,3 +26,16 @@ def shuffled_tickets() -> Dataset:
 def build_noise_ticket_model(home: Path) -> Any:
     """A ticket classifier trained on shuffled labels, registered in `home`."""
     return build_model(replace(recipe(TICKETS), make_dataset=shuffled_tickets), home=home)
+
+
+def shuffled_accounts() -> Dataset:
+    """The risk data (smaller) with its training labels shuffled."""
+    dataset = risk_dataset(n=1500, reference_rows=500)
+    labels = list(dataset.train_labels)
+    random.Random(4).shuffle(labels)
+    return replace(dataset, train_labels=labels)
+
+
+def build_noise_risk_model(home: Path) -> Any:
+    """A risk scorer trained on shuffled labels, registered in `home`."""
+    return build_model(replace(recipe(RISK), make_dataset=shuffled_accounts), home=home)
