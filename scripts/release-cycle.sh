@@ -4,21 +4,24 @@
 # retrained candidate, replay stored traffic through it, canary it with gated automatic
 # promotion, then roll back to the parent release. docs/releases.md explains each step.
 #
-#   bash scripts/release-cycle.sh            # ~4 minutes; everything under var/release-cycle
+#   bash scripts/release-cycle.sh            # ~4 minutes; starts afresh in var/release-cycle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v uv >/dev/null || python3 -m pip install --quiet uv
 uv sync --frozen --quiet
 
-export SERVEWATCH_HOME="${SERVEWATCH_HOME:-var/release-cycle}"
-export SERVEWATCH_MODELS_HOME="${SERVEWATCH_MODELS_HOME:-$SERVEWATCH_HOME/bentoml}"
+# A home of its own, started afresh (the store is SQLite in it unless SERVEWATCH_DATABASE_URL
+# names another).
+export SERVEWATCH_HOME=var/release-cycle
+export SERVEWATCH_MODELS_HOME=$SERVEWATCH_HOME/bentoml
+export COLUMNS="${COLUMNS:-160}"
 export SERVEWATCH_ROLLOUT_POLL_INTERVAL_S=2
 export SERVEWATCH_API_KEY=demo-acme-key
 PORT="${PORT:-3300}"
 URL="http://127.0.0.1:$PORT"
 SW=(uv run --frozen servewatch)
-mkdir -p "$SERVEWATCH_HOME"
+rm -rf "$SERVEWATCH_HOME" && mkdir -p "$SERVEWATCH_HOME"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 # The example configuration, storing redacted raw inputs so that replay has something to

@@ -164,6 +164,9 @@ def _seal(connection: Connection, first_id: int, last_id: int, now: datetime) ->
 def verify(engine: Engine, since: datetime | None = None) -> Verification:
     """Recompute the chain (from the first block sealed at or after `since`, trusting its link)."""
     with engine.connect() as connection:
+        # Rows and their block commit together, but each read sees the newest commits: rows
+        # appended after this point are left to the next verification, not taken for strays.
+        ceiling = _last_row_id(connection)
         blocks = _blocks(connection, since)
         checked_rows = 0
         previous: str | None = None
@@ -174,7 +177,7 @@ def verify(engine: Engine, since: datetime | None = None) -> Verification:
                 return Verification(len(blocks), checked_rows, block["id"], problem)
             checked_rows += block["row_count"]
             previous, covered_to = block["block_hash"], block["last_id"]
-        stray = _rows_after(connection, covered_to) if blocks or since is None else 0
+        stray = _rows_after(connection, covered_to, ceiling) if blocks or since is None else 0
         if stray:
             return Verification(
                 len(blocks), checked_rows, None, f"{stray} rows after the last block"
@@ -405,8 +408,13 @@ def _count_between(connection: Connection, after_id: int, before_id: int) -> int
     return int(connection.execute(statement).scalar_one())
 
 
-def _rows_after(connection: Connection, after_id: int | None) -> int:
-    statement = select(func.count()).select_from(audit_log)
+def _last_row_id(connection: Connection) -> int:
+    return int(connection.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one())
+
+
+def _rows_after(connection: Connection, after_id: int | None, ceiling: int) -> int:
+    """Audit rows after `after_id` up to `ceiling` (the newest row when verification began)."""
+    statement = select(func.count()).select_from(audit_log).where(audit_log.c.id <= ceiling)
     if after_id is not None:
         statement = statement.where(audit_log.c.id > after_id)
     return int(connection.execute(statement).scalar_one())

@@ -182,6 +182,25 @@ def test_concurrent_appenders_keep_one_chain(store_engine):
     assert (result.blocks, result.rows) == (15, 45)
 
 
+def test_verifying_while_blocks_are_appended_finds_nothing_wrong(store_engine):
+    """A live store is verified while its writer appends: rows sealed after verification began
+    are the next one's, never strays (the writer's commits land between its reads)."""
+
+    def writer() -> None:
+        for i in range(0, 400, 2):
+            append(store_engine, [_prediction(i), _prediction(i + 1)], now=NOW)
+
+    appending = threading.Thread(target=writer)
+    appending.start()
+    problems = []
+    while appending.is_alive():
+        problems.append(verify(store_engine).reason)
+    appending.join()
+    assert len(problems) > 1
+    assert [p for p in problems if p is not None] == []
+    assert verify(store_engine).ok
+
+
 def test_every_stored_prediction_is_audited_once_in_the_same_transaction(store_engine):
     from storage.writer import write_predictions
     from tests.storage.records import make_records
