@@ -391,7 +391,7 @@ class ServiceRuntime:
                 "model_error", "the model's output broke the output schema: " + ", ".join(failures)
             )
         fault: Fault | None = trace.fault
-        if fault is not None and fault.error is not None:
+        if fault is not None and fault.error is not None and fault.hits(model.version):
             raise ServiceError(fault.error, "injected fault")
         return trace.items
 
@@ -402,7 +402,7 @@ class ServiceRuntime:
         limit = self.settings.config.limits.request_timeout_s
         deadline = trace.started + limit
         fault: Fault | None = trace.fault
-        if fault is not None and fault.latency_ms:
+        if fault is not None and fault.latency_ms and fault.hits(model.version):
             await _slow_down(fault.latency_ms / 1000.0, deadline, limit)
         remaining = deadline - time.perf_counter()
         if remaining <= 0:

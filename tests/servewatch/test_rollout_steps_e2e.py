@@ -16,6 +16,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from servewatch.cli import app
+from service.faults import FAULT_HEADER
 from service.models.build import build_all, build_model
 from service.models.datasets import risk_dataset, ticket_dataset
 from service.models.recipes import recipe
@@ -69,7 +70,7 @@ def release_stack(tmp_path_factory):
         redaction={"store_raw_inputs": True},
         release={"gates": gates},
     )
-    env = {"SERVEWATCH_ROLLOUT_POLL_INTERVAL_S": str(POLL_S)}
+    env = {"SERVEWATCH_ROLLOUT_POLL_INTERVAL_S": str(POLL_S), "SERVEWATCH_FAULT_INJECTION": "true"}
     server = ServiceServer(
         home=home / "run", config=config, models_home=models, database_url=url, workers=2, env=env
     )
@@ -92,9 +93,16 @@ def release_stack(tmp_path_factory):
 class Traffic:
     """Requests on a thread until stopped: request id -> the version that answered."""
 
-    def __init__(self, server: ServiceServer, route: str, payloads: list[dict]) -> None:
+    def __init__(
+        self,
+        server: ServiceServer,
+        route: str,
+        payloads: list[dict],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.answered: dict[str, str] = {}
         self.failures: list[str] = []
+        self._headers = {**auth(), **(headers or {})}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(server, route, payloads))
 
@@ -110,7 +118,7 @@ class Traffic:
         with server.client() as client:
             i = 0
             while not self._stop.is_set():
-                answer = client.post(route, json=payloads[i % len(payloads)], headers=auth())
+                answer = client.post(route, json=payloads[i % len(payloads)], headers=self._headers)
                 if answer.status_code != 200:
                     self.failures.append(f"{answer.status_code} {answer.text[:200]}")
                 else:
@@ -235,6 +243,29 @@ def test_a_good_candidate_is_promoted_to_100(release_stack, monkeypatch):
     assert promotion["details"]["gates"]["verdict"] == "pass"
     golden = [e["details"]["golden"]["passed"] for e in events if e["decision"] == "check"]
     assert golden == [True]
+
+
+def test_a_candidate_made_slow_is_aborted_by_its_latency_gate(release_stack, monkeypatch):
+    server, url = release_stack["server"], release_stack["url"]
+    retrained = release_stack["retrained"]
+    accounts = generate_accounts(200, 37)
+    slow = {FAULT_HEADER: f"latency=60@{retrained}"}  # only the candidate's answers
+    payloads = [{"features": a.features} for a in accounts]
+    with Traffic(server, "/predict_risk", payloads, slow) as traffic:
+        time.sleep(1)
+        result = _auto(release_stack, monkeypatch, f"risk_scorer:{retrained}")
+        assert result.exit_code == 1, result.output
+        _until(lambda: traffic.recent(30) == {release_stack["risk"]})
+    assert traffic.failures == []
+    assert retrained in traffic.answered.values()
+    _until(lambda: _stored(url, traffic.answered) == traffic.answered)
+    rollouts = [r for r in list_rollouts_at(url) if r.candidate_version == retrained]
+    newest = rollouts[0]
+    assert newest.state == "aborted"
+    events = [e for e in _events(url) if e["details"]["rollout_id"] == newest.id]
+    abort = next(e for e in events if e["kind"] == "abort")
+    failed = {g["gate"] for g in abort["details"]["gates"]["gates"] if g["verdict"] == "fail"}
+    assert failed == {"max_p99_latency_ratio"}  # as good as its baseline, only slower
 
 
 def list_rollouts_at(url: str):

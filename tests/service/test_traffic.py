@@ -100,6 +100,15 @@ def test_parse_fault():
     assert parse_fault(None) is None
 
 
+def test_a_fault_may_hit_one_model_version_only():
+    slow = parse_fault("latency=80@3f2a9c")
+    assert slow == Fault(latency_ms=80, version="3f2a9c")
+    assert slow.hits("3f2a9c")
+    assert not slow.hits("0b1d77")
+    assert parse_fault("model_error@3f2a9c") == Fault(error="model_error", version="3f2a9c")
+    assert parse_fault("timeout").hits("any version")
+
+
 def test_send_traffic_counts_answers():
     seen = []
 
