@@ -55,6 +55,14 @@ ReferenceStart = Annotated[
     typer.Option("--reference-start", help="Reference window start; default: the baseline"),
 ]
 ReferenceEnd = Annotated[str | None, typer.Option("--reference-end", help="Reference window end")]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print every row as a JSON array on stdout")
+]
+ModelName = Annotated[str | None, typer.Option("--model", help="Only this model")]
+MonitorNames = Annotated[
+    list[str] | None,
+    typer.Option("--monitor", help="Only these monitors (repeatable); default all"),
+]
 
 
 @dataclass
@@ -167,14 +175,9 @@ def run(
     reference_start: ReferenceStart = None,
     reference_end: ReferenceEnd = None,
     database_url: DatabaseUrl = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the rows as a JSON array on stdout")
-    ] = False,
-    model: Annotated[str | None, typer.Option("--model", help="Only this model")] = None,
-    monitor: Annotated[
-        list[str] | None,
-        typer.Option("--monitor", help="Only these monitors (repeatable); default all"),
-    ] = None,
+    json_output: JsonOutput = False,
+    model: ModelName = None,
+    monitor: MonitorNames = None,
     config: ConfigFile = None,
 ) -> None:
     """Run the monitors over one window, store the rows (replacing a re-run) and print them."""
@@ -281,14 +284,9 @@ def backfill(
         bool,
         typer.Option("--store/--no-store", help="Upsert the rows into monitor_results"),
     ] = True,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print every row as a JSON array on stdout")
-    ] = False,
-    model: Annotated[str | None, typer.Option("--model", help="Only this model")] = None,
-    monitor: Annotated[
-        list[str] | None,
-        typer.Option("--monitor", help="Only these monitors (repeatable); default all"),
-    ] = None,
+    json_output: JsonOutput = False,
+    model: ModelName = None,
+    monitor: MonitorNames = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
 ) -> None:

@@ -15,25 +15,26 @@ TICKETS = "ticket_classifier"
 RISK = "risk_scorer"
 
 
-def shuffled_tickets() -> Dataset:
-    """The ticket data (smaller) with its training labels shuffled: a model that learnt noise."""
-    dataset = ticket_dataset(n=1500, reference_rows=500)
+def _shuffled(dataset: Dataset) -> Dataset:
+    """`dataset` with its training labels shuffled (seeded): what a model learns is noise."""
     labels = list(dataset.train_labels)
     random.Random(4).shuffle(labels)
     return replace(dataset, train_labels=labels)
+
+
+def shuffled_tickets() -> Dataset:
+    """The ticket data (smaller) with its training labels shuffled."""
+    return _shuffled(ticket_dataset(n=1500, reference_rows=500))
+
+
+def shuffled_accounts() -> Dataset:
+    """The risk data (smaller) with its training labels shuffled."""
+    return _shuffled(risk_dataset(n=1500, reference_rows=500))
 
 
 def build_noise_ticket_model(home: Path) -> Any:
     """A ticket classifier trained on shuffled labels, registered in `home`."""
     return build_model(replace(recipe(TICKETS), make_dataset=shuffled_tickets), home=home)
-
-
-def shuffled_accounts() -> Dataset:
-    """The risk data (smaller) with its training labels shuffled."""
-    dataset = risk_dataset(n=1500, reference_rows=500)
-    labels = list(dataset.train_labels)
-    random.Random(4).shuffle(labels)
-    return replace(dataset, train_labels=labels)
 
 
 def build_noise_risk_model(home: Path) -> Any:
