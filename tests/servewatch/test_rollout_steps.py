@@ -207,3 +207,37 @@ def test_auto_stops_when_the_rollout_is_ended_elsewhere(store_engine):
     )  # fmt: skip
     assert outcome.end == "ended_elsewhere"
     assert outcome.statuses == []
+
+
+class _Crash(Exception):
+    """The process running --auto dies."""
+
+
+def test_auto_killed_mid_rollout_resumes_from_the_stored_step(store_engine):
+    rollout = _start(store_engine)
+    traffic = Traffic(store_engine, rollout.id)
+    sleeps = 0
+
+    def sleep_then_die(seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        if sleeps == 2:  # after the first promotion, while the 50 % step serves
+            raise _Crash
+        traffic.sleep(seconds)
+
+    policy = AutoPolicy(interval_s=60, max_wait_s=600)
+    with pytest.raises(_Crash):
+        run_auto(
+            store_engine, rollout.id, judge=_judge(store_engine), policy=policy, actor="auto",
+            clock=traffic.clock, sleep=sleep_then_die,
+        )  # fmt: skip
+    stored = get_rollout(store_engine, rollout.id)
+    assert (stored.state, stored.weight) == ("active", 50.0)  # the state survives, at its step
+    outcome = run_auto(
+        store_engine, rollout.id, judge=_judge(store_engine), policy=policy, actor="auto",
+        clock=traffic.clock, sleep=traffic.sleep,
+    )  # fmt: skip
+    assert outcome.end == "promoted"
+    assert [s.rollout.weight for s in outcome.statuses] == [50.0]  # no step run twice
+    kinds = [e["kind"] for e in _events(store_engine)]
+    assert kinds == ["rollout_step", "rollout_step", "promotion"]
