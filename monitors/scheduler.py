@@ -89,7 +89,6 @@ class Scheduler:
     reports_dir: Path | None = None
     history: HourlyHistory | None = None  # the traffic monitor's hourly counts, kept across runs
     _last_end: dict[str, float] = field(default_factory=dict)
-    _restored: bool = False
     _pending_reports: dict[Window, list[MonitorResult]] = field(default_factory=dict)
     _last_prune: float | None = None
 
@@ -130,7 +129,8 @@ class Scheduler:
         return max(ends) if ends else None
 
     def restore(self) -> None:
-        """Put each monitor's newest current results and last run time back into the gauges."""
+        """Put each monitor's newest current results and last run time, from the store, into the
+        gauges (whichever process ran their windows)."""
         now = self.clock()
         for monitor in self.monitors:
             plan = self.schedule(monitor)
@@ -150,16 +150,14 @@ class Scheduler:
             )
             if results:
                 self.exporter.publish(monitor, results)
-                log.info("monitor %s: %d results restored from the store", monitor, len(results))
+                log.debug("monitor %s: %d results restored from the store", monitor, len(results))
 
     def tick(self) -> list[WindowRun]:
-        """Run every due window of every monitor, oldest first; a failure stops that monitor."""
-        if not self._restored:
-            try:
-                self.restore()
-                self._restored = True
-            except Exception:  # the store may be down: the next tick tries again
-                log.exception("cannot restore the stored monitor results")
+        """Run every due window of every monitor, oldest first; a failure stops that monitor.
+
+        Then the gauges are restored from the store, at every tick: a scheduler of a pair
+        exports the windows the other one ran (it held their lock) as well as its own.
+        """
         runs: list[WindowRun] = []
         for monitor in self.monitors:
             try:
@@ -168,6 +166,10 @@ class Scheduler:
                 log.exception("monitor %s: cannot plan its windows", monitor)
                 self.exporter.record_run(monitor, False, 0.0, self.clock())
                 runs.append(WindowRun(monitor, None, "failure", error=_describe(exc)))
+        try:
+            self.restore()
+        except Exception:  # the store may be down: the next tick tries again
+            log.exception("cannot restore the stored monitor results")
         self._write_reports()
         runs.extend(self._tick_finops())
         runs.extend(self._tick_retention())

@@ -1,10 +1,11 @@
 """The scheduler with an explicit clock: cadence, catch-up, restarts, failures and locks."""
 
+import contextlib
 import threading
 from datetime import timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import func, select, text
 
 from core.config import (
@@ -385,3 +386,38 @@ def test_no_drift_report_for_a_window_caught_up_long_after_it_ended(engine, tmp_
     written = sorted(p.name for p in folder.iterdir() if p.name != LATEST)
     recent = [window_file(traffic.WINDOW[1] + timedelta(seconds=k * EVERY)) for k in (3, 4, 5)]
     assert written == recent
+
+
+def _result_series(registry):
+    """The monitor result lines of /metrics (runs_total differs: it counts this process's runs)."""
+    lines = generate_latest(registry).decode().splitlines()
+    result_metrics = (
+        "servewatch_monitor_value{",
+        "servewatch_monitor_status{",
+        "servewatch_monitor_sample_size{",
+    )
+    return sorted(line for line in lines if line.startswith(result_metrics))
+
+
+def test_two_schedulers_of_a_pair_export_the_same_results_whichever_ran_them(engine):
+    clock = Clock(END + 5)
+    registries = CollectorRegistry(), CollectorRegistry()
+    first, second = (_scheduler(engine, clock, registry) for registry in registries)
+    half = len(MONITOR_NAMES) // 2
+    # The second holds the lock of half the monitors while the first ticks, then the reverse.
+    with contextlib.ExitStack() as held:
+        for monitor in MONITOR_NAMES[:half]:
+            assert held.enter_context(monitor_lock(engine, monitor))
+        ran_first = {r.monitor for r in first.tick()}
+    ran_second = {r.monitor for r in second.tick()}
+    assert ran_first == set(MONITOR_NAMES[half:])
+    assert ran_second == set(MONITOR_NAMES[:half])
+    first.tick()  # nothing is due; it reads the windows the second ran
+    assert _result_series(registries[0]) == _result_series(registries[1])
+    assert {
+        line.split('monitor="')[1].split('"')[0] for line in _result_series(registries[0])
+    } == set(MONITOR_NAMES)
+    clock.now = END + EVERY + 5  # the next window: now the second runs everything, then the first
+    assert {r.monitor for r in second.tick()} == set(MONITOR_NAMES)
+    assert first.tick() == []
+    assert _result_series(registries[0]) == _result_series(registries[1])
