@@ -15,6 +15,7 @@ from monitors.cli import monitor_app, registry_hooks, report_app
 from monitors.finops.command import finops
 from servewatch.audit_cli import stale
 from servewatch.demo_cli import stack_app, traffic
+from servewatch.deploy_cli import app as deploy_app
 from servewatch.export_cli import app as export_app
 from servewatch.model_registry import bentoml_lookups
 from servewatch.release_cli import app as release_app
@@ -44,6 +45,7 @@ report_app.command("finops")(finops)
 app.add_typer(report_app, name="report")
 app.add_typer(export_app, name="export")
 app.add_typer(stack_app, name="stack")
+app.add_typer(deploy_app, name="deploy")
 app.add_typer(release_app, name="release")
 app.add_typer(rollout_app, name="rollout")
 app.command("rollback")(rollback)
