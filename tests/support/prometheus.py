@@ -70,16 +70,17 @@ class PrometheusServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The instant vector of `expr` now."""
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The instant vector of `expr` now, or at the Unix time `at`."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        answer = httpx.get(f"{self.url}/api/v1/query", params=params, timeout=5)
         answer.raise_for_status()
         result: list[dict[str, Any]] = answer.json()["data"]["result"]
         return result
 
-    def scalar(self, expr: str) -> float | None:
+    def scalar(self, expr: str, at: float | None = None) -> float | None:
         """The single value of `expr` (None while it has no sample)."""
-        result = self.query(expr)
+        result = self.query(expr, at)
         return float(result[0]["value"][1]) if result else None
 
     def active_targets(self, job: str) -> list[dict[str, Any]]:
