@@ -49,6 +49,9 @@ def prometheus(
             "--remote-write", help="A receiver's URL, e.g. http://central:9090/api/v1/write"
         ),
     ] = None,
+    no_rules: Annotated[
+        bool, typer.Option("--no-rules", help="Load no rules (a central Prometheus runs them)")
+    ] = False,
     scrape_interval: Annotated[str, typer.Option(help="Scrape and evaluation interval")] = "15s",
 ) -> None:
     """Write prometheus.yml (file_sd_configs) and targets/*.json; re-run it to change replicas:
@@ -57,7 +60,7 @@ def prometheus(
         replicas=tuple(replicas),
         monitors=tuple(monitors or ()),
         alertmanagers=tuple(alertmanagers or ()),
-        rule_files=tuple(rule_files) if rule_files else DEFAULT_RULE_FILES,
+        rule_files=() if no_rules else tuple(rule_files or DEFAULT_RULE_FILES),
         remote_write=tuple(remote_write or ()),
         scrape_interval=scrape_interval,
         evaluation_interval=scrape_interval,

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from alerts.prometheus_config import (
     CONFIG_FILE,
+    DEFAULT_RULE_FILES,
     MONITORS_JOB,
     SERVICE_JOB,
     PrometheusSpec,
@@ -98,8 +99,10 @@ def test_the_command_writes_both_files_and_rewrites_the_targets(tmp_path):
         "b:3000",
     ]
     assert _check_config(out).returncode == 0
-    again = runner.invoke(app, [*args, "--replica", "a:3000"])
+    assert yaml.safe_load((out / CONFIG_FILE).read_text())["rule_files"] == list(DEFAULT_RULE_FILES)
+    again = runner.invoke(app, [*args, "--replica", "a:3000", "--no-rules"])
     assert again.exit_code == 0, again.output
+    assert yaml.safe_load((out / CONFIG_FILE).read_text())["rule_files"] == []
     assert json.loads((out / targets_file(SERVICE_JOB)).read_text())[0]["targets"] == ["a:3000"]
     assert sorted(p.name for p in out.rglob("*")) == sorted(
         ["prometheus.yml", "targets", "servewatch-service.json", "servewatch-monitors.json"]
