@@ -4,11 +4,13 @@ Windows end on multiples of the monitor's `every_seconds` (since the epoch). The
 window is remembered in memory and, across restarts, read back from `monitor_results`. A failed
 run is logged and counted, and its window is due again at the next tick.
 
-At its first tick the scheduler puts the newest stored results back into its gauges (each
-key's newest scheduled window, if it ended at most RESTORE_WINDOWS runs ago) and the time of
-each monitor's last completed run, so /metrics is not empty until the next window closes and a
-stale monitor stays visibly stale. For every recent window where a drift monitor is at warn or
-alert it writes the drift report of each such key (monitors.drift_report).
+At every tick, after running its due windows, the scheduler puts the stored results back into
+its gauges (each monitor's newest scheduled window, if it ended at most RESTORE_WINDOWS runs ago)
+and the time of each monitor's last completed run: after a restart /metrics is not empty until
+the next window closes, a stale monitor stays visibly stale, and two schedulers on one store
+(a pair for high availability) export the same results whichever of them ran each window.
+For every recent window where a drift monitor is at warn or alert it writes the drift report
+of each such key (monitors.drift_report).
 
 When the config sets a retention, the scheduler prunes the store (storage.retention) at its first
 tick and then once a day, after the tick's monitor windows, a minute a tick at most.
@@ -129,8 +131,8 @@ class Scheduler:
         return max(ends) if ends else None
 
     def restore(self) -> None:
-        """Put each monitor's newest current results and last run time, from the store, into the
-        gauges (whichever process ran their windows)."""
+        """Put each monitor's last run time and the results of its newest current window, from
+        the store, into the gauges (whichever process ran that window)."""
         now = self.clock()
         for monitor in self.monitors:
             plan = self.schedule(monitor)
@@ -145,7 +147,7 @@ class Scheduler:
                 self.exporter.restore_last_run(monitor, max(runs).timestamp())
             current = datetime.fromtimestamp(now - self._current_seconds(monitor), UTC)
             rows = results_ending_after(self.engine, monitor, current)
-            results = _newest_per_key(
+            results = _newest_window(
                 r for r in rows if _scheduled(r["window_start"], r["window_end"], plan)
             )
             if results:
@@ -360,10 +362,14 @@ def _scheduled(start: datetime, end: datetime, plan: MonitorSchedule) -> bool:
     return epoch(end) - epoch(start) == plan.window_seconds and epoch(end) % plan.every_seconds == 0
 
 
-def _newest_per_key(rows: Iterable[Mapping[str, Any]]) -> list[MonitorResult]:
-    """Each key's row of its newest window (`rows` come oldest window first)."""
+def _newest_window(rows: Iterable[Mapping[str, Any]]) -> list[MonitorResult]:
+    """The rows of the newest window (`rows` come oldest window first): what the scheduler that
+    ran it published, so a group missing from it is not brought back from an older window."""
     newest: dict[tuple[str, ...], MonitorResult] = {}
+    newest_end = None
     for row in rows:
+        if row["window_end"] != newest_end:
+            newest, newest_end = {}, row["window_end"]
         result = MonitorResult.from_row(row)
         newest[result.key] = result
     return list(newest.values())

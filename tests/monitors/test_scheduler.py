@@ -421,3 +421,26 @@ def test_two_schedulers_of_a_pair_export_the_same_results_whichever_ran_them(eng
     assert {r.monitor for r in second.tick()} == set(MONITOR_NAMES)
     assert first.tick() == []
     assert _result_series(registries[0]) == _result_series(registries[1])
+
+
+def test_a_group_missing_from_the_newest_window_is_not_brought_back_from_an_older_one(engine):
+    clock = Clock(END + 5)
+    registries = CollectorRegistry(), CollectorRegistry()
+    ran, peer = (_scheduler(engine, clock, registry) for registry in registries)
+    ran.tick()
+    clock.now = END + EVERY + 5
+    ran.tick()
+    newest = traffic.WINDOW[1] + timedelta(seconds=EVERY)
+    with engine.begin() as connection:  # initech sent nothing in the newest window
+        connection.execute(
+            monitor_results.delete().where(
+                monitor_results.c.tenant == "initech", monitor_results.c.window_end == newest
+            )
+        )
+    assert peer.tick() == []
+    ran.tick()
+    status = "servewatch_monitor_status"
+    for registry in registries:
+        assert registry.get_sample_value(status, {**PSI, "tenant": "initech"}) is None
+        assert registry.get_sample_value(status, {**PSI, "tenant": "globex"}) is not None
+    assert _result_series(registries[0]) == _result_series(registries[1])
