@@ -101,18 +101,37 @@ def render(spec: PrometheusSpec) -> dict[str, str]:
     return files
 
 
-def _config(spec: PrometheusSpec, jobs: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def base_config(
+    *,
+    scrape_interval: str,
+    evaluation_interval: str,
+    rule_files: Sequence[str],
+    alertmanagers: Sequence[str] = (),
+    external_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """prometheus.yml without its scrape configs: intervals, rules and Alertmanagers."""
     global_: dict[str, Any] = {
-        "scrape_interval": spec.scrape_interval,
-        "evaluation_interval": spec.evaluation_interval,
+        "scrape_interval": scrape_interval,
+        "evaluation_interval": evaluation_interval,
     }
-    if spec.external_labels:
-        global_["external_labels"] = dict(spec.external_labels)
-    config: dict[str, Any] = {"global": global_, "rule_files": list(spec.rule_files)}
-    if spec.alertmanagers:
+    if external_labels:
+        global_["external_labels"] = dict(external_labels)
+    config: dict[str, Any] = {"global": global_, "rule_files": list(rule_files)}
+    if alertmanagers:
         config["alerting"] = {
-            "alertmanagers": [{"static_configs": [{"targets": list(spec.alertmanagers)}]}]
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
         }
+    return config
+
+
+def _config(spec: PrometheusSpec, jobs: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    config = base_config(
+        scrape_interval=spec.scrape_interval,
+        evaluation_interval=spec.evaluation_interval,
+        rule_files=spec.rule_files,
+        alertmanagers=spec.alertmanagers,
+        external_labels=spec.external_labels,
+    )
     config["scrape_configs"] = [
         {
             "job_name": job,
