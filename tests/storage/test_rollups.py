@@ -57,7 +57,7 @@ EDGES = [
     [0.0, 0.25, 0.5, 0.75, 1.0],
     [0.5, 0.6, 0.7],
     list(FINE_EDGES),
-    [0.0, 0.33, 1.0],  # off the fine grid: answered from raw rows
+    [0.0, 0.333, 1.0],  # off the fine grid: answered from raw rows
 ]
 
 
@@ -190,6 +190,6 @@ def test_pruning_rollups_leaves_predictions(store_engine):
 
 
 def test_edges_off_the_fine_grid_are_not_answered_by_fine_bins():
-    assert rollups.coarse_bins([0.0, 0.33, 1.0]) is None
+    assert rollups.coarse_bins([0.0, 0.333, 1.0]) is None
     assert rollups.coarse_bins([0.0, 0.5, 1.0]) == [0] * 100 + [1] * 100
     assert rollups.coarse_bins([0.5, 0.6, 0.7]) == [0] * 120 + [1] * 80
