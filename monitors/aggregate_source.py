@@ -10,6 +10,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.config import AggregateSourceName
 from core.timeutil import Window
 from storage import aggregates, rollups
 from storage.aggregates import Period
@@ -167,12 +168,6 @@ class RollupAggregates:
         return rollups.period_confidence_histogram(self._current(), periods, edges)
 
 
-def aggregate_source(engine: Engine, kind: str) -> AggregateSource:
-    """The source a setting names: `rollups` (the default) or `raw` rows."""
-    sources: dict[str, type[SqlAggregates] | type[RollupAggregates]] = {
-        "rollups": RollupAggregates,
-        "raw": SqlAggregates,
-    }
-    if kind not in sources:
-        raise ValueError(f"unknown aggregate source {kind!r}; known: {', '.join(sources)}")
-    return sources[kind](engine)
+def aggregate_source(engine: Engine, kind: AggregateSourceName) -> AggregateSource:
+    """The source `monitors.source` names: the rollups (the default) or raw rows."""
+    return RollupAggregates(engine) if kind == "rollups" else SqlAggregates(engine)

@@ -43,6 +43,7 @@ MINUTE = timedelta(minutes=1)
 LATENCY_EDGES: tuple[float, ...] = tuple(2.0**k for k in range(-4, 21))
 _MAPS = ("statuses", "classes", "confidence_bins", "latency_buckets")
 _SUMS = ("n", "requests", "latency_ms", "compute_ms", "busy_ms")
+RollupRow = Mapping[Any, Any]  # a row of prediction_rollups, by column
 RollupKey = tuple[Any, ...]  # ROLLUP_KEY's values: minute (UTC datetime), model, ..., resource
 
 
@@ -90,7 +91,9 @@ def _claim_cursor(connection: Connection) -> int:
     last = select(rollup_cursor.c.last_id).where(rollup_cursor.c.id == 1)
     value = connection.execute(last).scalar()
     if value is None:
-        raise RuntimeError("rollup_cursor has no row: is the store migrated (`servewatch db upgrade`)?")
+        raise RuntimeError(
+            "rollup_cursor has no row: is the store migrated (`servewatch db upgrade`)?"
+        )
     return int(value)
 
 
@@ -121,7 +124,7 @@ class _Rollup:
         return out
 
     @classmethod
-    def of_row(cls, row: Mapping[str, Any]) -> _Rollup:
+    def of_row(cls, row: RollupRow) -> _Rollup:
         rollup = cls({name: float(row[name]) for name in _SUMS})
         rollup.maps = {name: Counter(dict(_items(row[name]))) for name in _MAPS}
         rollup.first_ts, rollup.last_ts = to_utc(row["first_ts"]), to_utc(row["last_ts"])
@@ -203,7 +206,7 @@ def _merge(connection: Connection, batch: Mapping[RollupKey, _Rollup]) -> None:
         else:
             inserts.append({**dict(zip(ROLLUP_KEY, key, strict=True)), **rollup.values()})
     if updates:
-        columns = {name: bindparam(name) for name in updates[0] if name != "row_id"}
+        columns: dict[str, Any] = {name: bindparam(name) for name in updates[0] if name != "row_id"}
         statement = update(prediction_rollups).where(_r.id == bindparam("row_id"))
         connection.execute(statement.values(columns), updates)
     if inserts:
@@ -222,6 +225,13 @@ def _stored(connection: Connection, keys: Iterable[RollupKey]) -> dict[RollupKey
             if key in wanted:
                 found[key] = (row["id"], _Rollup.of_row(row))
     return found
+
+
+def rollups_before(engine: Engine, before: datetime) -> int:
+    """The rollup rows of minutes before `before`."""
+    statement = select(func.count()).where(_r.minute < to_utc(before))
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
 
 
 def prune_rollups(engine: Engine, before: datetime) -> int:
@@ -270,7 +280,7 @@ def _split(start: datetime, end: datetime) -> _Split:
 
 def _rows(
     engine: Engine, start: datetime, end: datetime, model_name: str | None
-) -> list[Mapping[str, Any]]:
+) -> list[RollupRow]:
     """The rollup rows of the whole minutes [start, end)."""
     where = and_(_r.minute >= start, _r.minute < end)
     if model_name is not None:
@@ -284,7 +294,7 @@ def _counted(
     start: datetime,
     end: datetime,
     model_name: str | None,
-    count: Callable[[Mapping[str, Any]], Iterable[tuple[tuple[Any, ...], float]]],
+    count: Callable[[RollupRow], Iterable[tuple[tuple[Any, ...], Any]]],
     raw: Callable[[datetime, datetime], pd.DataFrame],
     keys: Sequence[str],
     values: Mapping[str, str],
@@ -311,7 +321,7 @@ def _as_tuple(amounts: Any) -> tuple[float, ...]:
     return amounts if isinstance(amounts, tuple) else (amounts,)
 
 
-def _group(row: Mapping[str, Any]) -> tuple[Any, ...]:
+def _group(row: RollupRow) -> tuple[Any, ...]:
     return tuple(row[c] for c in GROUP_COLUMNS)
 
 
@@ -395,9 +405,7 @@ def confidence_histogram(
         start,
         end,
         model_name,
-        lambda row: (
-            ((*_group(row), mapping[b]), n) for b, n in _items(row["confidence_bins"])
-        ),
+        lambda row: (((*_group(row), mapping[b]), n) for b, n in _items(row["confidence_bins"])),
         lambda a, b: aggregates.confidence_histogram(engine, a, b, edges, model_name),
         [*GROUP_COLUMNS, "bin"],
         {"n": "int64"},
@@ -413,7 +421,7 @@ def hourly_counts(
         return aggregates.hourly_counts(engine, start, end, model_name)
     origin = to_utc(start)
 
-    def count(row: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], float]]:
+    def count(row: RollupRow) -> list[tuple[tuple[Any, ...], Any]]:
         hour = int((to_utc(row["minute"]) - origin).total_seconds()) // aggregates.HOUR_SECONDS
         return [((*(row[c] for c in KEY_COLUMNS), hour), row["n"])]
 
@@ -470,7 +478,7 @@ def _overlapping(periods: Sequence[Period]) -> bool:
 def _period_counted(
     engine: Engine,
     periods: Sequence[Period],
-    count: Callable[[Mapping[str, Any]], Iterable[tuple[Any, int]]],
+    count: Callable[[RollupRow], Iterable[tuple[Any, int]]],
     raw: Callable[[Sequence[Period]], pd.DataFrame],
     label: str,
 ) -> pd.DataFrame:
@@ -527,4 +535,3 @@ def period_confidence_histogram(
         "bin",
     )
     return frame.astype({"bin": "int64"})
-

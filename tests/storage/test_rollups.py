@@ -86,7 +86,9 @@ def test_rollups_answer_every_frame_as_raw_rows_do(store_engine, fold_between):
     raw, rolled = SqlAggregates(store_engine), RollupAggregates(store_engine)
     for start, end, model in WINDOWS:
         for name in ("class_counts", "status_counts"):
-            assert_same(getattr(rolled, name)(start, end, model), getattr(raw, name)(start, end, model))
+            assert_same(
+                getattr(rolled, name)(start, end, model), getattr(raw, name)(start, end, model)
+            )
         assert_same(
             rolled.compute_totals(start, end, model),
             raw.compute_totals(start, end, model),
@@ -129,9 +131,28 @@ def _table(engine):
         rows = connection.execute(select(prediction_rollups)).mappings().all()
         cursor = connection.execute(select(rollup_cursor.c.last_id)).scalar_one()
     contents = sorted(
-        (tuple(str(r[c]) for c in ("minute", "model_name", "model_version", "tenant", "endpoint", "resource_class")),
-         r["n"], r["requests"], r["statuses"], r["classes"], r["confidence_bins"], r["latency_buckets"],
-         str(r["first_ts"]), str(r["last_ts"]), str(r["first_ok_ts"]))
+        (
+            tuple(
+                str(r[c])
+                for c in (
+                    "minute",
+                    "model_name",
+                    "model_version",
+                    "tenant",
+                    "endpoint",
+                    "resource_class",
+                )
+            ),
+            r["n"],
+            r["requests"],
+            r["statuses"],
+            r["classes"],
+            r["confidence_bins"],
+            r["latency_buckets"],
+            str(r["first_ts"]),
+            str(r["last_ts"]),
+            str(r["first_ok_ts"]),
+        )
         for r in rows
     )
     return cursor, contents
@@ -145,7 +166,9 @@ def test_fold_is_idempotent_and_batch_size_does_not_matter(store_engine, tmp_pat
     assert rollups.fold_pending(store_engine) == 0
     assert _table(store_engine) == folded
     with store_engine.connect() as connection:
-        last = connection.execute(select(predictions.c.id).order_by(predictions.c.id.desc())).first()
+        last = connection.execute(
+            select(predictions.c.id).order_by(predictions.c.id.desc())
+        ).first()
         total = connection.execute(select(prediction_rollups.c.n)).scalars().all()
     assert folded[0] == last[0]
     assert sum(total) == len({r["request_id"] for r in _traffic()[0] + _traffic()[1]})
