@@ -203,11 +203,11 @@ def _hour_index(engine: Engine, start: datetime) -> ColumnElement[Any]:
     return (epoch_seconds(engine) - origin) // HOUR_SECONDS  # division of a non-negative number
 
 
-def epoch_seconds(engine: Engine) -> ColumnElement[Any]:
-    """A row's `ts` in whole seconds since the epoch (rounded down)."""
+def epoch_seconds(engine: Engine, column: ColumnElement[Any] = _p.ts) -> ColumnElement[Any]:
+    """A timestamp column (default: `ts`) in whole seconds since the epoch (rounded down)."""
     if is_sqlite(engine):
-        return cast(func.strftime("%s", _p.ts), BigInteger)
-    return cast(func.floor(func.extract("epoch", _p.ts)), BigInteger)
+        return cast(func.strftime("%s", column), BigInteger)
+    return cast(func.floor(func.extract("epoch", column)), BigInteger)
 
 
 def daily_compute_totals(

@@ -278,15 +278,32 @@ def _split(start: datetime, end: datetime) -> _Split:
     return _Split((core_start, core_end), edges)
 
 
-def _rows(
-    engine: Engine, start: datetime, end: datetime, model_name: str | None
-) -> list[RollupRow]:
-    """The rollup rows of the whole minutes [start, end)."""
+def _core(start: datetime, end: datetime, model_name: str | None) -> ColumnElement[bool]:
+    """The rollups of the whole minutes [start, end), of one model or all."""
     where = and_(_r.minute >= start, _r.minute < end)
-    if model_name is not None:
-        where = and_(where, _r.model_name == model_name)
+    return where if model_name is None else and_(where, _r.model_name == model_name)
+
+
+def _rows(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None, column: str
+) -> list[RollupRow]:
+    """The key and one column of the rollup rows of the whole minutes [start, end)."""
+    columns = [_r[c] for c in (*GROUP_COLUMNS, column)]
+    statement = select(*columns).where(_core(start, end, model_name))
     with engine.connect() as connection:
-        return list(connection.execute(select(prediction_rollups).where(where)).mappings())
+        return list(connection.execute(statement).mappings())
+
+
+def _summed(
+    engine: Engine,
+    where: ColumnElement[bool],
+    keys: Sequence[ColumnElement[Any]],
+    values: Sequence[ColumnElement[Any]],
+) -> list[tuple[Any, ...]]:
+    """(key..., value...) per key, added up in SQL: the scalar columns need no Python."""
+    statement = select(*keys, *values).where(where).group_by(*keys)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(statement)]
 
 
 def _counted(
@@ -294,22 +311,17 @@ def _counted(
     start: datetime,
     end: datetime,
     model_name: str | None,
-    count: Callable[[RollupRow], Iterable[tuple[tuple[Any, ...], Any]]],
+    core: Callable[[datetime, datetime], Iterable[tuple[Any, ...]]],
     raw: Callable[[datetime, datetime], pd.DataFrame],
     keys: Sequence[str],
     values: Mapping[str, str],
 ) -> pd.DataFrame:
-    """Sum `count`'s (key, values) over the whole minutes' rollups and `raw` over the ends."""
+    """The (key..., value...) rows `core` finds in the whole minutes' rollups, and `raw`'s
+    frames of the ends, added up per key."""
     split = _split(start, end)
-    totals: dict[tuple[Any, ...], list[float]] = {}
-    if split.core is not None:
-        for row in _rows(engine, *split.core, model_name):
-            for key, amounts in count(row):
-                slot = totals.setdefault(key, [0.0] * len(values))
-                for i, amount in enumerate(_as_tuple(amounts)):
-                    slot[i] += amount
     names = [*keys, *values]
-    frames = [pd.DataFrame([(*k, *v) for k, v in totals.items()], columns=names)]
+    rows = [] if split.core is None else list(core(*split.core))
+    frames = [pd.DataFrame(rows, columns=names)]
     frames += [raw(a, b) for a, b in split.edges]
     combined = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
     if not combined.empty:
@@ -317,8 +329,23 @@ def _counted(
     return combined[names].astype(dict(values)).reset_index(drop=True)
 
 
-def _as_tuple(amounts: Any) -> tuple[float, ...]:
-    return amounts if isinstance(amounts, tuple) else (amounts,)
+def _mapped(
+    engine: Engine,
+    model_name: str | None,
+    column: str,
+    label: Callable[[Any], Any] = lambda value: value,
+) -> Callable[[datetime, datetime], list[tuple[Any, ...]]]:
+    """The counts of one map column per group and (labelled) map key, over whole minutes."""
+
+    def core(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+        totals: Counter[tuple[Any, ...]] = Counter()
+        for row in _rows(engine, start, end, model_name, column):
+            group = _group(row)
+            for value, n in _items(row[column]):
+                totals[(*group, label(value))] += n
+        return [(*key, n) for key, n in totals.items()]
+
+    return core
 
 
 def _group(row: RollupRow) -> tuple[Any, ...]:
@@ -334,7 +361,7 @@ def class_counts(
         start,
         end,
         model_name,
-        lambda row: (((*_group(row), c), n) for c, n in _items(row["classes"])),
+        _mapped(engine, model_name, "classes"),
         lambda a, b: aggregates.class_counts(engine, a, b, model_name),
         [*GROUP_COLUMNS, "predicted_class"],
         {"n": "int64"},
@@ -350,7 +377,7 @@ def status_counts(
         start,
         end,
         model_name,
-        lambda row: (((*_group(row), s), n) for s, n in _items(row["statuses"])),
+        _mapped(engine, model_name, "statuses"),
         lambda a, b: aggregates.status_counts(engine, a, b, model_name),
         [*GROUP_COLUMNS, "status"],
         {"n": "int64"},
@@ -367,7 +394,12 @@ def compute_totals(
         start,
         end,
         model_name,
-        lambda row: [((*_group(row), row["resource_class"]), tuple(row[s] for s in sums))],
+        lambda a, b: _summed(
+            engine,
+            _core(a, b, model_name),
+            [*(_r[c] for c in GROUP_COLUMNS), _r.resource_class],
+            [func.sum(_r[s]) for s in sums],
+        ),
         lambda a, b: aggregates.compute_totals(engine, a, b, model_name),
         [*GROUP_COLUMNS, "resource_class"],
         {"n": "int64", "requests": "int64", "compute_ms": "float64", "busy_ms": "float64"},
@@ -405,7 +437,7 @@ def confidence_histogram(
         start,
         end,
         model_name,
-        lambda row: (((*_group(row), mapping[b]), n) for b, n in _items(row["confidence_bins"])),
+        _mapped(engine, model_name, "confidence_bins", mapping.__getitem__),
         lambda a, b: aggregates.confidence_histogram(engine, a, b, edges, model_name),
         [*GROUP_COLUMNS, "bin"],
         {"n": "int64"},
@@ -419,18 +451,17 @@ def hourly_counts(
     minutes (hours counted from a start inside a minute split that minute)."""
     if not (aligned(start) and aligned(end)):
         return aggregates.hourly_counts(engine, start, end, model_name)
-    origin = to_utc(start)
-
-    def count(row: RollupRow) -> list[tuple[tuple[Any, ...], Any]]:
-        hour = int((to_utc(row["minute"]) - origin).total_seconds()) // aggregates.HOUR_SECONDS
-        return [((*(row[c] for c in KEY_COLUMNS), hour), row["n"])]
-
+    origin = int(to_utc(start).timestamp())
+    seconds = aggregates.epoch_seconds(engine, _r.minute)
+    hour = (seconds - origin) // aggregates.HOUR_SECONDS
     return _counted(
         engine,
         start,
         end,
         model_name,
-        count,
+        lambda a, b: _summed(
+            engine, _core(a, b, model_name), [*(_r[c] for c in KEY_COLUMNS), hour], [func.sum(_r.n)]
+        ),
         lambda a, b: aggregates.hourly_counts(engine, a, b, model_name),  # never: no ends
         [*KEY_COLUMNS, "hour"],
         {"n": "int64"},
@@ -447,10 +478,11 @@ def first_predictions(
     split = _split(lower, end)
     firsts: dict[tuple[Any, ...], datetime] = {}
     if split.core is not None:
-        for row in _rows(engine, *split.core, model_name):
-            if row["first_ok_ts"] is not None:
-                key, ts = tuple(row[c] for c in KEY_COLUMNS), to_utc(row["first_ok_ts"])
-                firsts[key] = min(firsts.get(key, ts), ts)
+        keys = [_r[c] for c in KEY_COLUMNS]
+        where = _core(*split.core, model_name)
+        for *group, first in _summed(engine, where, keys, [func.min(_r.first_ok_ts)]):
+            if first is not None:
+                firsts[tuple(group)] = to_utc(first)
     for a, b in split.edges:
         for row in aggregates.first_predictions(engine, a, b, model_name).itertuples(index=False):
             key, ts = tuple(row[:3]), to_utc(row[3])
@@ -478,11 +510,13 @@ def _overlapping(periods: Sequence[Period]) -> bool:
 def _period_counted(
     engine: Engine,
     periods: Sequence[Period],
-    count: Callable[[RollupRow], Iterable[tuple[Any, int]]],
+    column: str,
+    label: Callable[[Any], Any],
     raw: Callable[[Sequence[Period]], pd.DataFrame],
-    label: str,
+    name: str,
 ) -> pd.DataFrame:
-    """Per key and `label`, each period's whole minutes from the rollups, its ends raw."""
+    """Per key and labelled map key of `column`, each period's whole minutes from the rollups,
+    its ends from raw rows."""
     if not periods:
         raise ValueError("at least one period is needed")
     if _overlapping(periods):
@@ -494,11 +528,15 @@ def _period_counted(
         edges += [(model, version, tenant, a, b) for a, b in split.edges]
         if split.core is None:
             continue
-        for row in _rows(engine, *split.core, model):
-            if row["model_version"] == version and tenant in (None, row["tenant"]):
-                for value, n in count(row):
-                    totals[(*(row[c] for c in KEY_COLUMNS), value)] += n
-    names = [*KEY_COLUMNS, label, "n"]
+        where = and_(_core(*split.core, model), _r.model_version == version)
+        if tenant is not None:
+            where = and_(where, _r.tenant == tenant)
+        statement = select(*(_r[c] for c in KEY_COLUMNS), _r[column]).where(where)
+        with engine.connect() as connection:
+            for *key, pairs in connection.execute(statement):
+                for value, n in _items(pairs):
+                    totals[(*key, label(value))] += n
+    names = [*KEY_COLUMNS, name, "n"]
     frames = [pd.DataFrame([(*k, n) for k, n in totals.items()], columns=names)]
     if edges:
         frames.append(raw(edges))
@@ -513,7 +551,8 @@ def period_class_counts(engine: Engine, periods: Sequence[Period]) -> pd.DataFra
     return _period_counted(
         engine,
         periods,
-        lambda row: _items(row["classes"]),
+        "classes",
+        lambda value: value,
         lambda ps: aggregates.period_class_counts(engine, ps),
         "predicted_class",
     )
@@ -530,7 +569,8 @@ def period_confidence_histogram(
     frame = _period_counted(
         engine,
         periods,
-        lambda row: ((mapping[b], n) for b, n in _items(row["confidence_bins"])),
+        "confidence_bins",
+        mapping.__getitem__,
         lambda ps: aggregates.period_confidence_histogram(engine, ps, edges),
         "bin",
     )
