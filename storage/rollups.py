@@ -50,13 +50,15 @@ RollupKey = tuple[Any, ...]  # ROLLUP_KEY's values: minute (UTC datetime), model
 # --- folding -------------------------------------------------------------------------------
 
 
-def fold_rollups(engine: Engine, limit: int = FOLD_ROWS) -> int:
-    """Fold up to `limit` predictions above the cursor into the rollups; the rows folded."""
+def fold_rollups(engine: Engine, limit: int = FOLD_ROWS, up_to: int | None = None) -> int:
+    """Fold up to `limit` predictions above the cursor (and at most id `up_to`) into the
+    rollups; the rows folded."""
     if limit < 1:
         raise ValueError(f"a fold takes at least one prediction, not {limit}")
     with engine.begin() as connection:
         last = _claim_cursor(connection)
-        ids = select(_p.id).where(_p.id > last).order_by(_p.id).limit(limit).subquery()
+        above = _p.id > last if up_to is None else and_(_p.id > last, _p.id <= up_to)
+        ids = select(_p.id).where(above).order_by(_p.id).limit(limit).subquery()
         high, rows = connection.execute(select(func.max(ids.c.id), func.count())).one()
         if high is None:
             return 0
@@ -68,19 +70,21 @@ def fold_rollups(engine: Engine, limit: int = FOLD_ROWS) -> int:
 
 
 def fold_pending(engine: Engine, limit: int = FOLD_ROWS) -> int:
-    """Fold until no prediction is left above the cursor; the rows folded."""
+    """Fold the predictions stored when it starts, `limit` per transaction (not those written
+    meanwhile: a busy writer cannot keep it folding); the rows folded."""
+    newest = newest_pending(engine)
     total = 0
-    while pending(engine):
-        total += fold_rollups(engine, limit)
+    while newest is not None and (rows := fold_rollups(engine, limit, up_to=newest)):
+        total += rows
     return total
 
 
-def pending(engine: Engine) -> bool:
-    """Whether predictions wait above the cursor (a read: no lock taken)."""
-    last = select(rollup_cursor.c.last_id).where(rollup_cursor.c.id == 1).scalar_subquery()
-    statement = select(select(_p.id).where(_p.id > last).limit(1).exists())
+def newest_pending(engine: Engine) -> int | None:
+    """The newest prediction id when it is above the cursor, else None (a read: no lock)."""
+    cursor = select(rollup_cursor.c.last_id).where(rollup_cursor.c.id == 1).scalar_subquery()
     with engine.connect() as connection:
-        return bool(connection.execute(statement).scalar())
+        last, newest = connection.execute(select(cursor, func.max(_p.id))).one()
+    return None if newest is None or last is None or newest <= last else int(newest)
 
 
 def _claim_cursor(connection: Connection) -> int:

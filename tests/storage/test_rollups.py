@@ -216,3 +216,14 @@ def test_edges_off_the_fine_grid_are_not_answered_by_fine_bins():
     assert rollups.coarse_bins([0.0, 0.333, 1.0]) is None
     assert rollups.coarse_bins([0.0, 0.5, 1.0]) == [0] * 100 + [1] * 100
     assert rollups.coarse_bins([0.5, 0.6, 0.7]) == [0] * 120 + [1] * 80
+
+
+def test_a_fold_stops_at_the_newest_id_it_was_given(store_engine):
+    write_predictions(store_engine, make_records(300, seed=5))
+    newest = rollups.newest_pending(store_engine)
+    write_predictions(store_engine, make_records(50, seed=6))  # written after the fold began
+    assert rollups.fold_rollups(store_engine, limit=1000, up_to=newest) == 300
+    assert rollups.fold_rollups(store_engine, limit=1000, up_to=newest) == 0
+    assert rollups.newest_pending(store_engine) == newest + 50
+    assert rollups.fold_pending(store_engine) == 50
+    assert rollups.newest_pending(store_engine) is None
