@@ -64,6 +64,32 @@ def current(database_url: DatabaseUrl = None) -> None:
         engine.dispose()
 
 
+@app.command("fold-rollups")
+def fold_rollups(database_url: DatabaseUrl = None) -> None:
+    """Fold the predictions not yet in the per-minute rollups (the scheduler does it each tick;
+    this catches a large store up after `db upgrade`, in transactions of 50,000 rows)."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.engine import create_store_engine
+    from storage.rollups import fold_pending
+
+    engine = create_store_engine(_url(database_url))
+    try:
+        started = time.perf_counter()
+        rows = fold_pending(engine)
+        typer.echo(f"folded {rows} predictions in {time.perf_counter() - started:.2f} s")
+    except SQLAlchemyError as exc:
+        console.print(
+            f"[red]error:[/red] cannot fold the rollups ({type(exc).__name__}); "
+            "is the store reachable and migrated (`servewatch db upgrade`)?"
+        )
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def prune(
     keep_days: Annotated[

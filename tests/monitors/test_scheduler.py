@@ -422,5 +422,6 @@ def test_rollups_have_their_own_retention_and_outlive_the_predictions_they_hold(
 
     clock.now += 30 * 86_400  # then the rollups go too
     [run] = _retention_runs(scheduler.tick())
-    assert run.outcome == "success" and run.rows > 0
+    assert run.outcome == "success"
+    assert run.rows > 0
     assert _rollup_rows(engine) == 0

@@ -102,9 +102,26 @@ def test_db_prune_drops_old_rollups_and_keeps_the_predictions(tmp_path):
     assert ": would delete 5" in dry.output  # the old records' rows: one minute, five keys
     result = runner.invoke(app, ["db", "prune", *arguments])
     assert result.exit_code == 0, result.output
-    assert "prediction_rollups before" in result.output and ": deleted 5" in result.output
+    assert "prediction_rollups before" in result.output
+    assert ": deleted 5" in result.output
     assert "predictions: " not in result.output  # predictions were not asked for
     assert _stored_predictions(url) == 10
+
+
+def test_db_fold_rollups_catches_the_rollups_up_once(tmp_path):
+    url = _store_with_old_and_new_predictions(tmp_path)
+    first = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("folded 10 predictions")
+    again = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert again.output.startswith("folded 0 predictions")
+
+
+def test_db_fold_rollups_on_a_store_not_migrated_says_so(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert result.exit_code == 1
+    assert "servewatch db upgrade" in result.output
 
 
 def test_db_prune_takes_its_retention_from_the_config(tmp_path, monkeypatch):
