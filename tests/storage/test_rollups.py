@@ -1,14 +1,16 @@
+import threading
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from core.confidence_grid import FINE_EDGES
 from core.timeutil import to_utc
 from monitors.aggregate_source import RollupAggregates, SqlAggregates
 from storage import rollups
+from storage.audit import lock_appends
 from storage.retention import cutoff
 from storage.schema import prediction_rollups, predictions, rollup_cursor
 from storage.writer import write_predictions
@@ -227,3 +229,27 @@ def test_a_fold_stops_at_the_newest_id_it_was_given(store_engine):
     assert rollups.newest_pending(store_engine) == newest + 50
     assert rollups.fold_pending(store_engine) == 50
     assert rollups.newest_pending(store_engine) is None
+
+
+def test_a_fold_never_passes_a_prediction_still_being_written(store_engine):
+    """Writers append under the audit chain's lock: while one holds ids it has not committed,
+    no later id commits, so the cursor cannot move past an uncommitted row."""
+    if store_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a fold waits for it")
+    first, second = make_records(2, seed=8)
+    with store_engine.connect() as writing:
+        transaction = writing.begin()
+        lock_appends(writing)  # what storage.writer takes before it inserts
+        writing.execute(insert(predictions).values(**first))
+        later = threading.Thread(target=write_predictions, args=(store_engine, [second]))
+        later.start()
+        later.join(timeout=0.5)
+        assert later.is_alive()  # the later batch waits for the lock, its id not committed
+        assert rollups.fold_pending(store_engine) == 0
+        transaction.commit()
+    later.join()
+    assert rollups.fold_pending(store_engine) == 2
+    with store_engine.connect() as connection:
+        cursor = connection.execute(select(rollup_cursor.c.last_id)).scalar_one()
+        newest = connection.execute(select(func.max(predictions.c.id))).scalar_one()
+    assert cursor == newest
