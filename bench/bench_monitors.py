@@ -11,9 +11,17 @@ version, for each tenant and for all tenants; Evidently is timed once on all row
 (its floor) and once with the same groups (a report per version, GroupBy tenant).
 Targets: 10M on PostgreSQL <= 30 s with peak RSS <= 500 MB; >= 10x faster than Evidently.
 
+`--rollups` (issue 19) measures instead, on a scratch schema dropped afterwards: the fold of
+the whole store into the per-minute rollups (rows/s), then the monitors of its middle hour and
+of its whole span (`--span-hours`) from the rollups and from raw rows (same results checked;
+best of `--repeat`, in process).
+Target: a one-hour window's monitors from rollups <= 0.5 s, whatever the store holds.
+
     .venv/bin/python bench/bench_monitors.py                      # 1M and 10M, both backends
     .venv/bin/python bench/bench_monitors.py --sizes 100000 --backends sqlite \\
         --evidently-rows 100000
+    .venv/bin/python bench/bench_monitors.py --rollups --sizes 1000000 --backends postgresql \\
+        --span-hours 2
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ LOADED_COLUMNS = [c for c in PREDICTION_COLUMNS if c not in UNLOADED]
 TARGET_SECONDS, TARGET_RSS_MB, TARGET_SPEEDUP = 30.0, 500.0, 10.0
 
 
-def generate(start_row: int, n: int, total: int, seed: int = 7) -> pd.DataFrame:
+def generate(
+    start_row: int, n: int, total: int, seed: int = 7, span: timedelta = SPAN
+) -> pd.DataFrame:
     """Rows start_row .. start_row+n of a deterministic store of `total` predictions."""
     rng = np.random.default_rng([seed, start_row])
     index = np.arange(start_row, start_row + n)
@@ -68,7 +78,7 @@ def generate(start_row: int, n: int, total: int, seed: int = 7) -> pd.DataFrame:
     is_risk = version == 2
     status = rng.choice(np.array(["ok", "model_error", "timeout"]), n, p=[0.985, 0.01, 0.005])
     ok = status == "ok"
-    ts = START + pd.to_timedelta(index * (SPAN.total_seconds() / total), unit="s")
+    ts = START + pd.to_timedelta(index * (span.total_seconds() / total), unit="s")
     frame = pd.DataFrame(
         {
             "request_id": pd.Series(index).map("b-{:09d}".format),
@@ -128,13 +138,22 @@ def baseline_metadata(model_name: str, seed: int = 11) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ stores
 
 
-def store_url(backend: str, size: int, workdir: Path, postgres_url: str) -> str:
+def store_url(
+    backend: str, size: int, workdir: Path, postgres_url: str, prefix: str = "bench"
+) -> str:
     if backend == "sqlite":
-        return f"sqlite:///{workdir / f'bench-{size}.db'}"
-    return f"{postgres_url}?options=-csearch_path%3Dbench_{size}"
+        return f"sqlite:///{workdir / f'{prefix}-{size}.db'}"
+    return f"{postgres_url}?options=-csearch_path%3D{prefix}_{size}"
 
 
-def prepare_store(backend: str, size: int, url: str, postgres_url: str) -> float | None:
+def prepare_store(
+    backend: str,
+    size: int,
+    url: str,
+    postgres_url: str,
+    prefix: str = "bench",
+    span: timedelta = SPAN,
+) -> float | None:
     """Create, migrate and fill the store unless it already holds `size` rows; load seconds."""
     from sqlalchemy import func, insert, select, text
 
@@ -145,7 +164,7 @@ def prepare_store(backend: str, size: int, url: str, postgres_url: str) -> float
     if backend == "postgresql":
         admin = create_store_engine(postgres_url)
         with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS bench_{size}"))
+            connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {prefix}_{size}"))
         admin.dispose()
     upgrade(url)
     engine = create_store_engine(url)
@@ -171,7 +190,7 @@ def prepare_store(backend: str, size: int, url: str, postgres_url: str) -> float
             )
     started = time.perf_counter()
     for offset in range(0, size, CHUNK):
-        chunk = generate(offset, min(CHUNK, size - offset), size)
+        chunk = generate(offset, min(CHUNK, size - offset), size, span=span)
         if backend == "postgresql":
             _copy_postgres(engine, chunk)
         else:
@@ -333,6 +352,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / "var" / "bench")
     parser.add_argument("--repeat", type=int, default=2, help="monitor runs per store (best)")
+    parser.add_argument("--rollups", action="store_true", help="rollups vs raw rows (issue 19)")
+    parser.add_argument("--span-hours", type=float, default=168, help="--rollups: traffic span")
     parser.add_argument("--measure", choices=("monitors", "evidently"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=0, help=argparse.SUPPRESS)
@@ -342,6 +363,9 @@ def main() -> None:
         return
     if args.measure == "evidently":
         print(json.dumps(measure_evidently(args.url, args.rows)))
+        return
+    if args.rollups:
+        run_rollups_benchmark(args)
         return
     run_benchmark(args)
 
@@ -411,6 +435,88 @@ def print_report(
                   f"{e['compute_s'] / r['wall_s']:.1f}x than one group's compute alone; "
                   f"target >= {TARGET_SPEEDUP:.0f}x")  # fmt: skip
     print("\n" + json.dumps({"monitors": results, "evidently": evidently}, default=float))
+
+
+# ------------------------------------------------------------------------------ rollups
+
+
+def measure_rollups(url: str, repeat: int, span: timedelta) -> dict[str, Any]:
+    """Fold the whole store afresh (rows/s), then time one hour's and the week's monitors from
+    the rollups and from raw rows, checking both give the same results."""
+    from sqlalchemy import delete, update
+
+    from core.config import AppConfig
+    from core.timeutil import Window
+    from monitors.aggregate_source import aggregate_source
+    from monitors.baselines import BaselineStore
+    from monitors.runner import run_monitors
+    from storage.engine import create_store_engine
+    from storage.rollups import fold_pending
+    from storage.schema import prediction_rollups, rollup_cursor
+
+    engine = create_store_engine(url)
+    with engine.begin() as connection:
+        connection.execute(delete(prediction_rollups))
+        connection.execute(update(rollup_cursor).values(last_id=0))
+    started = time.perf_counter()
+    folded = fold_pending(engine)
+    fold_s = time.perf_counter() - started
+    out: dict[str, Any] = {"folded": folded, "fold_s": fold_s, "fold_rows_per_s": folded / fold_s}
+    baselines = BaselineStore(engine, registry=None)
+    middle = START + span / 2
+    hour = Window(middle, middle + timedelta(hours=1))
+    for name, window in (("hour", hour), ("whole", Window(START, START + span))):
+        results = {}
+        for kind in ("raw", "rollups"):
+            timings = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                outcome = run_monitors(
+                    engine,
+                    window,
+                    AppConfig(),
+                    baselines=baselines,
+                    source=aggregate_source(engine, kind),
+                )
+                timings.append(time.perf_counter() - began)
+            out[f"{name}_{kind}_s"] = min(timings)
+            results[kind] = sorted((r.key, r.status, r.n) for r in outcome.results)
+        out[f"{name}_same_results"] = results["raw"] == results["rollups"]
+    engine.dispose()
+    return out
+
+
+def run_rollups_benchmark(args: argparse.Namespace) -> None:
+    from sqlalchemy import text
+
+    from storage.engine import create_store_engine
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for backend in args.backends.split(","):
+        for size in [int(s) for s in args.sizes.split(",")]:
+            prefix = "bench_rollups"
+            url = store_url(backend, size, args.workdir, args.postgres_url, prefix)
+            print(f"{backend} {size:,}: preparing the store", file=sys.stderr, flush=True)
+            try:
+                span = timedelta(hours=args.span_hours)
+                loaded = prepare_store(backend, size, url, args.postgres_url, prefix, span)
+                r = measure_rollups(url, args.repeat, span)
+            finally:
+                if backend == "postgresql":  # a scratch schema: gone with the run
+                    admin = create_store_engine(args.postgres_url)
+                    with admin.begin() as connection:
+                        connection.execute(text(f"DROP SCHEMA IF EXISTS {prefix}_{size} CASCADE"))
+                    admin.dispose()
+            print(f"\n{backend}, {size:,} predictions over {args.span_hours:g} hours "
+                  f"(loaded in {loaded or 0:.0f} s)")  # fmt: skip
+            print(f"  fold: {r['folded']:,} rows in {r['fold_s']:.2f} s = "
+                  f"{r['fold_rows_per_s']:,.0f} rows/s")  # fmt: skip
+            for name in ("hour", "whole"):
+                raw, rolled = r[f"{name}_raw_s"], r[f"{name}_rollups_s"]
+                same = r[f"{name}_same_results"]
+                print(f"  {name}: monitors from raw rows {raw:.3f} s, from rollups {rolled:.3f} s "
+                      f"({raw / rolled:.1f}x), same results: {same}")  # fmt: skip
+            print(json.dumps({"backend": backend, "size": size, **r}, default=float))
 
 
 if __name__ == "__main__":

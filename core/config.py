@@ -203,6 +203,7 @@ class FalseAlarmRate(_Strict):
 # What a window is compared with: each version's registered baseline, the same key's trailing
 # `reference_window_hours`, or its first `production_reference_hours` in service.
 ReferenceSource = Literal["baseline", "window", "production"]
+AggregateSourceName = Literal["rollups", "raw"]
 
 
 class MonitorOverride(_Strict):
@@ -241,6 +242,8 @@ class MonitorsConfig(_Strict):
     thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=_default_thresholds)
     false_alarm_rate: FalseAlarmRate = Field(default_factory=FalseAlarmRate)
     reference: ReferenceSource = "baseline"
+    # Where the monitors read predictions' aggregates: the per-minute rollups, or raw rows.
+    source: AggregateSourceName = "rollups"
     reference_window_hours: int = Field(default=24, ge=1)
     production_reference_hours: int = Field(default=24, ge=1)
     # The most specific matching override wins (model and tenant, then model, then tenant).
@@ -541,6 +544,7 @@ class RetentionConfig(_Strict):
 
     predictions_days: float | None = Field(default=None, gt=0)
     monitor_results_days: float | None = Field(default=None, gt=0)
+    rollups_days: float | None = Field(default=None, gt=0)  # per-minute prediction rollups
 
 
 def _default_routing() -> dict[str, RouteConfig]:

@@ -1,5 +1,5 @@
-"""Where the monitors' aggregates of `predictions` come from: SQL by default, or another engine
-(Spark over a Parquet export, monitors.spark_aggregates) that answers the same frames."""
+"""Where the monitors' aggregates of `predictions` come from: the per-minute rollups, raw rows
+in SQL, or another engine (Spark over a Parquet export, monitors.spark_aggregates)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.config import AggregateSourceName
 from core.timeutil import Window
-from storage import aggregates
+from storage import aggregates, rollups
 from storage.aggregates import Period
 from storage.engine import Engine
 
@@ -107,3 +108,66 @@ class SqlAggregates:
         self, periods: Sequence[Period], edges: Sequence[float]
     ) -> pd.DataFrame:
         return aggregates.period_confidence_histogram(self.engine, periods, edges)
+
+
+@dataclass(frozen=True)
+class RollupAggregates:
+    """The aggregates read from the per-minute rollups (`storage.rollups`), folded up to date
+    first: a window's cost follows its minutes and keys, not its predictions."""
+
+    engine: Engine
+
+    def expect(self, windows: Sequence[Window]) -> None:
+        """Fold what is pending once, before the windows' queries run side by side."""
+        rollups.fold_pending(self.engine)
+
+    def _current(self) -> Engine:
+        rollups.fold_pending(self.engine)
+        return self.engine
+
+    def class_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.class_counts(self._current(), start, end, model_name)
+
+    def status_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.status_counts(self._current(), start, end, model_name)
+
+    def compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.compute_totals(self._current(), start, end, model_name)
+
+    def confidence_histogram(
+        self,
+        start: datetime,
+        end: datetime,
+        edges: Sequence[float],
+        model_name: str | None = None,
+    ) -> pd.DataFrame:
+        return rollups.confidence_histogram(self._current(), start, end, edges, model_name)
+
+    def hourly_counts(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.hourly_counts(self._current(), start, end, model_name)
+
+    def first_predictions(
+        self, start: datetime | None, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.first_predictions(self._current(), start, end, model_name)
+
+    def period_class_counts(self, periods: Sequence[Period]) -> pd.DataFrame:
+        return rollups.period_class_counts(self._current(), periods)
+
+    def period_confidence_histogram(
+        self, periods: Sequence[Period], edges: Sequence[float]
+    ) -> pd.DataFrame:
+        return rollups.period_confidence_histogram(self._current(), periods, edges)
+
+
+def aggregate_source(engine: Engine, kind: AggregateSourceName) -> AggregateSource:
+    """The source `monitors.source` names: the rollups (the default) or raw rows."""
+    return RollupAggregates(engine) if kind == "rollups" else SqlAggregates(engine)

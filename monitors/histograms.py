@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-FINE_BINS = 200
-FINE_EDGES: NDArray[np.float64] = np.linspace(0.0, 1.0, FINE_BINS + 1)
+from core.confidence_grid import FINE_BINS as FINE_BINS
+from core.confidence_grid import FINE_EDGES as FINE_GRID
+
+FINE_EDGES: NDArray[np.float64] = np.asarray(FINE_GRID, dtype=np.float64)
 QUANTILE_BINS = 10
 # Edges are compared after rounding, so 0.1 from linspace and 0.1 from a JSON baseline are one edge.
 EDGE_DECIMALS = 12

@@ -20,7 +20,7 @@ from core.config import AppConfig
 from core.contracts import ALL, MONITOR_NAMES
 from core.timeutil import Window
 from monitors import class_shift, cost, drift, schema_failures, traffic
-from monitors.aggregate_source import AggregateSource, SqlAggregates
+from monitors.aggregate_source import AggregateSource, aggregate_source
 from monitors.baselines import BaselineStore
 from monitors.histograms import FINE_EDGES, normalize_edges
 from monitors.references import References, choose_references
@@ -352,17 +352,19 @@ def run_monitors(
     progress: Progress | None = None,
     source: AggregateSource | None = None,
 ) -> RunOutcome:
-    """Compute the monitors' rows for `window` (reads only).
+    """Compute the monitors' rows for `window` (reads only, but for folding the predictions
+    not yet in the rollups into them).
 
     Keys without predictions in the window still get rows (`MonitorRun.expected_keys`);
     `history` keeps the traffic reference's hourly counts across runs. The predictions'
-    aggregates come from `source` (default: SQL on `engine`, which always holds the baselines).
+    aggregates come from `source` (default: `monitors.source` on `engine`, the rollups unless
+    set to raw rows; `engine` always holds the baselines).
     """
     unknown = [m for m in monitors if m not in MONITOR_NAMES]
     if unknown:
         raise ValueError(f"unknown monitor(s) {', '.join(unknown)}; known: {MONITOR_NAMES}")
     store = baselines or BaselineStore(engine)
-    source = source or SqlAggregates(engine)
+    source = source or aggregate_source(engine, config.monitors.source)
     references = choose_references(
         source, window, config.monitors, store, reference_window, model_name
     )

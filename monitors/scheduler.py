@@ -32,7 +32,7 @@ import pandas as pd
 from core.config import AppConfig, MonitorSchedule
 from core.contracts import MONITOR_NAMES
 from core.timeutil import Window, aligned_end, due_windows, epoch
-from monitors.aggregate_source import SqlAggregates
+from monitors.aggregate_source import aggregate_source
 from monitors.baselines import BaselineStore
 from monitors.cost import MONITOR as COST
 from monitors.drift_report import flagged_keys, write_window_reports
@@ -44,12 +44,14 @@ from monitors.week_costs import tenant_week_costs
 from storage.engine import Engine
 from storage.locks import monitor_lock
 from storage.monitor_results import results_ending_after, window_runs, windows_ending_after
-from storage.retention import plan_prune, prune
+from storage.retention import PruneResult, cutoff, plan_prune, prune
+from storage.rollups import fold_pending, prune_rollups
 
 log = logging.getLogger("servewatch.monitors.scheduler")
 Clock = Callable[[], float]
 FINOPS = "finops"  # the weekly report's name in logs, locks and servewatch_monitor_runs_total
 DRIFT_REPORTS = "drift_report"  # the drift reports' name in logs and servewatch_monitor_runs_total
+ROLLUPS = "rollups"  # the fold of predictions into the per-minute rollups, in logs
 RETENTION = "retention"  # the daily prune's name in logs, locks and servewatch_monitor_runs_total
 RETENTION_EVERY_S = 86_400
 # A tick prunes for at most this long (then its monitors are due again); the next tick goes on.
@@ -98,7 +100,8 @@ class Scheduler:
         if self.baselines is None:
             self.baselines = BaselineStore(self.engine)
         if self.history is None:
-            self.history = HourlyHistory(SqlAggregates(self.engine))
+            source = aggregate_source(self.engine, self.config.monitors.source)
+            self.history = HourlyHistory(source)
 
     def schedule(self, monitor: str) -> MonitorSchedule:
         return self.config.monitors.schedules.get(monitor) or MonitorSchedule()
@@ -160,7 +163,7 @@ class Scheduler:
         Then the gauges are restored from the store, at every tick: a scheduler of a pair
         exports the windows the other one ran (it held their lock) as well as its own.
         """
-        runs: list[WindowRun] = []
+        runs: list[WindowRun] = self._tick_rollups()
         for monitor in self.monitors:
             try:
                 runs.extend(self._tick_monitor(monitor))
@@ -176,6 +179,20 @@ class Scheduler:
         runs.extend(self._tick_finops())
         runs.extend(self._tick_retention())
         return runs
+
+    def _tick_rollups(self) -> list[WindowRun]:
+        """Fold the predictions written since the last tick into the rollups (the monitors
+        would fold them anyway: folding first keeps each window's run short)."""
+        if self.config.monitors.source != "rollups":
+            return []
+        started = self.clock()
+        try:
+            rows = fold_pending(self.engine)
+        except Exception as exc:  # the monitors fold again, or fail with the store
+            log.exception("cannot fold the predictions into the rollups")
+            return [WindowRun(ROLLUPS, None, "failure", error=_describe(exc))]
+        log.info("folded %d predictions into the rollups in %.3f s", rows, self.clock() - started)
+        return []
 
     def _tick_monitor(self, monitor: str) -> list[WindowRun]:
         runs: list[WindowRun] = []
@@ -218,9 +235,10 @@ class Scheduler:
     def _tick_retention(self) -> list[WindowRun]:
         """Prune the store once a day when the config sets a retention, for at most
         RETENTION_BUDGET_S a tick (a failed or unfinished prune goes on at the next tick);
-        `rows` counts the rows deleted from both tables."""
+        `rows` counts the rows deleted from every table."""
         retention = self.config.retention
-        if retention.predictions_days is None and retention.monitor_results_days is None:
+        kept = (retention.predictions_days, retention.monitor_results_days, retention.rollups_days)
+        if all(days is None for days in kept):
             return []
         started = self.clock()
         if self._last_prune is not None and started < self._last_prune + RETENTION_EVERY_S:
@@ -230,33 +248,47 @@ class Scheduler:
             with monitor_lock(self.engine, RETENTION) as acquired:
                 if not acquired:
                     return []
-                plan = plan_prune(
-                    self.engine,
-                    now=now,
-                    keep_days=retention.predictions_days,
-                    monitor_results_keep_days=retention.monitor_results_days,
-                )
-                result = prune(
-                    self.engine,
-                    plan,
-                    now=now,
-                    actor="servewatch monitor schedule",
-                    keep_going=lambda: self.clock() - started < RETENTION_BUDGET_S,
+                result = self._prune_tables(now, started)
+                rollups_before = cutoff(now, retention.rollups_days)
+                rollups = (
+                    0 if rollups_before is None else prune_rollups(self.engine, rollups_before)
                 )
         except Exception as exc:
             log.exception("the daily prune failed")
             self.exporter.record_run(RETENTION, False, self.clock() - started, self.clock())
             return [WindowRun(RETENTION, None, "failure", error=_describe(exc))]
-        if result.finished:
+        if result is None or result.finished:
             self._last_prune = started
         self.exporter.record_run(RETENTION, True, self.clock() - started, self.clock())
-        deleted = result.predictions + result.monitor_results
-        log.info(
-            "pruned %d predictions and %d monitor results",
-            result.predictions,
-            result.monitor_results,
+        predictions, results = (
+            (0, 0) if result is None else (result.predictions, result.monitor_results)
         )
-        return [WindowRun(RETENTION, None, "success", rows=deleted)]
+        log.info(
+            "pruned %d predictions, %d monitor results and %d rollups",
+            predictions,
+            results,
+            rollups,
+        )
+        return [WindowRun(RETENTION, None, "success", rows=predictions + results + rollups)]
+
+    def _prune_tables(self, now: datetime, started: float) -> PruneResult | None:
+        """Prune predictions and monitor results (None: the config keeps both)."""
+        retention = self.config.retention
+        if retention.predictions_days is None and retention.monitor_results_days is None:
+            return None
+        plan = plan_prune(
+            self.engine,
+            now=now,
+            keep_days=retention.predictions_days,
+            monitor_results_keep_days=retention.monitor_results_days,
+        )
+        return prune(
+            self.engine,
+            plan,
+            now=now,
+            actor="servewatch monitor schedule",
+            keep_going=lambda: self.clock() - started < RETENTION_BUDGET_S,
+        )
 
     def _run_window(self, monitor: str, window: Window) -> WindowRun:
         started = self.clock()

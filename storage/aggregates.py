@@ -88,29 +88,46 @@ def confidence_histogram(
     return frame.astype({"bin": "int64", "n": "int64"})
 
 
-def _bin_expression(engine: Engine, inner: list[float]) -> ColumnElement[Any]:
-    """Index of the bin holding `confidence`, given the interior edges."""
+def _bin_expression(
+    engine: Engine, inner: list[float], column: ColumnElement[Any] = _p.confidence
+) -> ColumnElement[Any]:
+    """Index of the bin holding `column` (default: confidence), given the interior edges."""
     if not inner:
         return literal(0)
     if is_sqlite(engine):
-        return _binary_case(inner, 0, len(inner))
+        return _binary_case(column, inner, 0, len(inner))
     # width_bucket with an array of thresholds is a binary search in PostgreSQL.
-    return func.width_bucket(_p.confidence, cast(literal(inner, ARRAY(Float)), ARRAY(Float)))
+    return func.width_bucket(column, cast(literal(inner, ARRAY(Float)), ARRAY(Float)))
 
 
-def _binary_case(inner: list[float], lo: int, hi: int) -> ColumnElement[Any]:
+def bin_expression(
+    engine: Engine, edges: Sequence[float], column: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """Index of the bin [edges[i], edges[i+1]) holding `column`, the ends clamped."""
+    check_edges(edges)
+    return _bin_expression(engine, [float(e) for e in edges[1:-1]], column)
+
+
+def _binary_case(
+    column: ColumnElement[Any], inner: list[float], lo: int, hi: int
+) -> ColumnElement[Any]:
     """Nested CASE that binary-searches the interior edges: depth log2(bins), not bins."""
     if lo == hi:
         return literal(lo)
     mid = (lo + hi) // 2
     return case(
-        (_p.confidence < inner[mid], _binary_case(inner, lo, mid)),
-        else_=_binary_case(inner, mid + 1, hi),
+        (column < inner[mid], _binary_case(column, inner, lo, mid)),
+        else_=_binary_case(column, inner, mid + 1, hi),
     )
 
 
 # What compute_totals adds up per group (all statuses: a failed request was computed too).
 COMPUTE_SUMS = ("n", "requests", "compute_ms", "busy_ms")
+
+
+def later_item() -> ColumnElement[bool]:
+    """A bulk request's rows after its first (`<id>:1`, `<id>:2`, ...): not a request."""
+    return and_(_p.request_id.like("%:%"), _p.request_id.not_like("%:0"))
 
 
 def _compute_sums() -> list[ColumnElement[Any]]:
@@ -119,11 +136,10 @@ def _compute_sums() -> list[ColumnElement[Any]]:
     A bulk request's rows are `<id>:0`, `<id>:1`, ...: only its first counts as a request. A
     row without a measured busy time (older rows, other writers) counts its inference time.
     """
-    later_item = and_(_p.request_id.like("%:%"), _p.request_id.not_like("%:0"))
     busy = func.coalesce(_p.busy_ms, _p.compute_ms)
     return [
         func.count().label("n"),
-        func.sum(case((later_item, 0), else_=1)).label("requests"),
+        func.sum(case((later_item(), 0), else_=1)).label("requests"),
         func.coalesce(func.sum(_p.compute_ms), 0.0).label("compute_ms"),
         func.coalesce(func.sum(busy), 0.0).label("busy_ms"),
     ]
@@ -135,12 +151,17 @@ def _compute_frame(engine: Engine, statement: Select[Any], keys: Sequence[str]) 
     return frame.astype(types)
 
 
+def resource_class() -> ColumnElement[Any]:
+    """A row's resource class; rows written without one ran on CPU."""
+    return func.coalesce(_p.resource_class, "cpu")
+
+
 def compute_totals(
     engine: Engine, start: datetime, end: datetime, model_name: str | None = None
 ) -> pd.DataFrame:
     """Predictions (rows), requests, inference and busy milliseconds per group and resource
     class (all statuses)."""
-    resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
+    resource = resource_class().label("resource_class")
     statement = _grouped([resource], _compute_sums(), _window(start, end, model_name))
     return _compute_frame(engine, statement, [*GROUP_COLUMNS, "resource_class"])
 
@@ -179,11 +200,14 @@ def hourly_counts(
 
 def _hour_index(engine: Engine, start: datetime) -> ColumnElement[Any]:
     origin = int(to_utc(start).timestamp())  # whole seconds: exact integer arithmetic below
+    return (epoch_seconds(engine) - origin) // HOUR_SECONDS  # division of a non-negative number
+
+
+def epoch_seconds(engine: Engine, column: ColumnElement[Any] = _p.ts) -> ColumnElement[Any]:
+    """A timestamp column (default: `ts`) in whole seconds since the epoch (rounded down)."""
     if is_sqlite(engine):
-        seconds = cast(func.strftime("%s", _p.ts), BigInteger)
-    else:
-        seconds = cast(func.floor(func.extract("epoch", _p.ts)), BigInteger)
-    return (seconds - origin) // HOUR_SECONDS  # integer division of a non-negative number
+        return cast(func.strftime("%s", column), BigInteger)
+    return cast(func.floor(func.extract("epoch", column)), BigInteger)
 
 
 def daily_compute_totals(
@@ -191,7 +215,7 @@ def daily_compute_totals(
 ) -> pd.DataFrame:
     """compute_totals per UTC day."""
     day = _utc_day(engine).label("day")
-    resource = func.coalesce(_p.resource_class, "cpu").label("resource_class")
+    resource = resource_class().label("resource_class")
     statement = _grouped([day, resource], _compute_sums(), _window(start, end, model_name))
     frame = _compute_frame(engine, statement, [*GROUP_COLUMNS, "day", "resource_class"])
     frame["day"] = pd.to_datetime(frame["day"]).dt.date

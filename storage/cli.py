@@ -10,6 +10,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Engine
+
     from storage.audit import Prune, PrunedRange
     from storage.retention import PrunePlan
 
@@ -60,6 +64,32 @@ def current(database_url: DatabaseUrl = None) -> None:
         engine.dispose()
 
 
+@app.command("fold-rollups")
+def fold_rollups(database_url: DatabaseUrl = None) -> None:
+    """Fold the predictions not yet in the per-minute rollups (the scheduler does it each tick;
+    this catches a large store up after `db upgrade`, in transactions of 50,000 rows)."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.engine import create_store_engine
+    from storage.rollups import fold_pending
+
+    engine = create_store_engine(_url(database_url))
+    try:
+        started = time.perf_counter()
+        rows = fold_pending(engine)
+        typer.echo(f"folded {rows} predictions in {time.perf_counter() - started:.2f} s")
+    except SQLAlchemyError as exc:
+        console.print(
+            f"[red]error:[/red] cannot fold the rollups ({type(exc).__name__}); "
+            "is the store reachable and migrated (`servewatch db upgrade`)?"
+        )
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def prune(
     keep_days: Annotated[
@@ -69,6 +99,10 @@ def prune(
     monitor_results_keep_days: Annotated[
         float | None,
         typer.Option(help="days of monitor results to keep (default: the config's; none: all)"),
+    ] = None,
+    rollups_keep_days: Annotated[
+        float | None,
+        typer.Option(help="days of prediction rollups to keep (default: the config's; none: all)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="say what would go, delete nothing")] = False,
     batch_rows: Annotated[int, typer.Option(min=1, help="rows per transaction")] = 10_000,
@@ -85,7 +119,7 @@ def prune(
 
     from core.config import ConfigError, load_settings
     from storage.engine import create_store_engine
-    from storage.retention import RetentionError, plan_prune
+    from storage.retention import RetentionError, cutoff, plan_prune
     from storage.retention import prune as run_prune
 
     try:
@@ -99,31 +133,36 @@ def prune(
         if monitor_results_keep_days is not None
         else retention.monitor_results_days
     )
-    if keep is None and keep_results is None:
+    keep_rollups = rollups_keep_days if rollups_keep_days is not None else retention.rollups_days
+    if keep is None and keep_results is None and keep_rollups is None:
         console.print(
-            "[red]error:[/red] give --keep-days or --monitor-results-keep-days "
-            "(or retention: in the config)"
+            "[red]error:[/red] give --keep-days, --monitor-results-keep-days or "
+            "--rollups-keep-days (or retention: in the config)"
         )
         raise typer.Exit(2)
     now = datetime.now(UTC)
     engine = create_store_engine(_url(database_url))
     try:
         started = time.perf_counter()
-        plan = plan_prune(engine, now=now, keep_days=keep, monitor_results_keep_days=keep_results)
-        if dry_run:
-            _print_prune(plan.prune, plan.predictions, plan.prune.monitor_results, None)
-            return
-        with _prune_progress(plan) as progress:
-            result = run_prune(
-                engine,
-                plan,
-                now=now,
-                actor=actor or getpass.getuser(),
-                batch_rows=batch_rows,
-                progress=progress,
+        if keep is not None or keep_results is not None:
+            plan = plan_prune(
+                engine, now=now, keep_days=keep, monitor_results_keep_days=keep_results
             )
-        seconds = time.perf_counter() - started
-        _print_prune(result.plan.prune, result.predictions, result.monitor_results, seconds)
+            if dry_run:
+                _print_prune(plan.prune, plan.predictions, plan.prune.monitor_results, None)
+            else:
+                with _prune_progress(plan) as progress:
+                    result = run_prune(
+                        engine,
+                        plan,
+                        now=now,
+                        actor=actor or getpass.getuser(),
+                        batch_rows=batch_rows,
+                        progress=progress,
+                    )
+                seconds = time.perf_counter() - started
+                _print_prune(result.plan.prune, result.predictions, result.monitor_results, seconds)
+        _prune_rollups(engine, cutoff(now, keep_rollups), dry_run)
     except RetentionError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -135,6 +174,22 @@ def prune(
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
+
+
+def _prune_rollups(engine: Engine, before: datetime | None, dry_run: bool) -> None:
+    """Delete the rollups of minutes before `before` (None: kept); predictions stay as they are."""
+    from storage.rollups import prune_rollups, rollups_before
+
+    if before is None:
+        typer.echo("prediction_rollups: kept (no retention)")
+        return
+    if dry_run:
+        count = rollups_before(engine, before)
+        typer.echo(f"prediction_rollups before {before.isoformat()}: would delete {count}")
+        return
+    typer.echo(
+        f"prediction_rollups before {before.isoformat()}: deleted {prune_rollups(engine, before)}"
+    )
 
 
 @contextmanager

@@ -182,3 +182,40 @@ rollouts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("actor", String(128), nullable=False),
 )
+
+# Mergeable per-minute rollups of `predictions` (issue 19): the monitors read these, so a
+# tick's cost follows the number of keys and minutes, not of predictions. Maps are JSON lists
+# of [key, count] pairs (a class may be null), added up key by key when rows merge.
+ROLLUP_KEY = ("minute", "model_name", "model_version", "tenant", "endpoint", "resource_class")
+prediction_rollups = Table(
+    "prediction_rollups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("minute", DateTime(timezone=True), nullable=False, index=True),  # UTC, whole minute
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("resource_class", String(8), nullable=False),  # null in predictions counts as cpu
+    Column("n", Integer, nullable=False),  # rows, every status
+    Column("requests", Integer, nullable=False),  # a bulk request's first row only
+    Column("latency_ms", Float, nullable=False),
+    Column("compute_ms", Float, nullable=False),
+    Column("busy_ms", Float, nullable=False),  # busy_ms, or compute_ms where it is null
+    Column("statuses", JSON, nullable=False),  # [[status, n], ...]
+    Column("classes", JSON, nullable=False),  # [[predicted_class, n], ...] of ok rows
+    Column("confidence_bins", JSON, nullable=False),  # [[fine bin, n], ...] of ok rows
+    Column("latency_buckets", JSON, nullable=False),  # [[log2 bucket, n], ...]
+    Column("first_ts", DateTime(timezone=True), nullable=False),
+    Column("last_ts", DateTime(timezone=True), nullable=False),
+    Column("first_ok_ts", DateTime(timezone=True), nullable=True),
+    UniqueConstraint(*ROLLUP_KEY, name="uq_prediction_rollups_key"),
+)
+
+# The id of the last prediction folded into `prediction_rollups` (one row, id 1).
+rollup_cursor = Table(
+    "rollup_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Integer, nullable=False),
+)

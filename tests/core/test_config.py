@@ -265,6 +265,7 @@ def test_retention_keeps_everything_by_default_and_reads_days_from_the_file(tmp_
     assert load_app_config(None).retention.model_dump() == {
         "predictions_days": None,
         "monitor_results_days": None,
+        "rollups_days": None,
     }
     path = tmp_path / "retention.yaml"
     path.write_text("retention: {predictions_days: 30, monitor_results_days: 90}\n")

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from core.config import AppConfig, MonitorsConfig, TrafficConfig
 from core.timeutil import Window
+from monitors.aggregate_source import aggregate_source
 from monitors.baselines import Baseline, BaselineStore
 from monitors.drift import confidence_drift
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
@@ -285,3 +286,47 @@ def test_every_row_is_the_same_as_on_a_fresh_sqlite_store(loaded, tmp_path):
                 assert other.value is None
             else:
                 assert row.value == pytest.approx(other.value, rel=1e-9, abs=1e-12), row.key
+
+
+def _comparable(outcome):
+    """Each result's value, status, count and details, by key (values rounded to 1e-9)."""
+
+    def close(value):
+        if isinstance(value, float):
+            return round(value, 9)
+        if isinstance(value, dict):
+            return {k: close(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [close(v) for v in value]
+        return value
+
+    return {
+        r.key: (close(r.value), r.threshold, r.status, r.n, close(dict(r.details)))
+        for r in outcome.results
+    }
+
+
+@pytest.mark.parametrize("reference", ["baseline", "window", "production"])
+def test_monitors_read_from_rollups_give_the_results_of_raw_rows(loaded, reference):
+    config = AppConfig(
+        monitors=MonitorsConfig(
+            reference=reference,
+            reference_window_hours=1,
+            production_reference_hours=1,
+            traffic=TrafficConfig(reference_hours=2),
+        )
+    )
+    shifted = Window(WINDOW.start + timedelta(seconds=17.5), WINDOW.end - timedelta(seconds=3))
+    for window in (WINDOW, shifted):
+        outcomes = {
+            kind: run_monitors(
+                loaded,
+                window,
+                config,
+                baselines=BaselineStore(loaded, registry=_no_registry),
+                source=aggregate_source(loaded, kind),
+            )
+            for kind in ("raw", "rollups")
+        }
+        assert outcomes["raw"].results
+        assert _comparable(outcomes["rollups"]) == _comparable(outcomes["raw"])

@@ -32,7 +32,7 @@ from monitors.scheduler import (
 )
 from storage.audit import verify
 from storage.locks import monitor_lock
-from storage.schema import monitor_results, predictions
+from storage.schema import monitor_results, prediction_rollups, predictions
 from tests.monitors import traffic
 
 EVERY, WINDOW = 600, 3600
@@ -444,3 +444,43 @@ def test_a_group_missing_from_the_newest_window_is_not_brought_back_from_an_olde
         assert registry.get_sample_value(status, {**PSI, "tenant": "initech"}) is None
         assert registry.get_sample_value(status, {**PSI, "tenant": "globex"}) is not None
     assert _result_series(registries[0]) == _result_series(registries[1])
+
+
+def _rollup_rows(engine):
+    with engine.connect() as connection:
+        folded = connection.execute(select(func.coalesce(func.sum(prediction_rollups.c.n), 0)))
+        return int(folded.scalar_one())
+
+
+def test_a_tick_folds_the_new_predictions_into_the_rollups_first(engine):
+    scheduler = _scheduler(engine, Clock(END + 5))
+    scheduler.monitors = ()
+    assert _rollup_rows(engine) == 0
+    scheduler.tick()
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(predictions)).scalar()
+    assert _rollup_rows(engine) == stored > 0
+
+
+def test_rollups_have_their_own_retention_and_outlive_the_predictions_they_hold(engine):
+    config = CONFIG.model_copy(
+        update={"retention": RetentionConfig(predictions_days=30, rollups_days=60)}
+    )
+    clock = Clock(END + 5)
+    exporter = MonitorExporter(CollectorRegistry(), config)
+    baselines = BaselineStore(engine, registry=lambda name, version: None)
+    scheduler = Scheduler(engine, config, exporter, clock=clock, baselines=baselines, monitors=())
+    scheduler.tick()
+    folded = _rollup_rows(engine)
+
+    clock.now += 31 * 86_400  # the predictions go, their rollups stay
+    scheduler.tick()
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(predictions)).scalar() == 0
+    assert _rollup_rows(engine) == folded > 0
+
+    clock.now += 30 * 86_400  # then the rollups go too
+    [run] = _retention_runs(scheduler.tick())
+    assert run.outcome == "success"
+    assert run.rows > 0
+    assert _rollup_rows(engine) == 0

@@ -12,6 +12,7 @@ from core.contracts import AuditEvent
 from servewatch.cli import app
 from storage.audit import append
 from storage.engine import create_store_engine
+from storage.rollups import fold_pending
 from storage.writer import write_predictions
 from tests.storage.records import make_records
 
@@ -90,6 +91,39 @@ def test_db_prune_deletes_old_predictions_and_verify_names_them_pruned(tmp_path)
     assert "the predictions of blocks 1..1 were pruned (5 rows, 1 prune)" in verified.output
 
 
+def test_db_prune_drops_old_rollups_and_keeps_the_predictions(tmp_path):
+    url = _store_with_old_and_new_predictions(tmp_path)
+    engine = create_store_engine(url)
+    fold_pending(engine)
+    engine.dispose()
+    arguments = ["--rollups-keep-days", "30", "--database-url", url]
+    dry = runner.invoke(app, ["db", "prune", *arguments, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert ": would delete 5" in dry.output  # the old records' rows: one minute, five keys
+    result = runner.invoke(app, ["db", "prune", *arguments])
+    assert result.exit_code == 0, result.output
+    assert "prediction_rollups before" in result.output
+    assert ": deleted 5" in result.output
+    assert "predictions: " not in result.output  # predictions were not asked for
+    assert _stored_predictions(url) == 10
+
+
+def test_db_fold_rollups_catches_the_rollups_up_once(tmp_path):
+    url = _store_with_old_and_new_predictions(tmp_path)
+    first = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("folded 10 predictions")
+    again = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert again.output.startswith("folded 0 predictions")
+
+
+def test_db_fold_rollups_on_a_store_not_migrated_says_so(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(app, ["db", "fold-rollups", "--database-url", url])
+    assert result.exit_code == 1
+    assert "servewatch db upgrade" in result.output
+
+
 def test_db_prune_takes_its_retention_from_the_config(tmp_path, monkeypatch):
     url = _store_with_old_and_new_predictions(tmp_path)
     config = tmp_path / "servewatch.yaml"
@@ -105,7 +139,7 @@ def test_db_prune_without_a_retention_says_what_to_give(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     result = runner.invoke(app, ["db", "prune", "--database-url", url])
     assert result.exit_code == 2
-    assert "give --keep-days or --monitor-results-keep-days" in result.output
+    assert "give --keep-days, --monitor-results-keep-days or --rollups-keep-days" in result.output
 
 
 def test_db_prune_refuses_a_retention_that_is_not_positive(tmp_path):
