@@ -1,4 +1,4 @@
-"""`servewatch rollout promote --auto` against the real service (2 workers, SQLite): a ticket
+"""`servewatch rollout promote --auto` against the real service (2 workers, PostgreSQL): a ticket
 classifier that learnt noise fails its gates and is aborted while traffic flows, no request
 fails, every stored row names the version that answered it, and the baseline's golden set runs
 on the live service after the abort; a risk scorer retrained on other accounts reaches 100 %;
@@ -23,11 +23,12 @@ from service.models.recipes import recipe
 from service.models.registry import get_model
 from service.models.risk_data import generate_accounts
 from storage.engine import create_store_engine
-from storage.migrate import upgrade
 from storage.rollouts import list_rollouts
 from storage.schema import audit_log, predictions
+from tests.conftest import POSTGRES_URL, require
 from tests.service.conftest import KEYS, ServiceServer, auth, write_config
 from tests.support.models import TICKETS, build_noise_ticket_model
+from tests.support.scratch import scratch_schema
 
 POLL_S = 0.5
 GATE_LIMITS = (
@@ -42,8 +43,9 @@ INTERVAL_S = 5
 
 
 @pytest.fixture(scope="module")
-def release_stack(tmp_path_factory):
+def release_stack(tmp_path_factory, postgres_available):
     """The service routing both models to pinned baselines, with a candidate of each built."""
+    require(postgres_available, "PostgreSQL is not reachable")
     home = tmp_path_factory.mktemp("rollout-e2e")
     models = home / "bentoml"
     build_all(home=models)
@@ -56,8 +58,12 @@ def release_stack(tmp_path_factory):
             home=models,
         ).version,
     }
-    url = f"sqlite:///{home / 'store.db'}"
-    upgrade(url)
+    with scratch_schema(POSTGRES_URL, prefix="e2e") as url:  # migrated, dropped at the end
+        yield from _serving(home, models, versions, url)
+
+
+def _serving(home, models, versions: dict[str, str], url: str):
+    """The service on `url` with the routes pinned to `versions`' baselines, and its configs."""
     routing = {
         "classify_ticket": {"default": {"model": TICKETS, "version": versions["ticket"]}},
         "classify_tickets": {"default": {"model": TICKETS, "version": versions["ticket"]}},
