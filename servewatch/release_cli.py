@@ -81,10 +81,17 @@ def build(
 
 def _checked(settings: Settings, pinned: AppConfig) -> CheckReport:
     """The checks of every pinned model version, shown; exit 1 when one fails."""
-    report = check_models(settings, _split_tags(model_tags(pinned)))
+    tags = _split_tags(model_tags(pinned))
+    return checked_or_exit(settings, tags, "release refused: its checks failed")
+
+
+def checked_or_exit(settings: Settings, tags: list[tuple[str, str]], refusal: str) -> CheckReport:
+    """The in-process checks of model versions before traffic, shown; `refusal` and exit 1
+    when one fails."""
+    report = check_models(settings, tags)
     show_report(report)
     if not report.passed:
-        Console(stderr=True).print("[red]release refused: its checks failed[/red]")
+        Console(stderr=True).print(f"[red]{refusal}[/red]")
         raise typer.Exit(1)
     return report
 

@@ -21,8 +21,8 @@ from core.files import write_atomically
 from core.timeutil import iso_utc
 from monitors.replay_compare import GateVerdict
 from monitors.rollout_gates import InputsNotStored
-from servewatch.release_check import CheckReport, ServiceTarget, check_models
-from servewatch.release_cli import show_report
+from servewatch.release_check import CheckReport, ServiceTarget
+from servewatch.release_cli import checked_or_exit, show_report
 from servewatch.rollout import (
     RolledBack,
     Scope,
@@ -146,12 +146,9 @@ def start(
 
 def _candidate_checked(settings: Settings, plan: RolloutPlan) -> dict[str, Any]:
     """The candidate's checks before traffic (`release check`'s), shown; exit 1 on a failure."""
-    report = check_models(settings, [(plan.candidate_model, plan.candidate_version)])
-    show_report(report)
-    if not report.passed:
-        Console(stderr=True).print("[red]rollout refused: the candidate's checks failed[/red]")
-        raise typer.Exit(1)
-    return report.audit_details()
+    tags = [(plan.candidate_model, plan.candidate_version)]
+    refusal = "rollout refused: the candidate's checks failed"
+    return checked_or_exit(settings, tags, refusal).audit_details()
 
 
 @app.command()
