@@ -10,6 +10,8 @@ from typing import Literal
 MetricKind = Literal["counter", "gauge", "histogram"]
 
 PREDICTION_LOG_EVENTS: tuple[str, ...] = ("queued", "written", "spilled", "replayed", "dropped")
+# Why a gateway call to a model service failed (split topology).
+MODEL_CALL_ERROR_REASONS: tuple[str, ...] = ("timeout", "unavailable", "overloaded", "model_error")
 # Label value used for anything outside a bounded set (unknown tenant, unrouted model, ...).
 OTHER = "other"
 
@@ -135,6 +137,27 @@ SERVICE_METRICS: tuple[MetricSpec, ...] = (
         "Age of the oldest record still waiting in a spill file (0 when none).",
         unit="seconds",
         multiprocess_mode="livemax",
+    ),
+    MetricSpec(
+        "servewatch_model_call_duration_seconds",
+        "histogram",
+        "Time the gateway waited for a model service's answer per call (split topology).",
+        ("service", *MODEL_LABELS),
+        unit="seconds",
+        buckets=LATENCY_BUCKETS,
+    ),
+    MetricSpec(
+        "servewatch_model_call_errors_total",
+        "counter",
+        "Gateway calls to a model service that failed, by reason (timeout, unavailable, "
+        "overloaded, model_error; split topology).",
+        ("service", "model_name", "reason"),
+    ),
+    MetricSpec(
+        "servewatch_model_service_queue_depth",
+        "gauge",
+        "Calls the gateway has sent to a model service and not had answered yet (split topology).",
+        ("service",),
     ),
     MetricSpec(
         "servewatch_model_info",
