@@ -11,6 +11,7 @@ from alerts import templating
 from alerts.alertmanager import alertmanager_config
 from alerts.budget import budget_group
 from alerts.canary import canary_groups
+from alerts.model_services import model_services_group
 from alerts.pipeline import pipeline_group
 from alerts.promql import catalog_labels, unknown_references
 from alerts.quality import quality_groups
@@ -47,6 +48,7 @@ def rule_groups(spec: AlertSpec, config: AppConfig) -> list[RuleGroup]:
         ),
         budget_group(spec.budget, runbook),
         *canary_groups(spec, runbook),
+        model_services_group(spec.model_services, runbook),
     ]
     check_rules(groups)
     return groups

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts import templating
+from alerts.model_services import CALLS, ERRORS
 from alerts.promql import le
 from alerts.quality import insufficient_query
 from alerts.rules import AlertRule
-from alerts.slo import Objective, number
+from alerts.slo import Objective, number, percent
 from alerts.spec import (
     Alert,
     AlertSpec,
@@ -28,6 +29,7 @@ from alerts.spec import (
     duration_seconds,
 )
 from alerts.triage import monitor_window, signals
+from core.catalog import LATENCY_BUCKETS, MODEL_CALL_ERROR_REASONS
 from core.config import AppConfig, MonitorSchedule
 from core.contracts import OUTCOMES, STATUS_CODES
 
@@ -874,6 +876,136 @@ def canary_drift_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[
     ]
 
 
+# --- model services (split topology) --------------------------------------------------------
+
+RISK = {"model_name": "risk_scorer", "model_version": "1"}
+CALLS_PER_MINUTE = 1000
+
+
+def model_calls(
+    service: str,
+    model: Mapping[str, str],
+    minutes: int,
+    failed: Mapping[str, int] | None = None,
+    bucket: tuple[float, float] = (0.005, 0.01),
+) -> tuple[InputSeries, ...]:
+    """The gateway's calls to `service`: CALLS_PER_MINUTE a minute, all timed within `bucket`
+    (failed ones too), `failed[reason]` of them failing for that reason."""
+    labels = {"service": service, **model}
+    lower, upper = bucket
+    within = {lower: 0, upper: CALLS_PER_MINUTE, float("inf"): CALLS_PER_MINUTE}
+    series = [
+        InputSeries(
+            selector(f"{CALLS}_bucket", {**labels, "le": le(bound)}), counter((count, minutes))
+        )
+        for bound, count in within.items()
+    ]
+    series.append(
+        InputSeries(selector(f"{CALLS}_count", labels), counter((CALLS_PER_MINUTE, minutes)))
+    )
+    series += [
+        InputSeries(
+            selector(ERRORS, {"service": service, "model_name": model["model_name"], "reason": r}),
+            counter((count, minutes)),
+        )
+        for r, count in (failed or {}).items()
+    ]
+    return tuple(series)
+
+
+def _hop_minutes(spec: AlertSpec, entry: Alert) -> int:
+    return (
+        duration_seconds(spec.model_services.window) // 60 + duration_seconds(entry.for_) // 60 + 5
+    )
+
+
+def model_call_error_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.model_services.errors
+    alert = rules[entry.alert]
+    minutes = _hop_minutes(spec, entry)
+    worse = round(2 * entry.ratio * CALLS_PER_MINUTE)
+    within = round(entry.ratio * CALLS_PER_MINUTE / 2)
+    # The failures of the service above the ratio split over two reasons: the ratio sums them.
+    split = {"model_error": worse // 2, "overloaded": worse - worse // 2}
+    fires = {"service": "ticket", "model_name": MODEL["model_name"]}
+    return [
+        Case(
+            f"{alert.name} fires for a model service failing more than "
+            f"{percent(entry.ratio)} of its calls, whatever the reasons, not for one within it",
+            (
+                *model_calls("ticket", MODEL, minutes, split),
+                *model_calls("risk", RISK, minutes, {"timeout": within}),
+            ),
+            (Check(alert, minutes, (Firing(fires, worse / CALLS_PER_MINUTE),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet while calls succeed",
+            (*model_calls("ticket", MODEL, minutes), *model_calls("risk", RISK, minutes)),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+def model_service_down_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.model_services.down
+    alert = rules[entry.alert]
+    minutes = _hop_minutes(spec, entry)
+    down = round(min(1.0, 1.2 * entry.ratio) * CALLS_PER_MINUTE)
+    partly = round(0.8 * entry.ratio * CALLS_PER_MINUTE)
+    others = [r for r in MODEL_CALL_ERROR_REASONS if r not in entry.reasons]
+    # Split over the reasons that count; the other reasons do not count, however many.
+    share, extra = divmod(down, len(entry.reasons))
+    unreachable = {r: share + (i < extra) for i, r in enumerate(entry.reasons)}
+    partly_down = {entry.reasons[0]: partly, **({others[0]: 400} if others else {})}
+    return [
+        Case(
+            f"{alert.name} fires for a model service at least {percent(entry.ratio)} of whose "
+            f"calls failed as {' or '.join(entry.reasons)}, not for one failing otherwise",
+            (
+                *model_calls("ticket", MODEL, minutes, unreachable),
+                *model_calls("risk", RISK, minutes, partly_down),
+            ),
+            (Check(alert, minutes, (Firing({"service": "ticket"}, down / CALLS_PER_MINUTE),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet below {percent(entry.ratio)} of the calls",
+            tuple(model_calls("ticket", MODEL, minutes, {entry.reasons[0]: partly})),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
+def model_service_slow_cases(spec: AlertSpec, rules: Mapping[str, AlertRule]) -> list[Case]:
+    entry = spec.model_services.slow
+    alert = rules[entry.alert]
+    minutes = _hop_minutes(spec, entry)
+    bounds = (0.0, *LATENCY_BUCKETS)
+    # The bucket just above the threshold, and the one just below it.
+    i = next(i for i, b in enumerate(bounds) if b >= entry.threshold_seconds)
+    slow, quick = (bounds[i], bounds[i + 1]), (bounds[i - 1], bounds[i])
+    if bounds[i] != entry.threshold_seconds:
+        quick = (bounds[i - 2], bounds[i - 1])
+    value = slow[0] + entry.quantile * (slow[1] - slow[0])
+    fires = {"service": "ticket", "model_name": MODEL["model_name"]}
+    return [
+        Case(
+            f"{alert.name} fires for a model service slower than "
+            f"{number(entry.threshold_seconds)}s at the quantile, not for one under it",
+            (
+                *model_calls("ticket", MODEL, minutes, bucket=slow),
+                *model_calls("risk", RISK, minutes, bucket=quick),
+            ),
+            (Check(alert, minutes, (Firing(fires, value),)),),
+        ),
+        Case(
+            f"{alert.name} stays quiet while calls answer within "
+            f"{number(entry.threshold_seconds)}s",
+            tuple(model_calls("ticket", MODEL, minutes, bucket=quick)),
+            (Check(alert, minutes),),
+        ),
+    ]
+
+
 def all_cases(spec: AlertSpec, alerts: Sequence[AlertRule], config: AppConfig) -> list[Case]:
     """Every case, grouped by the part of the spec it exercises."""
     rules = {alert.name: alert for alert in alerts}
@@ -890,4 +1022,7 @@ def all_cases(spec: AlertSpec, alerts: Sequence[AlertRule], config: AppConfig) -
         *canary_errors_cases(spec, rules),
         *canary_latency_cases(spec, rules),
         *canary_drift_cases(spec, rules),
+        *model_call_error_cases(spec, rules),
+        *model_service_down_cases(spec, rules),
+        *model_service_slow_cases(spec, rules),
     ]

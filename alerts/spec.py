@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.catalog import LATENCY_BUCKETS
+from core.catalog import LATENCY_BUCKETS, MODEL_CALL_ERROR_REASONS
 from core.config import AlertSeverity
 from core.contracts import MONITOR_NAMES, OUTCOMES
 
@@ -251,6 +251,45 @@ class CanarySpec(_Strict):
     drift: CanaryDriftAlert
 
 
+class ModelCallErrorsAlert(Alert):
+    """Failed gateway calls / all gateway calls to a model service above `ratio`."""
+
+    ratio: Share
+
+
+class ModelServiceDownAlert(Alert):
+    """At least `ratio` of the calls to a model service failed for one of `reasons`."""
+
+    ratio: Share
+    reasons: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_reasons(self) -> ModelServiceDownAlert:
+        unknown = set(self.reasons) - set(MODEL_CALL_ERROR_REASONS)
+        if unknown:
+            raise ValueError(
+                f"unknown reasons {sorted(unknown)}; the catalog has {MODEL_CALL_ERROR_REASONS}"
+            )
+        return self
+
+
+class ModelCallLatencyAlert(Alert):
+    """A quantile of the gateway's wait for a model service above `threshold_seconds`."""
+
+    quantile: float = Field(gt=0, lt=1)
+    threshold_seconds: float = Field(gt=0)
+
+
+class ModelServicesSpec(_Strict):
+    """The gateway-to-model-service hop of the split topology, judged over `window` per model
+    service (and model, for errors and latency)."""
+
+    window: Duration
+    errors: ModelCallErrorsAlert
+    down: ModelServiceDownAlert
+    slow: ModelCallLatencyAlert
+
+
 class AlertmanagerSpec(_Strict):
     """How Alertmanager groups and repeats; the receivers come from the app config."""
 
@@ -280,6 +319,7 @@ class AlertSpec(_Strict):
     results_staleness: StalenessAlert
     targets: tuple[TargetAlert, ...]
     canary: CanarySpec
+    model_services: ModelServicesSpec
     alertmanager: AlertmanagerSpec
 
     @model_validator(mode="after")
@@ -325,6 +365,9 @@ class AlertSpec(_Strict):
             self.canary.errors,
             self.canary.latency,
             self.canary.drift,
+            self.model_services.errors,
+            self.model_services.down,
+            self.model_services.slow,
         ]
 
     def slo_alert_names(self) -> list[str]:

@@ -29,7 +29,7 @@ def _promtool(*args, cwd):
 def test_promtool_check_rules_accepts_the_rules(generated_dir):
     result = _promtool("check", "rules", RULES_FILE.split("/")[-1], cwd=generated_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 44 rules found" in result.stdout
+    assert "SUCCESS: 47 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(generated_dir):
@@ -99,6 +99,24 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
             1000,
             "ServewatchCanaryDrift fires for a canary whose mean confidence is more than 0.05 "
             "below its baseline's, not for one within it",
+        ),
+        (
+            ("model_services", "errors", "ratio"),
+            0.05,
+            "ServewatchModelServiceErrors fires for a model service failing more than 1% of its "
+            "calls, whatever the reasons, not for one within it",
+        ),
+        (
+            ("model_services", "down", "reasons"),
+            ["unavailable"],
+            "ServewatchModelServiceDown fires for a model service at least 50% of whose calls "
+            "failed as unavailable or timeout, not for one failing otherwise",
+        ),
+        (
+            ("model_services", "slow", "threshold_seconds"),
+            1.0,
+            "ServewatchModelServiceSlow fires for a model service slower than 0.25s at the "
+            "quantile, not for one under it",
         ),
         (
             ("canary", "min_requests"),

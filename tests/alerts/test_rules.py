@@ -32,7 +32,7 @@ def _sections() -> dict[str, str]:
 
 def test_every_alert_follows_the_conventions(groups, app_config):
     alerts = alerts_of(groups)
-    assert len(alerts) == 20
+    assert len(alerts) == 23
     for alert in alerts:
         assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", alert.name), alert.name
         assert alert.severity in {"critical", "warning", "info"}, alert.name

@@ -74,6 +74,9 @@ def _mutated(raw, path, value):
         (("canary", "latency", "quantile"), 1.2, "less than 1"),
         (("canary", "drift", "confidence_drop"), 0, "greater than 0"),
         (("canary", "min_requests"), 0, "greater than or equal to 1"),
+        (("model_services", "down", "reasons"), ["unavailable", "gone"], "unknown reasons"),
+        (("model_services", "slow", "quantile"), 1, "less than 1"),
+        (("model_services", "errors", "alert"), "ServewatchServiceDown", "unique"),
     ],
 )
 def test_invalid_specs_name_the_problem(raw, path, value, message):
