@@ -23,6 +23,7 @@ from dashboards.finops import finops_rows
 from dashboards.layout import Row, layout
 from dashboards.links import Runbooks
 from dashboards.model_quality import model_quality_rows
+from dashboards.model_services import model_services_row
 from dashboards.normalize import normalize_dashboard
 from dashboards.rollout import rollout_row
 from dashboards.serving import serving_rows
@@ -64,9 +65,13 @@ def definitions(spec: AlertSpec, config: AppConfig) -> list[Definition]:
             "servewatch-serving",
             "servewatch / Serving",
             "Request rate, latency, errors, error budgets and burn rates, per-tenant breakdowns, "
-            "capacity, the prediction-log pipeline and canary rollouts (candidate beside "
-            "baseline).",
-            [*serving_rows(spec, runbooks), rollout_row(spec, runbooks)],
+            "capacity, the prediction-log pipeline, the gateway-to-model-service hop of the split "
+            "topology and canary rollouts (candidate beside baseline).",
+            [
+                *serving_rows(spec, runbooks),
+                model_services_row(spec, runbooks),
+                rollout_row(spec, runbooks),
+            ],
             [*common, variables.tenant(), variables.endpoint()],
             marks,
         ),

@@ -34,6 +34,11 @@ EXPECTED_TITLES = {
         "p95 / p99 latency, candidate beside baseline",
         "Mean confidence, candidate beside baseline",
         "Class shares, candidate beside baseline",
+        "Gateway-to-model latency p50 / p99 by service",
+        "Model call errors by reason",
+        "Model service calls in flight",
+        "Model calls by service",
+        "Model call error ratio by service",
     },
     "servewatch-model-quality": {
         "Confidence distribution over time",
@@ -112,6 +117,20 @@ def test_drift_panels_draw_the_configured_thresholds(dashboards, app_config):
             steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
             assert [s["value"] for s in steps] == [None, threshold.warn, threshold.alert]
             assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+
+
+def test_model_service_panels_draw_the_thresholds_of_their_alerts(dashboards, spec):
+    by_title = {p["title"]: p for p in panels(dashboards["servewatch-serving"])}
+    hop = spec.model_services
+    for title, threshold in (
+        ("Gateway-to-model latency p50 / p99 by service", hop.slow.threshold_seconds),
+        ("Model call error ratio by service", hop.errors.ratio),
+    ):
+        defaults = by_title[title]["fieldConfig"]["defaults"]
+        assert [s["value"] for s in defaults["thresholds"]["steps"]] == [None, threshold], title
+        assert defaults["custom"]["thresholdsStyle"]["mode"] == "dashed", title
+    rows = [p["title"] for p in dashboards["servewatch-serving"]["panels"] if p["type"] == "row"]
+    assert "Model services (split topology)" in rows
 
 
 def test_budget_colours_follow_the_alert_levels(dashboards):
@@ -292,6 +311,16 @@ def test_runbook_links_point_at_a_section_for_a_real_alert(dashboards, app_confi
             {"ServewatchCanaryDrift"},
         ),
         ("servewatch-serving", "Queue depth", set()),
+        (
+            "servewatch-serving",
+            "Gateway-to-model latency p50 / p99 by service",
+            {"ServewatchModelServiceSlow"},
+        ),
+        (
+            "servewatch-serving",
+            "Model call error ratio by service",
+            {"ServewatchModelServiceErrors", "ServewatchModelServiceDown"},
+        ),
     ],
 )
 def test_panels_link_the_runbooks_of_the_alerts_that_watch_them(dashboards, uid, title, alerts):

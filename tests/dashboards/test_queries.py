@@ -217,6 +217,29 @@ def _info(version, values):
     )
 
 
+def _calls(service, per_minute, model="m", bucket=(0.05, 0.1)):
+    """The gateway's calls to `service`, all timed within `bucket` (one below: 0)."""
+    labels = {"service": service, "model_name": model, "model_version": "1"}
+    name = "servewatch_model_call_duration_seconds"
+    lower, upper = bucket
+    return [
+        _series(f"{name}_bucket", "0+0x10", **labels, le=le(lower)),
+        _series(f"{name}_bucket", f"0+{per_minute}x10", **labels, le=le(upper)),
+        _series(f"{name}_bucket", f"0+{per_minute}x10", **labels, le="+Inf"),
+        _series(f"{name}_count", f"0+{per_minute}x10", **labels),
+    ]
+
+
+def _call_errors(service, reason, per_minute, model="m"):
+    return _series(
+        "servewatch_model_call_errors_total",
+        f"0+{per_minute}x10",
+        service=service,
+        model_name=model,
+        reason=reason,
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     """A query of a dashboard (a panel's target or an annotation) and what it must compute."""
@@ -495,6 +518,76 @@ CASES = [
                 [({"endpoint": "classify_ticket", "model_name": "m", "model_version": "2"}, 1)],
             ),
             ("47m", []),
+        ],
+    ),
+    Case(
+        "servewatch-serving",
+        "Gateway-to-model latency p50 / p99 by service",
+        [
+            *_calls("ticket", 10),
+            *_calls("risk", 10, bucket=(0.5, 1.0)),
+            # Another model's service: left out when the model variable names m.
+            *_calls("bulk", 10, model="other"),
+        ],
+        # Target B, the p99: linear inside the bucket, 0.05 + 0.99 * 0.05 and 0.5 + 0.99 * 0.5.
+        [("10m", [({"service": "ticket"}, 0.0995), ({"service": "risk"}, 0.995)])],
+        target=1,
+        values={"model": "m"},
+    ),
+    Case(
+        "servewatch-serving",
+        "Model call errors by reason",
+        [
+            _call_errors("ticket", "timeout", 6),
+            _call_errors("ticket", "model_error", 3),
+            _call_errors("risk", "overloaded", 60),
+        ],
+        [
+            (
+                "10m",
+                [
+                    ({"service": "ticket", "reason": "timeout"}, 0.1),
+                    ({"service": "ticket", "reason": "model_error"}, 0.05),
+                    ({"service": "risk", "reason": "overloaded"}, 1),
+                ],
+            )
+        ],
+    ),
+    Case(
+        "servewatch-serving",
+        "Model service calls in flight",
+        [
+            # Two gateway replicas calling the ticket service add up.
+            _series("servewatch_model_service_queue_depth", "3x10", service="ticket", instance="a"),
+            _series("servewatch_model_service_queue_depth", "4x10", service="ticket", instance="b"),
+            _series("servewatch_model_service_queue_depth", "2x10", service="risk", instance="a"),
+        ],
+        [("10m", [({"service": "ticket"}, 7), ({"service": "risk"}, 2)])],
+    ),
+    Case(
+        "servewatch-serving",
+        "Model calls by service",
+        [*_calls("ticket", 120), *_calls("risk", 60)],
+        [("10m", [({"service": "ticket"}, 2), ({"service": "risk"}, 1)])],
+    ),
+    Case(
+        "servewatch-serving",
+        "Model call error ratio by service",
+        [
+            *_calls("ticket", 100),
+            _call_errors("ticket", "timeout", 5),
+            _call_errors("ticket", "model_error", 5),
+            # A service without any failed call reads 0, not "no data".
+            *_calls("risk", 50),
+        ],
+        [
+            (
+                "10m",
+                [
+                    ({"service": "ticket", "model_name": "m"}, 0.1),
+                    ({"service": "risk", "model_name": "m"}, 0),
+                ],
+            )
         ],
     ),
     Case(
