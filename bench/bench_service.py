@@ -23,6 +23,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,23 @@ class LoadResult:
 class Server:
     """One `servewatch serve` variant in its own process group."""
 
-    def __init__(self, name: str, port: int, env: dict[str, str], config: Path, log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        env: dict[str, str],
+        config: Path,
+        log: Path,
+        *,
+        workers: int = 1,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.name, self.port, self.log = name, port, log
         self.url = f"http://127.0.0.1:{port}"
         command = [
             sys.executable, "-m", "service.serve_cli", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1", "--config", str(config),
+            "--port", str(port), "--workers", str(workers), "--config", str(config),
+            *extra_args,
         ]  # fmt: skip
         with log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -179,9 +191,18 @@ end
 """
 
 
-def bodies_for(endpoint: str) -> list[str]:
+def bodies_for(endpoint: str, bulk_items: int = 4) -> list[str]:
+    """Request bodies for `endpoint`, cycled through by the load generators."""
     if endpoint == "classify_tickets":
-        return [json.dumps({"tickets": list(TICKETS[i : i + 4])}) for i in range(0, 8, 4)]
+        return [
+            json.dumps({"tickets": [TICKETS[(i + j) % len(TICKETS)] for j in range(bulk_items)]})
+            for i in (0, 4)
+        ]
+    if endpoint == "predict_risk":
+        from service.models.risk_data import risk_features
+
+        rng = random.Random(7)
+        return [json.dumps({"features": risk_features(rng)}) for _ in range(16)]
     return [json.dumps({"text": text}) for text in TICKETS]
 
 
@@ -192,8 +213,9 @@ def run_wrk(
     connections: int,
     workdir: Path,
     cpu: int | None = None,
+    bulk_items: int = 4,
 ) -> LoadResult:
-    lua = "{" + ", ".join(json.dumps(b) for b in bodies_for(endpoint)) + "}"
+    lua = "{" + ", ".join(json.dumps(b) for b in bodies_for(endpoint, bulk_items)) + "}"
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT % {"key": API_KEY, "bodies": lua, "endpoint": endpoint})
     command = [
@@ -231,11 +253,13 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_python_load(url: str, endpoint: str, duration: float, connections: int) -> LoadResult:
+def run_python_load(
+    url: str, endpoint: str, duration: float, connections: int, bulk_items: int = 4
+) -> LoadResult:
     """Closed-loop asyncio client in a separate process (fallback when wrk is missing)."""
     queue: multiprocessing.Queue[Any] = multiprocessing.Queue()
     process = multiprocessing.Process(
-        target=_python_load_main, args=(url, endpoint, duration, connections, queue)
+        target=_python_load_main, args=(url, endpoint, duration, connections, queue, bulk_items)
     )
     process.start()
     latencies, errors = queue.get(timeout=duration + 60)
@@ -258,11 +282,11 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
 
 
 def _python_load_main(
-    url: str, endpoint: str, duration: float, connections: int, queue: Any
+    url: str, endpoint: str, duration: float, connections: int, queue: Any, bulk_items: int = 4
 ) -> None:
     latencies: list[float] = []
     errors = 0
-    bodies = bodies_for(endpoint)
+    bodies = bodies_for(endpoint, bulk_items)
 
     async def worker(client: httpx.AsyncClient, offset: int, stop_at: float) -> None:
         nonlocal errors
