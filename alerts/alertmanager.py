@@ -101,7 +101,9 @@ def alertmanager_config(spec: AlertSpec, alerting: AlertingConfig) -> dict[str, 
 
 def inhibit_rules(spec: AlertSpec) -> list[dict[str, Any]]:
     """A page mutes the ticket of the same SLO and endpoint; an outage mutes the drift and
-    traffic alerts; failing runs of a monitor mute the staleness of its results."""
+    traffic alerts; failing runs of a monitor mute the staleness of its results; a model service
+    the gateway cannot reach mutes its call errors and latency."""
+    hop = spec.model_services
     rules: list[dict[str, Any]] = [
         {
             "source_matchers": ['severity="critical"', 'slo=~".+"'],
@@ -112,6 +114,11 @@ def inhibit_rules(spec: AlertSpec) -> list[dict[str, Any]]:
             "source_matchers": [f'alertname="{spec.monitor_staleness.alert}"'],
             "target_matchers": [f'alertname="{spec.results_staleness.alert}"'],
             "equal": ["monitor"],
+        },
+        {
+            "source_matchers": [f'alertname="{hop.down.alert}"'],
+            "target_matchers": [f'alertname=~"{one_of([hop.errors.alert, hop.slow.alert])}"'],
+            "equal": ["service"],
         },
     ]
     if spec.alertmanager.mute_drift_while:
