@@ -141,11 +141,13 @@ def connections_per_route(mix: str, concurrency: int) -> dict[str, int]:
 
 
 def plan(args: argparse.Namespace) -> list[Point]:
-    """Every point, grouped by server (topology, workers) so each server starts once."""
+    """Every point, grouped by server (topology, workers) so each server starts once; the
+    topologies of one worker count back to back, so that what else loads the machine drifts
+    least between the two sides of a comparison."""
     return [
         Point(topology, workers, concurrency, mix)
-        for topology in args.topologies
         for workers in args.workers
+        for topology in args.topologies
         for concurrency in args.concurrency
         for mix in args.mixes
     ]
