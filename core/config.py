@@ -611,6 +611,13 @@ class Settings(BaseSettings):
     config_file: Path | None = None
     models_home: Path | None = None
     use_cuda: bool = True
+    # `single`: one Bento service runs everything in each worker; `split`: an API gateway calls
+    # one model service per model family (docs/service.md, "Topology").
+    topology: Literal["single", "split"] = "single"
+    # Split topology: worker processes of each model service, and whether the bulk route gets
+    # a model service of its own (so a slow bulk request never queues before interactive ones).
+    model_service_workers: int = Field(default=1, ge=1, le=64)
+    bulk_model_service: bool = False
     ort_intra_op_threads: int = Field(default=1, ge=0)
     ort_inter_op_threads: int = Field(default=1, ge=0)
     metrics_enabled: bool = True

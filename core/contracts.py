@@ -263,6 +263,7 @@ class Endpoint:
     model: str
     max_batch_size: int
     max_latency_ms: int
+    family: str  # the model family; in the split topology, the model service that serves it
 
     @property
     def route(self) -> str:
@@ -275,11 +276,28 @@ class Endpoint:
 
 
 ENDPOINT_TABLE: tuple[Endpoint, ...] = (
-    Endpoint("classify_ticket", "ticket", "ticket_classifier", 16, 10),
-    Endpoint("classify_tickets", "tickets", "ticket_classifier", 128, 200),
-    Endpoint("predict_risk", "risk", "risk_scorer", 32, 10),
+    Endpoint("classify_ticket", "ticket", "ticket_classifier", 16, 10, "ticket"),
+    Endpoint("classify_tickets", "tickets", "ticket_classifier", 128, 200, "ticket"),
+    Endpoint("predict_risk", "risk", "risk_scorer", 32, 10, "risk"),
 )
 ENDPOINT_NAMES: tuple[str, ...] = tuple(endpoint.name for endpoint in ENDPOINT_TABLE)
+BULK_SUFFIX = "_bulk"
+
+
+def model_service_of(name: str, *, isolate_bulk: bool = False) -> str:
+    """The model service that runs endpoint `name`'s inference in the split topology: its
+    family's, or its family's bulk service when bulk routes are isolated."""
+    entry = endpoint(name)
+    return entry.family + BULK_SUFFIX if isolate_bulk and entry.bulk else entry.family
+
+
+def model_services(*, isolate_bulk: bool = False) -> dict[str, tuple[str, ...]]:
+    """Each model service of the split topology and the endpoints it serves, in table order."""
+    services: dict[str, tuple[str, ...]] = {}
+    for entry in ENDPOINT_TABLE:
+        service = model_service_of(entry.name, isolate_bulk=isolate_bulk)
+        services[service] = (*services.get(service, ()), entry.name)
+    return services
 
 
 def endpoint(name: str) -> Endpoint:

@@ -3,13 +3,16 @@
 Three layers: the `Gateway` ASGI middleware (service/gateway.py) owns HTTP concerns and closes
 each request's trace; `ServiceRuntime` (service/worker.py) owns the models, their batchers, the
 metrics and the prediction log of one worker process; the `Servewatch` class here exposes the
-business endpoints through BentoML. Only this module has import-time effects: it loads the
-settings, points BentoML at its home, installs the timeout patch and registers the middleware.
+business endpoints through BentoML. With `SERVEWATCH_TOPOLOGY=split` this class is a gateway:
+its runtime (service/gateway_runtime.py) calls the model services of service/model_services.py
+for inference. Only this module has import-time effects: it loads the settings, points BentoML
+at its home, installs the timeout patch and registers the middleware.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -56,6 +59,31 @@ def _metrics_registry() -> CollectorRegistry | None:
     return None if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else REGISTRY
 
 
+def _topology(cls: type[Any]) -> type[Any]:
+    """In the split topology the service is a gateway that depends on the model services."""
+    if SETTINGS.topology == "split":
+        from service.model_services import model_service_dependencies
+
+        for attribute, dependency in model_service_dependencies(SETTINGS).items():
+            setattr(cls, attribute, dependency)
+    return cls
+
+
+def _runtime() -> ServiceRuntime:
+    """This worker's runtime: the models here (single) or in the model services (split)."""
+    if SETTINGS.topology != "split":
+        return ServiceRuntime(SETTINGS, registry=_metrics_registry())
+    from core.contracts import model_services
+    from service.gateway_runtime import GatewayRuntime
+    from service.model_services import service_name
+
+    # Where BentoML's arbiter put each dependency (a Unix socket here), by service name.
+    runner_map = json.loads(os.environ.get("BENTOML_RUNNER_MAP", "{}"))
+    names = model_services(isolate_bulk=SETTINGS.bulk_model_service)
+    addresses = {name: runner_map[service_name(name)] for name in names}
+    return GatewayRuntime(SETTINGS, registry=_metrics_registry(), addresses=addresses)
+
+
 @bentoml.service(
     name="servewatch",
     workers=_workers(),
@@ -65,13 +93,14 @@ def _metrics_registry() -> CollectorRegistry | None:
     metrics={"enabled": SETTINGS.bentoml_instrumentation},
     logging={"access": {"enabled": SETTINGS.bentoml_instrumentation}},
 )
+@_topology
 class Servewatch:
     """Support-ticket classification and account risk scoring, instrumented."""
 
     def __init__(self) -> None:
         logging.getLogger("servewatch").setLevel(logging.INFO)
         die_with_parent()  # no orphan keeps serving if the arbiter is killed
-        self.runtime = ServiceRuntime(SETTINGS, registry=_metrics_registry())
+        self.runtime = _runtime()
         self.runtime.start()
         RuntimeSlot.runtime = self.runtime
         # Everything alive now (BentoML, models, schemas) lives as long as the worker: keep it

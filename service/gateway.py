@@ -144,7 +144,7 @@ class Gateway:
         if runtime is None:
             return await send_error(send, ServiceError("not_ready", "starting"), ids)
         readiness = runtime.readiness
-        if not readiness.ready:
+        if not readiness.ready or readiness.watching:
             await asyncio.get_running_loop().run_in_executor(None, readiness.evaluate)
         if readiness.ready:
             checks = [r.name for r in readiness.results()]

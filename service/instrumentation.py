@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from core.catalog import OTHER, SERVICE_METRICS
+from core.catalog import MODEL_CALL_ERROR_REASONS, OTHER, SERVICE_METRICS
 from core.contracts import ENDPOINT_NAMES, OUTCOMES
 from core.metrics import create_metrics
 from service.errors import ServiceError
@@ -215,6 +215,7 @@ class Instrumentation:
         # routes, business endpoints), and the size cap below keeps it so regardless.
         self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
         self._rollout_series: set[tuple[str, str, str, str]] = set()
+        self._services: frozenset[str] = frozenset()
 
     @classmethod
     def create(
@@ -280,6 +281,32 @@ class Instrumentation:
                 m["servewatch_output_schema_failures_total"](
                     model.name, model.version, reason
                 ).inc()
+
+    # The gateway-to-model-service hop (split topology)
+    def model_services(self, names: Iterable[str]) -> None:
+        """The model services the gateway calls (others are labelled OTHER)."""
+        self._services = frozenset(names)
+
+    def model_call_started(self, service: str) -> None:
+        if self.enabled:
+            self._m["servewatch_model_service_queue_depth"](self._service(service)).inc()
+
+    def model_call_finished(
+        self, service: str, model: ModelLabels, seconds: float, reason: str | None
+    ) -> None:
+        """A call answered (`reason` None) or failed (a catalog.MODEL_CALL_ERROR_REASONS)."""
+        if not self.enabled:
+            return
+        service = self._service(service)
+        name, version = self._model(model.name, model.version)
+        self._m["servewatch_model_service_queue_depth"](service).dec()
+        self._m["servewatch_model_call_duration_seconds"](service, name, version).observe(seconds)
+        if reason is not None:
+            reason = reason if reason in MODEL_CALL_ERROR_REASONS else OTHER
+            self._m["servewatch_model_call_errors_total"](service, name, reason).inc()
+
+    def _service(self, service: str) -> str:
+        return service if service in self._services else OTHER
 
     def request_started(self, endpoint: str) -> None:
         if self.enabled:

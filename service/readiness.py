@@ -24,23 +24,31 @@ class CheckResult:
 class Readiness:
     """Runs the start-up checks; failing ones are retried at most every `retry_interval_s`.
 
-    Once every check has passed the service stays ready: later store outages are absorbed by
-    the prediction log's spill files, not by pulling the instance out of rotation.
+    Once every start-up check has passed they stay passed: later store outages are absorbed by
+    the prediction log's spill files, not by pulling the instance out of rotation. `live`
+    checks (a model service that must answer) are re-run as often, passed or not.
     """
 
     def __init__(
         self,
         checks: Mapping[str, Check],
         *,
+        live: Mapping[str, Check] | None = None,
         retry_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._checks = dict(checks)
+        self._live = frozenset(live or ())
+        self._checks = {**checks, **(live or {})}
         self._retry_interval_s = retry_interval_s
         self._clock = clock
         self._lock = threading.Lock()
         self._results: dict[str, CheckResult] = {}
         self._last_run: float | None = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether some check is re-run even once ready (evaluate on every probe)."""
+        return bool(self._live)
 
     @property
     def ready(self) -> bool:
@@ -54,10 +62,11 @@ class Readiness:
         with self._lock:
             now = self._clock()
             due = self._last_run is None or now - self._last_run >= self._retry_interval_s
-            if not self.ready and due:
+            if due and (not self.ready or self._live):
                 self._last_run = now
                 for name, check in self._checks.items():
-                    if name not in self._results or not self._results[name].ok:
+                    result = self._results.get(name)
+                    if result is None or not result.ok or name in self._live:
                         self._results[name] = _run(name, check)
             return self.results()
 

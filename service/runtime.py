@@ -29,6 +29,10 @@ class InputMismatch(ValueError):
     """The input does not fit the model (e.g. its feature set differs from the model's)."""
 
 
+class ModelUnavailable(Exception):
+    """A model cannot be reached (its model service is down or not answering)."""
+
+
 class QueueFull(Exception):
     """The batcher's queue is at its bound: the caller should shed load."""
 
@@ -103,6 +107,32 @@ def check_output(row: np.ndarray, label: object, classes: Sequence[str]) -> Item
     return ItemResult(classes[best], probabilities[classes[best]], probabilities)
 
 
+class ModelInput(Protocol):
+    """What preparing a request value needs to know of a model."""
+
+    name: str
+    version: str
+    input_kind: str
+    features: tuple[str, ...]
+
+
+def prepare_input(model: ModelInput, value: Any) -> Any:
+    """A request value in the form the model takes (tabular: features in model order)."""
+    if model.input_kind == "text":
+        return str(value)
+    features = dict(value)
+    missing = [name for name in model.features if name not in features]
+    unknown = sorted(set(features) - set(model.features))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing features: " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown features: " + ", ".join(unknown))
+        raise InputMismatch(f"{model.name} {model.version}: " + "; ".join(parts))
+    return [float(features[name]) for name in model.features]
+
+
 class LoadedModel:
     """A registered model with its live session; `predict` runs one batch."""
 
@@ -125,19 +155,7 @@ class LoadedModel:
 
     def prepare(self, value: Any) -> Any:
         """A request value in the form `predict` takes (tabular: features in model order)."""
-        if self.input_kind == "text":
-            return str(value)
-        features = dict(value)
-        missing = [name for name in self.features if name not in features]
-        unknown = sorted(set(features) - set(self.features))
-        if missing or unknown:
-            parts = []
-            if missing:
-                parts.append("missing features: " + ", ".join(missing))
-            if unknown:
-                parts.append("unknown features: " + ", ".join(unknown))
-            raise InputMismatch(f"{self.name} {self.version}: " + "; ".join(parts))
-        return [float(features[name]) for name in self.features]
+        return prepare_input(self, value)
 
     def predict(self, prepared: Sequence[Any]) -> BatchResult:
         """Run one batch of prepared values; items that break the output schema say why."""
@@ -345,3 +363,29 @@ class MicroBatcher:
     def _report_queued(self, delta: int) -> None:
         if self._observer is not None:
             self._observer.queued(self.model, delta)
+
+
+# Items a batcher may hold, in batches of its route's size, before it sheds load.
+QUEUE_BATCHES = 64
+
+
+def route_batcher(
+    model: LoadedModel,
+    policy: Any,
+    *,
+    executor: Executor,
+    max_bulk_items: int,
+    observer: BatchObserver | None,
+) -> MicroBatcher:
+    """The batcher of one route's items for `model`, by the route's policy (a
+    core.config.BatchPolicy; None: one item at a time)."""
+    size = policy.max_batch_size if policy else 1
+    latency_s = (policy.max_latency_ms if policy else 1) / 1000.0
+    return MicroBatcher(
+        model,
+        max_batch_size=size,
+        max_latency_s=latency_s,
+        executor=executor,
+        max_queue=max(size * QUEUE_BATCHES, max_bulk_items),
+        observer=observer,
+    )

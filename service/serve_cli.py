@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,10 +17,33 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_IMPORT = "service.app:Servewatch"
 
 
+class Topology(StrEnum):
+    """How the service's processes are laid out (docs/service.md, "Topology")."""
+
+    SINGLE = "single"
+    SPLIT = "split"
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 3000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (the gateway's when split).")
+    ] = 1,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(
+            help="single: one service does everything; split: a gateway and one model service "
+            "per model family (SERVEWATCH_TOPOLOGY; default single).",
+        ),
+    ] = None,
+    model_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Split: workers of each model service (SERVEWATCH_MODEL_SERVICE_WORKERS).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -48,6 +72,8 @@ def serve(
         metrics=metrics,
         prediction_log=prediction_log,
         instance=f"{socket.gethostname()}-{port}",
+        topology=topology.value if topology is not None else None,
+        model_workers=model_workers,
     )
     env[ARBITER_PID_ENV] = str(os.getpid())  # this process becomes the arbiter
     command = serve_command(host=host, port=port, workers=workers)
@@ -60,6 +86,8 @@ def serve_environment(
     metrics: bool | None = None,
     prediction_log: bool | None = None,
     instance: str = "default",
+    topology: str | None = None,
+    model_workers: int | None = None,
 ) -> dict[str, str]:
     """The server's environment: settings validated now, paths absolute, the model store named.
 
@@ -77,6 +105,10 @@ def serve_environment(
         env["SERVEWATCH_METRICS_ENABLED"] = str(metrics).lower()
     if prediction_log is not None:
         env["SERVEWATCH_PREDICTION_LOG_ENABLED"] = str(prediction_log).lower()
+    if topology is not None:
+        env["SERVEWATCH_TOPOLOGY"] = topology
+    if model_workers is not None:
+        env["SERVEWATCH_MODEL_SERVICE_WORKERS"] = str(model_workers)
     overrides = {"config_file": env.get("SERVEWATCH_CONFIG_FILE")} if config is not None else {}
     settings = load_settings(**overrides)  # a bad config stops here, with the field named
     # BentoML starts workers in the project folder: relative paths would move with it.

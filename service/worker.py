@@ -34,10 +34,12 @@ from service.runtime import (
     InputMismatch,
     LoadedModel,
     MicroBatcher,
+    ModelUnavailable,
     QueueFull,
     Scored,
     load_model,
     requested_providers,
+    route_batcher,
 )
 from storage.engine import create_small_engine
 from storage.probe import StoreProbe
@@ -45,8 +47,6 @@ from storage.rollouts import rollouts_in_force
 
 logger = logging.getLogger("servewatch.service")
 
-# Items a batcher may hold, in batches of its route's size, before it sheds load.
-QUEUE_BATCHES = 64
 SERVING_CHECKS = ("models", "sample")
 _COMPUTE_SECONDS = operator.attrgetter("compute_seconds")
 
@@ -81,7 +81,7 @@ class ServiceRuntime:
         }
         if settings.prediction_log_enabled:  # without a log the service needs no store
             checks["store"] = self._store_check
-        self.readiness = Readiness(checks)
+        self.readiness = Readiness(checks, live=self._live_checks())
         self._serving = False
         self.log = self._prediction_log() if settings.prediction_log_enabled else None
         self._redact = self._redactor()
@@ -98,12 +98,16 @@ class ServiceRuntime:
         then watch the rollouts."""
         if self.log is not None:
             self.log.start()
-        self.readiness.evaluate()
+        self._first_evaluation()
         if self.mirror is not None:
             self.mirror.add(model.registered for model in self.models.values())
             self.mirror.start()
         if self.rollouts is not None:
             self.rollouts.start()
+
+    def _first_evaluation(self) -> None:
+        """The start-up checks, run once before serving (loading the models)."""
+        self.readiness.evaluate()
 
     def keep_timers(self) -> None:
         """Start the periodic jobs on the running event loop, once (called by every request):
@@ -217,13 +221,11 @@ class ServiceRuntime:
 
         try:
             registered = get_model(name, version, home=self.settings.bentoml_home)
-            loaded = self._loaded(registered.name, registered.version) or load_model(
-                registered,
-                use_cuda=self.settings.use_cuda,
-                intra_op_threads=self.settings.ort_intra_op_threads,
-                inter_op_threads=self.settings.ort_inter_op_threads,
-            )
+            loaded = self._loaded(registered.name, registered.version) or self._open(registered)
             problem = loaded.sample_check()
+        except ModelUnavailable as exc:  # its model service is down: asked again next time
+            logger.warning("rollout candidate %s %s not loaded yet: %s", name, version, exc)
+            return False
         except Exception as exc:  # an unknown version, a broken file: the baseline serves
             problem = str(exc)
         if problem is not None:
@@ -261,15 +263,27 @@ class ServiceRuntime:
                 continue
             loaded = self._loaded(registered.name, registered.version)
             if loaded is None:
-                loaded = load_model(
-                    registered,
-                    use_cuda=self.settings.use_cuda,
-                    intra_op_threads=self.settings.ort_intra_op_threads,
-                    inter_op_threads=self.settings.ort_inter_op_threads,
-                )
+                try:
+                    loaded = self._open(registered)
+                except ModelUnavailable as exc:
+                    problems.append(f"{ref.model}@{ref.version}: {exc}")
+                    continue
                 self.instrumentation.model_loaded(loaded)
             self.models[(ref.model, ref.version)] = loaded
         return "; ".join(problems) or None
+
+    def _open(self, registered: Any) -> LoadedModel:
+        """A session on a registered model, in this process."""
+        return load_model(
+            registered,
+            use_cuda=self.settings.use_cuda,
+            intra_op_threads=self.settings.ort_intra_op_threads,
+            inter_op_threads=self.settings.ort_inter_op_threads,
+        )
+
+    def _live_checks(self) -> dict[str, Callable[[], str | None]]:
+        """Checks re-run after start-up too (none here: this process holds its models)."""
+        return {}
 
     def _loaded(self, name: str, version: str) -> LoadedModel | None:
         for model in self.models.values():
@@ -431,15 +445,11 @@ class ServiceRuntime:
         key = (endpoint, model.name, model.version)
         batcher = self._batchers.get(key)
         if batcher is None:
-            policy = self.settings.config.batching.get(endpoint)
-            size = policy.max_batch_size if policy else 1
-            latency_s = (policy.max_latency_ms if policy else 1) / 1000.0
-            batcher = MicroBatcher(
+            batcher = route_batcher(
                 model,
-                max_batch_size=size,
-                max_latency_s=latency_s,
+                self.settings.config.batching.get(endpoint),
                 executor=self._executor,
-                max_queue=max(size * QUEUE_BATCHES, self.settings.config.limits.max_bulk_items),
+                max_bulk_items=self.settings.config.limits.max_bulk_items,
                 observer=self.instrumentation,
             )
             self._batchers[key] = batcher

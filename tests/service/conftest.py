@@ -62,8 +62,11 @@ class ServiceServer:
         database_url: str,
         workers: int = 1,
         env: Mapping[str, str] | None = None,
+        topology: str = "single",
+        model_workers: int = 1,
     ) -> None:
         self.port = free_port()
+        self.topology = topology
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = home
         self.log_path = home / "server.log"
@@ -71,6 +74,7 @@ class ServiceServer:
             sys.executable, "-m", "service.serve_cli",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(workers), "--config", str(config),
+            "--topology", topology, "--model-workers", str(model_workers),
         ]  # fmt: skip
         self._env = {
             **os.environ,
@@ -124,6 +128,14 @@ class ServiceServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=10)
 
+    @property
+    def checks(self) -> list[str]:
+        """The readiness checks /readyz names, in order (split: one per model service too)."""
+        checks = ["models", "provider", "sample", "store"]
+        if self.topology == "split":
+            checks += ["model_service:ticket", "model_service:risk"]
+        return checks
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -153,12 +165,41 @@ def service_database_url(postgres_available: bool) -> Iterator[str]:
     yield from fresh_postgres_url()
 
 
+TOPOLOGIES = ("single", "split")
+
+
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def service_server(request: pytest.FixtureRequest) -> ServiceServer:
+    """The service in each topology (tests using it run against both; one server at a time)."""
+    return request.getfixturevalue(f"{request.param}_service_server")  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="session")
-def service_server(
+def single_service_server(
     tmp_path_factory: pytest.TempPathFactory, built_models_home: Path, service_database_url: str
 ) -> Iterator[ServiceServer]:
     """The service with 2 workers against PostgreSQL, fault injection on, for HTTP tests."""
-    home = tmp_path_factory.mktemp("service")
+    yield from _http_test_server(tmp_path_factory, built_models_home, service_database_url)
+
+
+@pytest.fixture(scope="session")
+def split_service_server(
+    tmp_path_factory: pytest.TempPathFactory, built_models_home: Path, service_database_url: str
+) -> Iterator[ServiceServer]:
+    """The same in the split topology: a gateway (2 workers) and two model services (2 workers
+    each), shared by the HTTP tests and the resilience tests."""
+    yield from _http_test_server(
+        tmp_path_factory, built_models_home, service_database_url, topology="split"
+    )
+
+
+def _http_test_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    built_models_home: Path,
+    service_database_url: str,
+    topology: str = "single",
+) -> Iterator[ServiceServer]:
+    home = tmp_path_factory.mktemp(f"service-{topology}")
     config = write_config(
         home / "servewatch.yaml",
         routing={
@@ -180,6 +221,8 @@ def service_server(
         database_url=service_database_url,
         workers=2,
         env={"SERVEWATCH_FAULT_INJECTION": "true"},
+        topology=topology,
+        model_workers=2,
     )
     server.start()
     yield server
