@@ -2,12 +2,13 @@
 
 For each topology and worker count, one `servewatch serve` on loopback (single: `--workers W`;
 split: `--topology split --workers W --model-workers W`, W workers for the gateway and for each
-model service), with metrics and the prediction log on, then closed-loop load for `--duration`
-seconds at each concurrency and mix: `interactive` shares the connections between POST
-/classify_ticket and POST /predict_risk; `mixed` gives a quarter of them to bulk POST
-/classify_tickets (`--bulk-items` tickets each). One generator per route, all at once (wrk -t1,
-or the asyncio client where wrk is missing). Time is bounded: each load runs `--duration`
-seconds after a 2-second warm-up per server, and the plan's length is printed before it starts.
+model service; split-bulk: the same with the bulk route in a model service of its own), with
+metrics and the prediction log on, then closed-loop load for `--duration` seconds at each
+concurrency and mix: `interactive` shares the connections between POST /classify_ticket and
+POST /predict_risk; `mixed` gives a quarter of them to bulk POST /classify_tickets
+(`--bulk-items` tickets each). One generator per route, all at once (wrk -t1, or the asyncio
+client where wrk is missing). Time is bounded: each load runs `--duration` seconds after a
+2-second warm-up per server, and the plan's length is printed before it starts.
 
     .venv/bin/python bench/bench_topology.py --duration 10 --workers 1,2,4 --concurrency 16,64 \
         --topologies single,split --mixes interactive,mixed --models-home var/bentoml
@@ -43,7 +44,8 @@ from bench.bench_service import (  # noqa: E402
     write_config,
 )
 
-TOPOLOGIES = ("single", "split")
+# split-bulk: split, with the bulk route in a model service of its own.
+TOPOLOGIES = ("single", "split", "split-bulk")
 # Share of the connections each route gets, per mix.
 MIXES: dict[str, dict[str, float]] = {
     "interactive": {"classify_ticket": 0.5, "predict_risk": 0.5},
@@ -110,7 +112,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--concurrency", type=listed(positive), default=(16, 64), help="connections, e.g. 16,64"
     )
     parser.add_argument(
-        "--topologies", type=listed(str, TOPOLOGIES), default=TOPOLOGIES, help="single,split"
+        "--topologies",
+        type=listed(str, TOPOLOGIES),
+        default=TOPOLOGIES[:2],
+        help="single,split[,split-bulk: the bulk route in a model service of its own]",
     )
     parser.add_argument(
         "--mixes", type=listed(str, MIXES), default=tuple(MIXES), help="interactive,mixed"
@@ -163,7 +168,12 @@ def serve_args(topology: str, workers: int) -> list[str]:
     also runs where the command has no --topology)."""
     if topology == "single":
         return []
-    return ["--topology", topology, "--model-workers", str(workers)]
+    return ["--topology", "split", "--model-workers", str(workers)]
+
+
+def topology_env(topology: str) -> dict[str, str]:
+    """What the topology sets in the server's environment beyond the command's options."""
+    return {"SERVEWATCH_BULK_MODEL_SERVICE": str(topology == "split-bulk").lower()}
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -273,7 +283,7 @@ def run(args: argparse.Namespace, workdir: Path, models_home: Path, database_url
         name = f"{topology}-w{workers}"
         home = workdir / name
         home.mkdir()
-        env = server_env(home, models_home, database_url)
+        env = {**server_env(home, models_home, database_url), **topology_env(topology)}
         server = Server(
             name, free_port(), env, config, home / "server.log",
             workers=workers, extra_args=serve_args(topology, workers),
