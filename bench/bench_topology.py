@@ -220,9 +220,33 @@ def results_table(results: Sequence[RouteResult], title: str = "") -> Table:
     return table
 
 
+SHORT = {"classify_ticket": "ticket", "predict_risk": "risk", "classify_tickets": "bulk"}
+
+
 def markdown_table(results: Sequence[RouteResult]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    """One line per point (for docs/benchmarks.md): total throughput, each route's p50 / p99,
+    errors and the server's CPU per request."""
+    header = [
+        "topology", "workers", "conc.", "mix", "req/s",
+        *(f"{short} p50 / p99 ms" for short in SHORT.values()), "errors", "CPU us/req",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for point in dict.fromkeys(r.point for r in results):
+        mine = {r.route: r for r in results if r.point == point}
+        latencies = [
+            f"{mine[route].load.p50_ms:.0f} / {mine[route].load.p99_ms:.0f}"
+            if route in mine
+            else ""
+            for route in SHORT
+        ]
+        requests = sum(r.load.requests for r in mine.values())
+        cpu_us = 1e6 * next(iter(mine.values())).cpu_s / max(requests, 1)
+        cells = [
+            point.topology, str(point.workers), str(point.concurrency), point.mix,
+            f"{sum(r.load.rps for r in mine.values()):.0f}", *latencies,
+            str(sum(r.load.errors for r in mine.values())), f"{cpu_us:.0f}",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
