@@ -16,6 +16,8 @@ from core.contracts import (
     PUBLIC_PREDICTION_COLUMNS,
     endpoint,
     metric_names,
+    model_service_of,
+    model_services,
     monitor,
 )
 
@@ -134,3 +136,17 @@ def test_public_columns_are_the_design_contract_in_order():
         "status",
     )
     assert PREDICTION_COLUMNS[: len(PUBLIC_PREDICTION_COLUMNS)] == PUBLIC_PREDICTION_COLUMNS
+
+
+def test_model_services_split_the_endpoints_by_family_and_optionally_isolate_bulk():
+    assert model_services() == {
+        "ticket": ("classify_ticket", "classify_tickets"),
+        "risk": ("predict_risk",),
+    }
+    assert model_services(isolate_bulk=True) == {
+        "ticket": ("classify_ticket",),
+        "ticket_bulk": ("classify_tickets",),
+        "risk": ("predict_risk",),
+    }
+    assert model_service_of("classify_tickets", isolate_bulk=True) == "ticket_bulk"
+    assert model_service_of("predict_risk", isolate_bulk=True) == "risk"

@@ -169,36 +169,16 @@ TOPOLOGIES = ("single", "split")
 
 
 @pytest.fixture(scope="session", params=TOPOLOGIES)
-def service_server(request: pytest.FixtureRequest) -> ServiceServer:
-    """The service in each topology (tests using it run against both; one server at a time)."""
-    return request.getfixturevalue(f"{request.param}_service_server")  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="session")
-def single_service_server(
-    tmp_path_factory: pytest.TempPathFactory, built_models_home: Path, service_database_url: str
-) -> Iterator[ServiceServer]:
-    """The service with 2 workers against PostgreSQL, fault injection on, for HTTP tests."""
-    yield from _http_test_server(tmp_path_factory, built_models_home, service_database_url)
-
-
-@pytest.fixture(scope="session")
-def split_service_server(
-    tmp_path_factory: pytest.TempPathFactory, built_models_home: Path, service_database_url: str
-) -> Iterator[ServiceServer]:
-    """The same in the split topology: a gateway (2 workers) and two model services (2 workers
-    each), shared by the HTTP tests and the resilience tests."""
-    yield from _http_test_server(
-        tmp_path_factory, built_models_home, service_database_url, topology="split"
-    )
-
-
-def _http_test_server(
+def service_server(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     built_models_home: Path,
     service_database_url: str,
-    topology: str = "single",
 ) -> Iterator[ServiceServer]:
+    """The service with 2 workers against PostgreSQL, fault injection on, for HTTP tests; in
+    each topology (split: two model services of 2 workers each), one server at a time. A test
+    of one topology only says so with `pytest.mark.parametrize(..., indirect=True)`."""
+    topology = request.param
     home = tmp_path_factory.mktemp(f"service-{topology}")
     config = write_config(
         home / "servewatch.yaml",

@@ -368,3 +368,32 @@ def test_a_version_loaded_later_gets_its_own_labels_not_the_cached_other():
     predicted = {"model_name": "ticket_classifier", "model_version": "v8", "tenant": "acme"}
     billing = {**predicted, "predicted_class": "billing"}
     assert value("servewatch_predicted_class_total", billing) == 1
+
+
+def test_model_calls_are_timed_counted_by_reason_and_in_flight_per_service():
+    instrumentation, registry = _instrumentation()
+    instrumentation.model_services(["ticket", "risk"])
+    value = registry.get_sample_value
+    instrumentation.model_call_started("ticket")
+    instrumentation.model_call_started("ticket")
+    assert value("servewatch_model_service_queue_depth", {"service": "ticket"}) == 2
+    instrumentation.model_call_finished("ticket", Labels(), 0.004, None)
+    instrumentation.model_call_finished("ticket", Labels(), 2.0, "timeout")
+    assert value("servewatch_model_service_queue_depth", {"service": "ticket"}) == 0
+    timed = {"service": "ticket", "model_name": "ticket_classifier", "model_version": "v7"}
+    assert value("servewatch_model_call_duration_seconds_count", timed) == 2
+    assert value("servewatch_model_call_duration_seconds_sum", timed) == pytest.approx(2.004)
+    errors = {"service": "ticket", "model_name": "ticket_classifier"}
+    assert value("servewatch_model_call_errors_total", {**errors, "reason": "timeout"}) == 1
+
+
+def test_model_call_labels_stay_bounded():
+    instrumentation, registry = _instrumentation()
+    instrumentation.model_services(["ticket"])
+    instrumentation.model_call_started("nosuch")
+    instrumentation.model_call_finished("nosuch", Labels(name="x", version="y"), 0.1, "weird")
+    value = registry.get_sample_value
+    bounded = {"service": OTHER, "model_name": OTHER}
+    assert value("servewatch_model_call_errors_total", {**bounded, "reason": OTHER}) == 1
+    timed = {**bounded, "model_version": OTHER}
+    assert value("servewatch_model_call_duration_seconds_count", timed) == 1

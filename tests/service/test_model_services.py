@@ -15,12 +15,16 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 from sqlalchemy import select
 
 from storage.engine import create_store_engine
 from storage.schema import predictions
 from tests.service.conftest import ServiceServer, auth
 from tests.service.test_service_e2e import samples
+
+# The session's server, in the split topology only.
+pytestmark = pytest.mark.parametrize("service_server", ["split"], indirect=True)
 
 CLIENTS = 8
 KILL_AFTER_S = 1.5
@@ -88,9 +92,9 @@ def _load(url: str, stop: threading.Event, answers: list[tuple[int, dict[str, An
 
 
 def test_a_model_service_worker_killed_under_load_answers_in_the_envelope_and_loses_nothing(
-    split_service_server: ServiceServer, service_database_url: str
+    service_server: ServiceServer, service_database_url: str
 ):
-    server = split_service_server
+    server = service_server
     wait_ready(server)
     stop = threading.Event()
     answers: list[tuple[int, dict[str, Any]]] = []
@@ -136,9 +140,9 @@ def test_a_model_service_worker_killed_under_load_answers_in_the_envelope_and_lo
 
 
 def test_a_model_call_past_its_deadline_answers_timeout_and_is_recorded(
-    split_service_server: ServiceServer, service_database_url: str
+    service_server: ServiceServer, service_database_url: str
 ):
-    server = split_service_server
+    server = service_server
     wait_ready(server)
     errors = "servewatch_model_call_errors_total"
     key = (("model_name", "ticket_classifier"), ("reason", "timeout"), ("service", "ticket"))
@@ -176,8 +180,8 @@ def stopped(workers: list[psutil.Process]) -> Iterator[None]:
             worker.send_signal(signal.SIGCONT)
 
 
-def test_readyz_names_a_model_service_that_is_down(split_service_server: ServiceServer):
-    server = split_service_server
+def test_readyz_names_a_model_service_that_is_down(service_server: ServiceServer):
+    server = service_server
     wait_ready(server)
     request_id = uuid.uuid4().hex[:16]
     with stopped(model_service_workers(server, "risk")):

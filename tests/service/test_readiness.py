@@ -55,3 +55,23 @@ def test_a_check_that_raises_fails_with_its_reason():
     (result,) = readiness.evaluate()
     assert not result.ok
     assert result.detail == "KeyError: 'sample'"
+
+
+def test_live_checks_are_rerun_once_ready_and_name_what_went_down():
+    clock, answers = Clock(), iter([None, None, "model service risk does not answer", None])
+    readiness = Readiness(
+        {"models": lambda: None}, live={"model_service:risk": lambda: next(answers)}, clock=clock
+    )
+    assert readiness.watching
+    readiness.evaluate()
+    assert readiness.ready
+    clock.now += 1
+    readiness.evaluate()
+    assert readiness.ready
+    clock.now += 1
+    readiness.evaluate()  # the model service went down: no longer ready, and named
+    assert [r.name for r in readiness.failing()] == ["model_service:risk"]
+    clock.now += 1
+    readiness.evaluate()
+    assert readiness.ready
+    assert [r.name for r in readiness.results()] == ["models", "model_service:risk"]

@@ -39,3 +39,12 @@ def test_a_bad_config_stops_before_the_server_starts(tmp_path):
     config.write_text("limits: {max_payload_bytes: 1}\n")
     with pytest.raises(ConfigError, match=r"limits\.max_payload_bytes"):
         serve_environment(config=config)
+
+
+def test_topology_and_model_workers_reach_the_server_as_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVEWATCH_HOME", str(tmp_path / "var"))
+    env = serve_environment(topology="split", model_workers=3, instance="h-3000")
+    assert env["SERVEWATCH_TOPOLOGY"] == "split"
+    assert env["SERVEWATCH_MODEL_SERVICE_WORKERS"] == "3"
+    monkeypatch.delenv("SERVEWATCH_TOPOLOGY", raising=False)
+    assert "SERVEWATCH_TOPOLOGY" not in serve_environment(instance="h-3000")  # single: default

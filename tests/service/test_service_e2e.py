@@ -110,7 +110,7 @@ def send_mixed_traffic(server: ServiceServer) -> dict[str, tuple[int, dict[str, 
 
 @pytest.fixture(scope="module")
 def traffic(service_server: ServiceServer, service_database_url: str) -> dict[str, Any]:
-    before = httpx.get(f"{service_server.url}/metrics", timeout=10).text
+    before = settled_metrics(service_server)
     results = send_mixed_traffic(service_server)
     expected_ids = set()
     for request_id, (_status, body) in results.items():
@@ -202,6 +202,19 @@ def _statuses(results: dict[str, tuple[int, Any]]) -> Counter[str]:
     return Counter(
         "ok" if status == 200 else body["error"]["code"] for status, body in results.values()
     )
+
+
+def settled_metrics(server: ServiceServer) -> str:
+    """/metrics once the counts of earlier requests are written (a worker that answered one
+    last writes it within its 1 s flush interval): two reads a flush interval apart agree."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    for _ in range(10):
+        time.sleep(1.2)
+        again = httpx.get(f"{server.url}/metrics", timeout=10).text
+        if outcome_counts(again) == outcome_counts(text):
+            return again
+        text = again
+    return text
 
 
 def wait_for_metrics(server: ServiceServer, before: str, expected: Counter[str]) -> str:
