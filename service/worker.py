@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,8 @@ class ServiceRuntime:
         self._busy_timer: asyncio.TimerHandle | None = None
         # Replaced, never changed in place: the rollout watch adds candidates from its thread.
         self.models: dict[tuple[str, str], LoadedModel] = {}
+        # The start-up checks and the rollout watch may both add models (split: on two threads).
+        self._models_lock = threading.Lock()
         self._unservable: set[tuple[str, str]] = set()  # candidates that failed to load
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ort")
@@ -233,7 +236,8 @@ class ServiceRuntime:
             self._unservable.add(key)
             return False
         self.instrumentation.model_loaded(loaded)
-        self.models = {**self.models, key: loaded}
+        with self._models_lock:
+            self.models = {**self.models, key: loaded}
         if self.mirror is not None:
             self.mirror.add([loaded.registered])
         return True
@@ -269,7 +273,8 @@ class ServiceRuntime:
                     problems.append(f"{ref.model}@{ref.version}: {exc}")
                     continue
                 self.instrumentation.model_loaded(loaded)
-            self.models[(ref.model, ref.version)] = loaded
+            with self._models_lock:
+                self.models = {**self.models, (ref.model, ref.version): loaded}
         return "; ".join(problems) or None
 
     def _open(self, registered: Any) -> LoadedModel:
