@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from psycopg.errors import InsufficientPrivilege
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table
 from sqlalchemy.exc import DBAPIError
 
 from storage.engine import is_sqlite
@@ -36,6 +36,15 @@ _PARTITION_LOCK = 0x5E12_9A27
 # the scheduler or the writer tries again later rather than queue every reader behind it.
 LOCK_TIMEOUT = "5s"
 _BOUND = re.compile(r"FROM \((MINVALUE|'[^']*')\) TO \((MAXVALUE|'[^']*')\)")
+
+
+# Not in storage.schema's metadata: SQLite has no such table (Alembic compares that metadata).
+prediction_request_ids = Table(
+    REQUEST_IDS,
+    MetaData(),
+    Column("request_id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
 
 
 @dataclass(frozen=True, order=True)

@@ -7,6 +7,12 @@ cutoff. A late record sealed after newer ones waits until the blocks before it a
 an event (`Prune`) before anything is deleted, so an interrupted prune is still accounted for,
 and the next prune finishes its deletes first. Each batch is a transaction of its own: SQLite's
 one writer (the service's prediction log) waits for at most one batch.
+
+On a partitioned PostgreSQL store (`storage.partitions`) a day's partition older than the cutoff
+is dropped whole instead, when every row in it belongs to a pruned block (its newest prediction's
+audit row is in the pruned prefix: ids and audit ids grow together under the chain's lock); its
+request ids leave `prediction_request_ids` in batches first. What cannot be dropped (a partition
+holding a late record of a block not pruned, the DEFAULT partition) is deleted in batches.
 """
 
 from __future__ import annotations
@@ -17,10 +23,18 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from core.contracts import AuditEvent
 from core.timeutil import iso_utc, parse_time, to_utc
 from storage.audit import PRUNE, Prune, append_in, lock_appends, prunes
+from storage.partitions import (
+    LOCK_TIMEOUT,
+    Partition,
+    is_partitioned,
+    partitions,
+    prediction_request_ids,
+)
 from storage.schema import audit_blocks, audit_log, monitor_results, predictions
 
 BATCH_ROWS = 10_000  # rows a batch deletes at most (audit rows scanned, for predictions)
@@ -29,6 +43,7 @@ PrunedTable = Literal["predictions", "monitor_results"]
 Progress = Callable[[PrunedTable, int], None]  # (table, rows deleted by the batch just done)
 
 _a, _b, _p, _m = audit_log.c, audit_blocks.c, predictions.c, monitor_results.c
+_r = prediction_request_ids.c
 
 
 class RetentionError(ValueError):
@@ -47,6 +62,19 @@ class AuditedRange:
 
 
 @dataclass(frozen=True)
+class DroppablePartition:
+    """A partition of `predictions` a prune drops whole: older than its cutoff, every row in
+    it in a pruned block; `rows` of them when the plan was made."""
+
+    partition: Partition
+    rows: int
+
+    @property
+    def name(self) -> str:
+        return self.partition.name
+
+
+@dataclass(frozen=True)
 class PrunePlan:
     """What a prune would do: its audit event's contents, and the audited ranges whose
     predictions it deletes (an interrupted prune's first, then its own blocks')."""
@@ -55,6 +83,7 @@ class PrunePlan:
     ranges: tuple[AuditedRange, ...]
     predictions_before: datetime | None  # None: predictions are kept
     monitor_results_before: datetime | None
+    partitions: tuple[DroppablePartition, ...] = ()  # dropped whole (PostgreSQL, partitioned)
 
     @property
     def predictions(self) -> int:
@@ -81,6 +110,7 @@ class PruneResult:
     monitor_results: int
     plan: PrunePlan
     finished: bool = True
+    dropped: tuple[str, ...] = ()  # partitions dropped whole (their rows count in predictions)
 
 
 def cutoff(now: datetime, keep_days: float | None) -> datetime | None:
@@ -128,9 +158,20 @@ def prune(
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
     batches = _Batches(engine, batch_rows, progress or (lambda _table, _rows: None), keep_going)
-    deleted = sum(batches.predictions(r) for r in plan.ranges)
+    dropped = [p for p in plan.partitions if batches.drop(p)]
+    deleted = sum(p.rows for p in plan.partitions if p.name in {d.name for d in dropped})
+    deleted += sum(batches.predictions(r) for r in plan.ranges if _any_older(engine, r.before))
     results = batches.monitor_results(plan.monitor_results_before)
-    return PruneResult(deleted, results, plan, finished=not batches.stopped)
+    names = tuple(p.name for p in dropped)
+    return PruneResult(deleted, results, plan, finished=not batches.stopped, dropped=names)
+
+
+def _any_older(engine: Engine, before: datetime) -> bool:
+    """Whether any prediction older than `before` is left (after partitions were dropped, the
+    batches of a range would find nothing: they are skipped)."""
+    with engine.connect() as connection:
+        statement = select(_p.id).where(_p.ts < to_utc(before)).limit(1)
+        return connection.execute(statement).first() is not None
 
 
 def _plan(
@@ -146,6 +187,15 @@ def _plan(
     ranges = _unfinished(connection, recorded)
     if first is not None and last is not None and predictions_before is not None:
         ranges.append(_range(connection, first["first_id"], last["last_id"], predictions_before))
+    pruned_to = max(
+        [p.last_id for p in recorded if p.last_id is not None]
+        + [0 if last is None else int(last["last_id"])]
+    )
+    droppable = (
+        _droppable(connection, predictions_before, pruned_to)
+        if predictions_before is not None and is_partitioned(connection)
+        else ()
+    )
     prune = Prune(
         first_block=None if first is None else int(first["id"]),
         last_block=None if last is None else int(last["id"]),
@@ -157,7 +207,37 @@ def _plan(
         predictions=ranges[-1].rows if first is not None else 0,
         monitor_results=_count_monitor_results(connection, results_before),
     )
-    return PrunePlan(prune, tuple(ranges), predictions_before, results_before)
+    return PrunePlan(prune, tuple(ranges), predictions_before, results_before, droppable)
+
+
+def _droppable(
+    connection: Connection, before: datetime, pruned_to: int
+) -> tuple[DroppablePartition, ...]:
+    """The partitions wholly older than `before` whose rows all have their audit rows at or
+    below `pruned_to` (the pruned prefix of the chain, this prune's blocks included)."""
+    found = []
+    for partition in partitions(connection):
+        if partition.upper is None or partition.upper > before:
+            continue
+        if _covered(connection, partition.name, pruned_to):
+            rows = connection.exec_driver_sql(f"SELECT count(*) FROM {partition.name}").scalar()
+            found.append(DroppablePartition(partition, int(rows or 0)))
+    return tuple(found)
+
+
+def _covered(connection: Connection, name: str, pruned_to: int) -> bool:
+    """Whether the newest prediction of partition `name` (none: covered) has its audit row at or
+    below `pruned_to`. Writers take ids and write audit rows in id order under the chain's lock,
+    so every older row of the partition has an audit row below it too."""
+    newest = connection.exec_driver_sql(
+        f"SELECT request_id FROM {name} ORDER BY id DESC LIMIT 1"
+    ).scalar()
+    if newest is None:
+        return True
+    audited = connection.execute(
+        select(func.max(_a.id)).where(_a.kind == "prediction", _a.request_id == newest)
+    ).scalar()
+    return audited is not None and audited <= pruned_to
 
 
 def _prunable_blocks(
@@ -280,6 +360,36 @@ class _Batches:
             )
         return deleted
 
+    def drop(self, droppable: DroppablePartition) -> bool:
+        """Drop a partition: its request ids leave `prediction_request_ids` in batches (own
+        transactions), then, under the chain's lock with its coverage checked again (a late
+        record may have come in), the table itself; whether it was dropped."""
+        partition = droppable.partition
+        bounds = [_r.ts < to_utc(partition.upper)] if partition.upper else []
+        if partition.lower is not None:
+            bounds.append(_r.ts >= to_utc(partition.lower))
+        batch = select(_r.request_id).where(*bounds).limit(self.rows).scalar_subquery()
+        statement = delete(prediction_request_ids).where(_r.request_id.in_(batch))
+        while not self.stopped:
+            if self._batch(None, statement) < self.rows:
+                break
+        if self.stopped or not self.keep_going():
+            self.stopped = True
+            return False
+        try:
+            with self.engine.begin() as connection:
+                lock_appends(connection)  # no write into it between the check and the drop
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                pruned_to = max((p.last_id or 0 for p in prunes(connection)), default=0)
+                if not _covered(connection, partition.name, pruned_to):
+                    return False  # a late record came in: its rows go in batches
+                connection.exec_driver_sql(f"DROP TABLE {partition.name}")
+        except OperationalError:  # the lock was not granted in time: deleted in batches
+            return False
+        if droppable.rows:
+            self.report("predictions", droppable.rows)
+        return True
+
     def monitor_results(self, before: datetime | None) -> int:
         """Delete the monitor results whose window ended before `before`, oldest ids first."""
         if before is None:
@@ -295,11 +405,13 @@ class _Batches:
             if rows < self.rows:
                 return deleted
 
-    def _batch(self, table: PrunedTable, statement: Any) -> int:
+    def _batch(self, table: PrunedTable | None, statement: Any) -> int:
+        """One transaction; reported under `table` (None: not a table the progress shows)."""
         if self.stopped or not self.keep_going():
             self.stopped = True
             return 0
         with self.engine.begin() as connection:
             rows = int(connection.execute(statement).rowcount)
-        self.report(table, rows)
+        if table is not None:
+            self.report(table, rows)
         return rows
