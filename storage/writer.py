@@ -217,7 +217,7 @@ def _write_postgres_copy(
             return len(rows)
         except UniqueViolation:
             pass
-        return _write_postgres_ignoring_duplicates(raw, rows, now, between, partitioned)
+        return _write_postgres_ignoring_duplicates(raw, rows, now, between)
     finally:
         pooled.close()
 
@@ -253,12 +253,14 @@ def _write_postgres_ignoring_duplicates(
     rows: Sequence[list[Any]],
     now: datetime,
     between: tuple[datetime, datetime],
-    partitioned: bool,
 ) -> int:
     # Its own transaction even on an autocommit engine (the prediction log's): the temporary
     # table empties at each commit.
     with raw.transaction(), raw.cursor() as cursor:
         before = _lock_and_last_id(cursor)
+        # Asked here, not cached: a spill replayed right after migration 0009 comes this way.
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('predictions')")
+        partitioned = cursor.fetchone()[0] == "p"
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
             "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
