@@ -287,3 +287,37 @@ def test_the_migration_converts_a_filled_table(postgres_available):
             fresh.dispose()
         finally:
             engine.dispose()
+
+
+def test_db_prune_and_db_partitions_name_the_partitions(pg_engine, tmp_path):
+    from typer.testing import CliRunner
+
+    from servewatch.cli import app
+
+    runner = CliRunner()
+    url = pg_engine.url.render_as_string(hide_password=False)
+    now = datetime.now(UTC)
+    old_days = [(now - timedelta(days=age)).replace(hour=1) for age in (40, 39)]
+    for start in old_days:
+        write_predictions(pg_engine, make_records(10, seed=start.day, start=start), now=start)
+    names = [day_name(start.date()) for start in old_days]
+    arguments = ["db", "prune", "--keep-days", "30", "--database-url", url]
+
+    dry = runner.invoke(app, [*arguments, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"would drop whole: {', '.join(names)}" in dry.output
+    done = runner.invoke(app, arguments)
+    assert done.exit_code == 0, done.output
+    assert f"dropped whole: {', '.join(names)}" in done.output
+    assert ": deleted 20 (audit blocks 1..2)" in done.output
+    verified = runner.invoke(app, ["audit", "verify", "--database-url", url])
+    assert "were pruned (20 rows, 1 prune)" in verified.output
+
+    listed = runner.invoke(app, ["db", "partitions", "--database-url", url])
+    assert listed.exit_code == 0, listed.output
+    assert f"{day_name(now.date())}: {now.date().isoformat()}T00:00:00+00:00" in listed.output
+    assert not set(names) & set(listed.output.split())
+    sqlite = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(sqlite)
+    one = runner.invoke(app, ["db", "partitions", "--database-url", sqlite])
+    assert "one table here" in one.output
