@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -165,13 +166,23 @@ def maintain(engine: Engine, now: datetime, days_ahead: int = DAYS_AHEAD) -> lis
     if is_sqlite(engine):
         return []
     today = now.astimezone(UTC).date()
-    with engine.begin() as connection:
+    with _transaction(engine) as connection:
         if not is_partitioned(connection):
             return []
         days = [today + timedelta(days=i) for i in range(days_ahead + 1)]
         created = ensure_days(connection, [*days, *default_days(connection)])
     _known(engine).days.clear()  # re-read at the writer's next batch
     return created
+
+
+@contextmanager
+def _transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction even on an autocommit engine (the prediction log's): the partition lock,
+    `SET LOCAL` and moving a day's rows out of the DEFAULT partition need one."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            yield connection
 
 
 @dataclass
@@ -229,7 +240,7 @@ def ensure_for_batch(
     if not missing or not layout.can_create:
         return
     try:
-        with engine.begin() as connection:
+        with _transaction(engine) as connection:
             ensure_days(connection, missing)
     except DBAPIError as exc:
         if isinstance(exc.orig, InsufficientPrivilege):

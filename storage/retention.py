@@ -17,13 +17,14 @@ holding a late record of a block not pruned, the DEFAULT partition) is deleted i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from core.contracts import AuditEvent
 from core.timeutil import iso_utc, parse_time, to_utc
@@ -36,6 +37,8 @@ from storage.partitions import (
     prediction_request_ids,
 )
 from storage.schema import audit_blocks, audit_log, monitor_results, predictions
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000  # rows a batch deletes at most (audit rows scanned, for predictions)
 
@@ -384,7 +387,8 @@ class _Batches:
                 if not _covered(connection, partition.name, pruned_to):
                     return False  # a late record came in: its rows go in batches
                 connection.exec_driver_sql(f"DROP TABLE {partition.name}")
-        except OperationalError:  # the lock was not granted in time: deleted in batches
+        except DBAPIError as exc:  # a lock not granted in time, a role that does not own it
+            log.warning("%s not dropped (%s): deleted in batches", partition.name, exc.orig)
             return False
         if droppable.rows:
             self.report("predictions", droppable.rows)

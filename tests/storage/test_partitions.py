@@ -5,18 +5,18 @@ migration of a filled table. SQLite keeps one table: the writer tests run on bot
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
 from monitors.aggregate_source import RollupAggregates, SqlAggregates
 from storage import rollups
 from storage.audit import verify
 from storage.engine import create_store_engine
+from storage.log_engine import prediction_log_engine
 from storage.migrate import alembic_config, upgrade
 from storage.partitions import (
     DAYS_AHEAD,
@@ -32,7 +32,7 @@ from storage.writer import write_predictions
 from tests.conftest import POSTGRES_URL, require
 from tests.storage.records import make_records
 from tests.storage.test_rollups import assert_same
-from tests.support.scratch import with_search_path
+from tests.support.scratch import scratch_schema
 
 NOW = datetime(2026, 12, 10, tzinfo=UTC)
 PER_DAY = 40
@@ -76,31 +76,10 @@ def test_a_request_id_is_stored_once_whatever_its_time(store_engine):
 def pg_engine(postgres_available) -> Iterator[Engine]:
     """A PostgreSQL store migrated to head, in a scratch schema."""
     require(postgres_available, "PostgreSQL is not reachable")
-    with _schema("0009") as engine:
+    with scratch_schema(POSTGRES_URL, prefix="t") as url:
+        engine = create_store_engine(url)
         yield engine
-
-
-class _schema:
-    """A scratch PostgreSQL schema migrated to `revision`; an engine on it (dropped on exit)."""
-
-    def __init__(self, revision: str) -> None:
-        self.name = f"t_{uuid.uuid4().hex[:12]}"
-        self.url = with_search_path(POSTGRES_URL, self.name)
-        self.revision = revision
-        self.admin = create_store_engine(POSTGRES_URL)
-
-    def __enter__(self) -> Engine:
-        with self.admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        upgrade(self.url, self.revision)
-        self.engine = create_store_engine(self.url)
-        return self.engine
-
-    def __exit__(self, *_exc: object) -> None:
-        self.engine.dispose()
-        with self.admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self.admin.dispose()
+        engine.dispose()
 
 
 def _partition_of(engine: Engine, request_id: str) -> str:
@@ -221,15 +200,16 @@ def _indexes(engine: Engine, table: str) -> dict[str, str]:
 
 def test_the_migration_converts_a_filled_table(postgres_available):
     require(postgres_available, "PostgreSQL is not reachable")
-    with _schema("0008") as old:
+    with scratch_schema(POSTGRES_URL, prefix="t", revision="0008") as url:
+        old = create_store_engine(url)
         _fill(old, range(3))
         write_predictions(old, make_records(5, seed=99, start=_day_start(0)), now=_day_start(3))
         rollups.fold_rollups(old, limit=50)  # the fold is part way through
         before = _rows(old)
         old.dispose()
 
-        upgrade(old.url)
-        engine = create_store_engine(old.url)
+        upgrade(url)
+        engine = create_store_engine(url)
         try:
             assert _rows(engine) == before
             with engine.connect() as connection:
@@ -275,14 +255,14 @@ def test_the_migration_converts_a_filled_table(postgres_available):
             assert verify(engine).ok
 
             kept = _rows(engine)
-            command.downgrade(alembic_config(old.url), "0008")  # and back: one table again
+            command.downgrade(alembic_config(url), "0008")  # and back: one table again
             assert _rows(engine) == kept
             with engine.connect() as connection:
                 kind = connection.execute(
                     text("SELECT relkind FROM pg_class WHERE oid = 'predictions'::regclass")
                 ).scalar()
             assert kind == "r"
-            fresh = create_store_engine(old.url)  # the writer's view of the store is per engine
+            fresh = create_store_engine(url)  # the writer's view of the store is per engine
             assert write_predictions(fresh, new) == 0
             fresh.dispose()
         finally:
@@ -321,3 +301,18 @@ def test_db_prune_and_db_partitions_name_the_partitions(pg_engine, tmp_path):
     upgrade(sqlite)
     one = runner.invoke(app, ["db", "partitions", "--database-url", sqlite])
     assert "one table here" in one.output
+
+
+def test_the_log_engine_splits_a_day_out_of_the_default_on_its_miss(pg_engine):
+    stray = make_records(1, seed=5, start=NOW - timedelta(days=50))[0]
+    with pg_engine.begin() as connection:  # the DEFAULT partition holds a row of that day
+        connection.execute(insert(predictions), [stray])
+    log_engine = prediction_log_engine(pg_engine.url.render_as_string(hide_password=False))
+    try:  # autocommit: the split still runs in one transaction
+        same_day = make_records(3, seed=6, start=NOW - timedelta(days=50, seconds=-60))
+        assert write_predictions(log_engine, same_day) == 3
+    finally:
+        log_engine.dispose()
+    day = day_name((NOW - timedelta(days=50)).date())
+    assert {_partition_of(pg_engine, r["request_id"]) for r in [stray, *same_day]} == {day}
+    assert _count(pg_engine, DEFAULT_PARTITION) == 0
