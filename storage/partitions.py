@@ -31,8 +31,6 @@ DAYS_AHEAD = 3  # days the scheduler's tick keeps ready beyond today
 DEFAULT_PARTITION = "predictions_default"
 LEGACY_PARTITION = "predictions_legacy"  # the table a migrated store had, attached for its past
 REQUEST_IDS = "prediction_request_ids"
-# Serialises the creation of partitions (any constant shared by all processes of one database).
-_PARTITION_LOCK = 0x5E12_9A27
 # A partition is created (and a default's rows moved) under locks that wait at most this long:
 # the scheduler or the writer tries again later rather than queue every reader behind it.
 LOCK_TIMEOUT = "5s"
@@ -116,7 +114,9 @@ def ensure_days(connection: Connection, days: Iterable[date]) -> list[str]:
     if not wanted:
         return []
     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+    # One creator at a time per table (this lock conflicts with itself, not with reads or
+    # inserts); then each CREATE or ATTACH takes what it needs for a moment.
+    connection.exec_driver_sql("LOCK TABLE predictions IN SHARE UPDATE EXCLUSIVE MODE")
     missing = [d for d in wanted if d not in covered_days(partitions(connection), [d])]
     for day in missing:
         _create_day(connection, day)

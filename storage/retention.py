@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core.contracts import AuditEvent
@@ -161,12 +161,50 @@ def prune(
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
     batches = _Batches(engine, batch_rows, progress or (lambda _table, _rows: None), keep_going)
-    dropped = [p for p in plan.partitions if batches.drop(p)]
-    deleted = sum(p.rows for p in plan.partitions if p.name in {d.name for d in dropped})
-    deleted += sum(batches.predictions(r) for r in plan.ranges if _any_older(engine, r.before))
+    # The next prune tells an unfinished prune by its range's last audited prediction still
+    # being stored (`_unfinished`): a partition holding one is dropped after the batches.
+    last = _holding_last(engine, plan.ranges)
+    dropped = [p for p in plan.partitions if p.name not in last and batches.drop(p)]
+    after = [p for p in plan.partitions if p.name in last]
+    skipped = [p.partition for p in after]
+    deleted = sum(
+        batches.predictions(r, skipped) for r in plan.ranges if _any_older(engine, r.before)
+    )
+    dropped += [p for p in after if batches.drop(p)]
+    deleted += sum(p.rows for p in dropped)
     results = batches.monitor_results(plan.monitor_results_before)
     names = tuple(p.name for p in dropped)
-    return PruneResult(deleted, results, plan, finished=not batches.stopped, dropped=names)
+    finished = not batches.stopped and all(p in dropped for p in after)
+    return PruneResult(deleted, results, plan, finished=finished, dropped=names)
+
+
+def _holding_last(engine: Engine, ranges: Sequence[AuditedRange]) -> set[str]:
+    """The partitions (PostgreSQL) holding the last audited prediction of each range."""
+    if engine.dialect.name != "postgresql" or not ranges:
+        return set()
+    holding = set()
+    with engine.connect() as connection:
+        for r in ranges:
+            statement = (
+                select(text("tableoid::regclass::text"))
+                .select_from(predictions)
+                .where(_p.request_id == _last_audited(r.first_id, r.last_id))
+            )
+            name = connection.execute(statement).scalar()
+            if name is not None:
+                holding.add(str(name))
+    return holding
+
+
+def _last_audited(first_id: int, last_id: int) -> Any:
+    """The request id of the last prediction among the audit rows first_id..last_id."""
+    return (
+        select(_a.request_id)
+        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
+        .order_by(_a.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _any_older(engine: Engine, before: datetime) -> bool:
@@ -290,13 +328,7 @@ def _unfinished(connection: Connection, recorded: Sequence[Prune]) -> list[Audit
 def _last_still_stored(connection: Connection, first_id: int, last_id: int) -> bool:
     """Whether the prediction the last prediction row of audit rows first_id..last_id records
     is still stored."""
-    last = (
-        select(_a.request_id)
-        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
-        .order_by(_a.id.desc())
-        .limit(1)
-    )
-    stored = select(_p.id).where(_p.request_id == last.scalar_subquery()).limit(1)
+    stored = select(_p.id).where(_p.request_id == _last_audited(first_id, last_id)).limit(1)
     return connection.execute(stored).first() is not None
 
 
@@ -353,14 +385,19 @@ class _Batches:
     keep_going: Callable[[], bool]
     stopped: bool = False
 
-    def predictions(self, audited: AuditedRange) -> int:
-        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction."""
+    def predictions(self, audited: AuditedRange, skipped: Sequence[Partition] = ()) -> int:
+        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction, but
+        those of the `skipped` partitions (dropped whole afterwards)."""
+        outside = [
+            or_(_p.ts >= to_utc(p.upper), *([_p.ts < to_utc(p.lower)] if p.lower else []))
+            for p in skipped
+            if p.upper is not None
+        ]
         deleted = 0
         for low in range(audited.first_id, audited.last_id + 1, self.rows):
             high = min(low + self.rows - 1, audited.last_id)
-            deleted += self._batch(
-                "predictions", delete(predictions).where(_in_range(low, high, audited.before))
-            )
+            condition = and_(_in_range(low, high, audited.before), *outside)
+            deleted += self._batch("predictions", delete(predictions).where(condition))
         return deleted
 
     def drop(self, droppable: DroppablePartition) -> bool:
