@@ -149,7 +149,9 @@ def audit_predictions_in(
         cursor.execute(_PG_AUDIT_ANY_TS, parameters)
     else:
         parameters["first_ts"], parameters["last_ts"] = between
-        cursor.execute(_PG_AUDIT_BETWEEN, parameters)
+        # Planned for its values each time (not prepared): the plan then holds and locks only the
+        # partitions the batch wrote, not every day of the table (a generic plan does).
+        cursor.execute(_PG_AUDIT_BETWEEN, parameters, prepare=False)
     row = cursor.fetchone()
     return None if row is None else int(row[0])
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from psycopg.errors import InsufficientPrivilege
-from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from storage.engine import is_sqlite
@@ -35,15 +35,6 @@ REQUEST_IDS = "prediction_request_ids"
 # the scheduler or the writer tries again later rather than queue every reader behind it.
 LOCK_TIMEOUT = "5s"
 _BOUND = re.compile(r"FROM \((MINVALUE|'[^']*')\) TO \((MAXVALUE|'[^']*')\)")
-
-
-# Not in storage.schema's metadata: SQLite has no such table (Alembic compares that metadata).
-prediction_request_ids = Table(
-    REQUEST_IDS,
-    MetaData(),
-    Column("request_id", String(64), primary_key=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True, order=True)

@@ -29,13 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from core.contracts import AuditEvent
 from core.timeutil import iso_utc, parse_time, to_utc
 from storage.audit import PRUNE, Prune, append_in, lock_appends, prunes
-from storage.partitions import (
-    LOCK_TIMEOUT,
-    Partition,
-    is_partitioned,
-    partitions,
-    prediction_request_ids,
-)
+from storage.partitions import LOCK_TIMEOUT, REQUEST_IDS, Partition, is_partitioned, partitions
 from storage.schema import audit_blocks, audit_log, monitor_results, predictions
 
 log = logging.getLogger(__name__)
@@ -46,7 +40,6 @@ PrunedTable = Literal["predictions", "monitor_results"]
 Progress = Callable[[PrunedTable, int], None]  # (table, rows deleted by the batch just done)
 
 _a, _b, _p, _m = audit_log.c, audit_blocks.c, predictions.c, monitor_results.c
-_r = prediction_request_ids.c
 
 
 class RetentionError(ValueError):
@@ -405,11 +398,16 @@ class _Batches:
         transactions), then, under the chain's lock with its coverage checked again (a late
         record may have come in), the table itself; whether it was dropped."""
         partition = droppable.partition
-        bounds = [_r.ts < to_utc(partition.upper)] if partition.upper else []
+        assert partition.upper is not None  # only partitions older than a cutoff are dropped
+        bounds = {"upper": to_utc(partition.upper), "rows": self.rows}
+        lower = ""
         if partition.lower is not None:
-            bounds.append(_r.ts >= to_utc(partition.lower))
-        batch = select(_r.request_id).where(*bounds).limit(self.rows).scalar_subquery()
-        statement = delete(prediction_request_ids).where(_r.request_id.in_(batch))
+            bounds["lower"], lower = to_utc(partition.lower), " AND ts >= :lower"
+        # By physical row (a TID scan): no second look-up of each key, as `IN (keys)` takes.
+        statement = text(
+            f"DELETE FROM {REQUEST_IDS} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {REQUEST_IDS} "
+            f"WHERE ts < :upper{lower} LIMIT :rows))"
+        ).bindparams(**bounds)
         while not self.stopped:
             if self._batch(None, statement) < self.rows:
                 break
