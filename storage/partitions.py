@@ -56,12 +56,17 @@ def day_start(day: date) -> datetime:
 
 def is_partitioned(connection: Connection) -> bool:
     """Whether `predictions` is a partitioned table here (PostgreSQL after migration 0009)."""
+    return _kind(connection) == "p"
+
+
+def _kind(connection: Connection) -> str | None:
+    """`predictions`' relkind (None: SQLite, or no such table)."""
     if connection.dialect.name != "postgresql":
-        return False
+        return None
     kind = connection.exec_driver_sql(
         "SELECT relkind FROM pg_class WHERE oid = to_regclass('predictions')"
     ).scalar()
-    return kind == "p"
+    return None if kind is None else str(kind)
 
 
 def partitions(connection: Connection) -> list[Partition]:
@@ -200,10 +205,13 @@ def layout_partitioned(engine: Engine, connection: Connection | None = None) -> 
     layout = _known(engine)
     if layout.partitioned is None:
         if connection is not None:
-            layout.partitioned = is_partitioned(connection)
+            kind = _kind(connection)
         else:
             with engine.connect() as fresh:
-                layout.partitioned = is_partitioned(fresh)
+                kind = _kind(fresh)
+        if kind is None and not is_sqlite(engine):
+            return False  # not there (an outage, a rename): asked again next time
+        layout.partitioned = kind == "p"
     return layout.partitioned
 
 
