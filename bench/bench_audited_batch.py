@@ -2,11 +2,14 @@
 PostgreSQL: COPY, audit rows and the sealed block), in the writing thread and in PostgreSQL.
 
     .venv/bin/python bench/bench_audited_batch.py [--batch-sizes 20,100,500] [--batches 150]
+        [--layout partitioned|single] [--past-days N]
 
 Each batch is `storage.writer.write_predictions` of service-shaped rows on a scratch schema.
 Reported per batch size: the writing thread's CPU per record (`time.thread_time`), the CPU of
 every PostgreSQL process per record (psutil; other load on the machine adds to it), and the
-fixed cost per batch that the two sizes at either end imply.
+fixed cost per batch that the two sizes at either end imply. `--layout single` runs on the
+store as migration 0008 left it (one table on PostgreSQL), `partitioned` (the default) on head's
+daily partitions, with `--past-days` day partitions made beforehand (a year's store has 365).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +32,9 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.contracts import PREDICTION_COLUMNS
+from storage.engine import create_store_engine
 from storage.log_engine import prediction_log_engine
-from storage.migrate import upgrade
+from storage.partitions import ensure_days
 from storage.writer import prediction_encoder, write_predictions
 from tests.support.scratch import scratch_schema
 
@@ -65,22 +70,48 @@ def postgres_cpu_s() -> float:
     return total
 
 
-def measure(url: str, batch_size: int, batches: int, seed: int) -> tuple[float, float]:
-    """Writer-thread and PostgreSQL CPU per record (µs) for `batches` batches of `batch_size`."""
+def backend_cpu_s(pid: int) -> float:
+    """CPU of one PostgreSQL backend (the writer's), unlike `postgres_cpu_s` blind to the
+    other sessions of a shared server."""
+    return float(sum(psutil.Process(pid).cpu_times()[:2]))
+
+
+def measure(url: str, batch_size: int, batches: int, seed: int) -> tuple[float, ...]:
+    """Per record (µs) for `batches` batches of `batch_size`: the writer thread's CPU, every
+    PostgreSQL process's CPU, the writer's backend's CPU, and the median batch's wall time."""
     rng = random.Random(seed)
     engine = prediction_log_engine(url)
     try:
         encode = prediction_encoder(engine)
         work = [service_rows(batch_size, rng) for _ in range(batches)]
         write_predictions(engine, service_rows(batch_size, rng))  # connect, warm the caches
+        with engine.connect() as connection:  # the pool's one connection, the writer's
+            pid = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         thread_start, postgres_start = time.thread_time(), postgres_cpu_s()
+        backend_start = backend_cpu_s(pid)
+        walls = []
         for rows in work:
+            started = time.perf_counter()
             write_predictions(engine, rows, [encode(row) for row in rows])
+            walls.append(time.perf_counter() - started)
         records = batch_size * batches
-        thread_us = 1e6 * (time.thread_time() - thread_start) / records
-        return thread_us, 1e6 * (postgres_cpu_s() - postgres_start) / records
+        return (
+            1e6 * (time.thread_time() - thread_start) / records,
+            1e6 * (postgres_cpu_s() - postgres_start) / records,
+            1e6 * (backend_cpu_s(pid) - backend_start) / records,
+            1e6 * statistics.median(walls) / batch_size,
+        )
     finally:
         engine.dispose()
+
+
+def make_past_days(url: str, days: int) -> None:
+    """Create the partitions of the `days` days before today (an old store's)."""
+    engine = create_store_engine(url)
+    today = datetime.now(UTC).date()
+    with engine.begin() as connection:
+        ensure_days(connection, [today - timedelta(days=i) for i in range(1, days + 1)])
+    engine.dispose()
 
 
 def main() -> None:
@@ -88,15 +119,22 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="20,100,500")
     parser.add_argument("--batches", type=int, default=150)
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--layout", choices=("partitioned", "single"), default="partitioned")
+    parser.add_argument("--past-days", type=int, default=0)
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",")]
-    table = Table(title="audited batch write, CPU per record (µs)")
-    for column in ("batch size", "writer thread", "PostgreSQL"):
+    title = f"audited batch write, CPU per record (µs), {args.layout}"
+    if args.layout == "partitioned":
+        title += f", {args.past_days} past days"
+    table = Table(title=title)
+    for column in ("batch size", "writer thread", "PostgreSQL", "its backend", "wall (median)"):
         table.add_column(column, justify="right")
     results = {}
     for size in sizes:
-        with scratch_schema(args.postgres_url, prefix="bench") as url:
-            upgrade(url)
+        revision = "0008" if args.layout == "single" else "head"
+        with scratch_schema(args.postgres_url, prefix="bench", revision=revision) as url:
+            if args.layout == "partitioned":
+                make_past_days(url, args.past_days)
             results[size] = measure(url, size, args.batches, seed=size)
         table.add_row(str(size), *(f"{value:.1f}" for value in results[size]))
     console = Console()

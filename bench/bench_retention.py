@@ -3,10 +3,13 @@ on SQLite and PostgreSQL. Prints rows deleted, rate, and the longest batch (the 
 waits for SQLite's lock during a prune).
 
     .venv/bin/python bench/bench_retention.py [--records 200000] [--backends sqlite,postgresql]
+        [--layout partitioned|single]
 
 Each backend gets a fresh store (SQLite file in a temporary folder; PostgreSQL schema created
 and dropped), filled with --days days of records (one block per 1,000 records), then pruned
-keeping the newest half of the days.
+keeping the newest half of the days. On PostgreSQL, `--layout partitioned` (the default: head,
+a partition a day, dropped whole), `single` (the one table of migration 0008: batched deletes) or
+`migrated` (filled as 0008, then migrated to head: the time 0009 takes, then the prune).
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ BLOCK = 1_000
 
 
 @contextmanager
-def _store(backend: str) -> Iterator[str]:
+def _store(backend: str, layout: str) -> Iterator[str]:
     if backend == "postgresql":
-        with scratch_schema(POSTGRES_URL, prefix="bench_retention") as url:
+        revision = "head" if layout == "partitioned" else "0008"
+        with scratch_schema(POSTGRES_URL, prefix="bench_retention", revision=revision) as url:
             yield url
         return
     with tempfile.TemporaryDirectory() as folder:
@@ -46,16 +50,28 @@ def _store(backend: str) -> Iterator[str]:
         yield url
 
 
-def run(backend: str, records: int, days: int, batch_rows: int) -> None:
-    with _store(backend) as url:
+def run(backend: str, records: int, days: int, batch_rows: int, layout: str) -> None:
+    with _store(backend, layout) as url:
         engine = create_store_engine(url)
         per_day = records // days
+        filling = time.perf_counter()
         for day in range(days):
             start = NOW - timedelta(days=days - day)
             rows = make_records(per_day, seed=day, start=start, step_s=86_400 / per_day)
             for i in range(0, per_day, BLOCK):
                 write_predictions(engine, rows[i : i + BLOCK], now=start)
-        batches: list[float] = []
+        filled = time.perf_counter() - filling
+        if backend == "postgresql":  # statistics as autovacuum keeps them on a running store
+            with engine.connect() as connection:
+                connection.exec_driver_sql("ANALYZE")
+        migrated = ""
+        if backend == "postgresql" and layout == "migrated":
+            engine.dispose()
+            started = time.perf_counter()
+            upgrade(url)  # 0009 converts the filled table
+            migrated = f"migrated in {time.perf_counter() - started:.1f} s; "
+            engine = create_store_engine(url)
+        batches: list[float] = [0.0]
         last = [time.perf_counter()]
 
         def tick(_table: str, _rows: int) -> None:
@@ -71,9 +87,12 @@ def run(backend: str, records: int, days: int, batch_rows: int) -> None:
         total = time.perf_counter() - started
         engine.dispose()
     print(
-        f"{backend:10s} {records:>9,d} rows  deleted {result.predictions:>9,d} in {total:6.2f} s "
+        f"{backend:10s} {layout if backend == 'postgresql' else '':11s} (filled in {filled:.0f} s; "
+        f"{migrated}) "
+        f"{records:>9,d} rows  deleted {result.predictions:>9,d} in {total:6.2f} s "
         f"({result.predictions / total:>9,.0f} rows/s; plan {planned:.2f} s)  "
-        f"longest batch of {batch_rows:,d}: {max(batches) * 1000:.0f} ms"
+        f"longest batch of {batch_rows:,d}: {max(batches) * 1000:.0f} ms; "
+        f"{len(result.dropped)} partitions dropped whole"
     )
 
 
@@ -83,9 +102,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    layouts = ("partitioned", "single", "migrated")
+    parser.add_argument("--layout", choices=layouts, default="partitioned")
     arguments = parser.parse_args()
     for backend in arguments.backends.split(","):
-        run(backend, arguments.records, arguments.days, arguments.batch_rows)
+        run(backend, arguments.records, arguments.days, arguments.batch_rows, arguments.layout)
 
 
 if __name__ == "__main__":

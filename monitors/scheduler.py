@@ -12,6 +12,9 @@ the next window closes, a stale monitor stays visibly stale, and two schedulers 
 For every recent window where a drift monitor is at warn or alert it writes the drift report
 of each such key (monitors.drift_report).
 
+On a partitioned PostgreSQL store it keeps the next days' partitions of `predictions` ready
+(storage.partitions), at its first tick and then hourly.
+
 When the config sets a retention, the scheduler prunes the store (storage.retention) at its first
 tick and then once a day, after the tick's monitor windows, a minute a tick at most.
 """
@@ -44,6 +47,7 @@ from monitors.week_costs import tenant_week_costs
 from storage.engine import Engine
 from storage.locks import monitor_lock
 from storage.monitor_results import results_ending_after, window_runs, windows_ending_after
+from storage.partitions import maintain as maintain_partitions
 from storage.retention import PruneResult, cutoff, plan_prune, prune
 from storage.rollups import fold_pending, prune_rollups
 
@@ -54,6 +58,8 @@ DRIFT_REPORTS = "drift_report"  # the drift reports' name in logs and servewatch
 ROLLUPS = "rollups"  # the fold of predictions into the per-minute rollups, in logs
 RETENTION = "retention"  # the daily prune's name in logs, locks and servewatch_monitor_runs_total
 RETENTION_EVERY_S = 86_400
+PARTITIONS = "partitions"  # the daily partitions created ahead, in logs
+PARTITIONS_EVERY_S = 3_600
 # A tick prunes for at most this long (then its monitors are due again); the next tick goes on.
 RETENTION_BUDGET_S = 60.0
 # Results (and drift reports) of windows that ended at most this many runs ago are current: they
@@ -95,6 +101,7 @@ class Scheduler:
     _last_end: dict[str, float] = field(default_factory=dict)
     _pending_reports: dict[Window, list[MonitorResult]] = field(default_factory=dict)
     _last_prune: float | None = None
+    _last_partitions: float | None = None
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -163,7 +170,8 @@ class Scheduler:
         Then the gauges are restored from the store, at every tick: a scheduler of a pair
         exports the windows the other one ran (it held their lock) as well as its own.
         """
-        runs: list[WindowRun] = self._tick_rollups()
+        runs: list[WindowRun] = self._tick_partitions()
+        runs.extend(self._tick_rollups())
         for monitor in self.monitors:
             try:
                 runs.extend(self._tick_monitor(monitor))
@@ -179,6 +187,23 @@ class Scheduler:
         runs.extend(self._tick_finops())
         runs.extend(self._tick_retention())
         return runs
+
+    def _tick_partitions(self) -> list[WindowRun]:
+        """Create today's and the next days' partitions of `predictions` (and split the days
+        the DEFAULT partition caught), hourly; a no-op where the store is not partitioned."""
+        started = self.clock()
+        last = self._last_partitions
+        if last is not None and started < last + PARTITIONS_EVERY_S:
+            return []
+        try:
+            created = maintain_partitions(self.engine, datetime.fromtimestamp(started, UTC))
+        except Exception as exc:  # the writer creates a missing day too; retried next tick
+            log.exception("cannot create the partitions ahead")
+            return [WindowRun(PARTITIONS, None, "failure", error=_describe(exc))]
+        self._last_partitions = started
+        if created:
+            log.info("created the partitions %s", ", ".join(created))
+        return []
 
     def _tick_rollups(self) -> list[WindowRun]:
         """Fold the predictions written since the last tick into the rollups (the monitors

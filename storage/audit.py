@@ -120,7 +120,7 @@ def audit_predictions(connection: Connection, after_id: int, *, now: datetime) -
     `lock_appends`) as one sealed block, in the same transaction: as durable as they are."""
     if connection.dialect.name == "postgresql":
         parameters = {"after_id": after_id, "genesis": GENESIS, "sealed_at": to_utc(now)}
-        block = connection.exec_driver_sql(_PG_AUDIT_PREDICTIONS, parameters).scalar()
+        block = connection.exec_driver_sql(_PG_AUDIT_ANY_TS, parameters).scalar()
         return None if block is None else int(block)
     p = predictions.c
     source = (
@@ -133,11 +133,25 @@ def audit_predictions(connection: Connection, after_id: int, *, now: datetime) -
     return _seal(connection, min(ids), max(ids), now) if ids else None
 
 
-def audit_predictions_in(cursor: Any, after_id: int, *, now: datetime) -> int | None:
+def audit_predictions_in(
+    cursor: Any, after_id: int, *, now: datetime, between: tuple[datetime, datetime] | None = None
+) -> int | None:
     """`audit_predictions` on a PostgreSQL driver cursor (psycopg): one statement, no
-    SQLAlchemy on the prediction log's busiest path."""
-    parameters = {"after_id": after_id, "genesis": GENESIS, "sealed_at": to_utc(now)}
-    cursor.execute(_PG_AUDIT_PREDICTIONS, parameters)
+    SQLAlchemy on the prediction log's busiest path. `between`: the first and last `ts` of the
+    rows written, a bound that lets a partitioned `predictions` read only their partitions
+    (without it, `id > after_id` probes every day's index)."""
+    parameters: dict[str, Any] = {
+        "after_id": after_id,
+        "genesis": GENESIS,
+        "sealed_at": to_utc(now),
+    }
+    if between is None:
+        cursor.execute(_PG_AUDIT_ANY_TS, parameters)
+    else:
+        parameters["first_ts"], parameters["last_ts"] = between
+        # Planned for its values each time (not prepared): the plan then holds and locks only the
+        # partitions the batch wrote, not every day of the table (a generic plan does).
+        cursor.execute(_PG_AUDIT_BETWEEN, parameters, prepare=False)
     row = cursor.fetchone()
     return None if row is None else int(row[0])
 
@@ -302,13 +316,16 @@ _FROM_PREDICTIONS = {
     **{column: column for column in AUDIT_FIELDS if column in predictions.c},
     "decision": "predicted_class",
 }
+
+
 # One statement audits a batch of predictions and seals it (the writer's busiest path: each
 # statement more cost the service ~1 % of its throughput). `block_hash` is Python's, in SQL.
-_PG_AUDIT_PREDICTIONS = f"""
+def _pg_audit_predictions(ts_condition: str) -> str:
+    return f"""
 WITH added AS (
     INSERT INTO audit_log (kind, {", ".join(_FROM_PREDICTIONS)})
     SELECT 'prediction', {", ".join(_FROM_PREDICTIONS.values())}
-    FROM predictions WHERE id > %(after_id)s ORDER BY id
+    FROM predictions WHERE id > %(after_id)s{ts_condition} ORDER BY id
     RETURNING {", ".join(ROW_COLUMNS)}
 ), sealed AS (
     SELECT count(*) AS row_count, min(id) AS first_id, max(id) AS last_id,
@@ -326,6 +343,10 @@ SELECT first_id, last_id, row_count, rows_hash, prev_hash,
 FROM sealed WHERE row_count > 0
 RETURNING id
 """
+
+
+_PG_AUDIT_ANY_TS = _pg_audit_predictions("")
+_PG_AUDIT_BETWEEN = _pg_audit_predictions(" AND ts >= %(first_ts)s AND ts <= %(last_ts)s")
 
 
 def _count_and_hash(connection: Connection, first_id: int, last_id: int) -> tuple[int, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
@@ -150,6 +150,7 @@ def prune(
             )
             if dry_run:
                 _print_prune(plan.prune, plan.predictions, plan.prune.monitor_results, None)
+                _print_partitions([p.name for p in plan.partitions], dry_run=True)
             else:
                 with _prune_progress(plan) as progress:
                     result = run_prune(
@@ -162,6 +163,7 @@ def prune(
                     )
                 seconds = time.perf_counter() - started
                 _print_prune(result.plan.prune, result.predictions, result.monitor_results, seconds)
+                _print_partitions(result.dropped, dry_run=False)
         _prune_rollups(engine, cutoff(now, keep_rollups), dry_run)
     except RetentionError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -226,6 +228,48 @@ def _print_prune(prune: Prune, predictions: int, results: int, seconds: float | 
         typer.echo(f"monitor_results before {prune.monitor_results_before}: {verb} {results}")
     if seconds is not None:
         typer.echo(f"took {seconds:.2f} s")
+
+
+def _print_partitions(names: Sequence[str], dry_run: bool) -> None:
+    """The partitions of `predictions` dropped whole (PostgreSQL), if any."""
+    if names:
+        verb = "would drop" if dry_run else "dropped"
+        typer.echo(f"predictions partitions {verb} whole: {', '.join(names)}")
+
+
+@app.command()
+def partitions(
+    days_ahead: Annotated[int, typer.Option(min=0, help="days to create beyond today")] = 3,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create today's and the next days' partitions of predictions (PostgreSQL; the scheduler
+    does it hourly) and list them; SQLite keeps one table."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.engine import create_store_engine
+    from storage.partitions import is_partitioned, maintain
+    from storage.partitions import partitions as list_partitions
+
+    engine = create_store_engine(_url(database_url))
+    try:
+        created = maintain(engine, datetime.now(UTC), days_ahead)
+        with engine.connect() as connection:
+            if not is_partitioned(connection):
+                typer.echo("predictions is one table here (SQLite, or not migrated to 0009)")
+                return
+            found = list_partitions(connection)
+    except SQLAlchemyError as exc:
+        console.print(f"[red]error:[/red] cannot reach the store ({type(exc).__name__})")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    for partition in found:
+        lower = "-" if partition.lower is None else partition.lower.isoformat()
+        upper = "-" if partition.upper is None else partition.upper.isoformat()
+        new = " (created)" if partition.name in created else ""
+        typer.echo(f"{partition.name}: {lower} .. {upper}{new}")
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)

@@ -7,21 +7,32 @@ cutoff. A late record sealed after newer ones waits until the blocks before it a
 an event (`Prune`) before anything is deleted, so an interrupted prune is still accounted for,
 and the next prune finishes its deletes first. Each batch is a transaction of its own: SQLite's
 one writer (the service's prediction log) waits for at most one batch.
+
+On a partitioned PostgreSQL store (`storage.partitions`) a day's partition older than the cutoff
+is dropped whole instead, when every row in it belongs to a pruned block (its newest prediction's
+audit row is in the pruned prefix: ids and audit ids grow together under the chain's lock); its
+request ids leave `prediction_request_ids` in batches first. What cannot be dropped (a partition
+holding a late record of a block not pruned, the DEFAULT partition) is deleted in batches.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
+from sqlalchemy.exc import DBAPIError
 
 from core.contracts import AuditEvent
 from core.timeutil import iso_utc, parse_time, to_utc
 from storage.audit import PRUNE, Prune, append_in, lock_appends, prunes
+from storage.partitions import LOCK_TIMEOUT, REQUEST_IDS, Partition, is_partitioned, partitions
 from storage.schema import audit_blocks, audit_log, monitor_results, predictions
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000  # rows a batch deletes at most (audit rows scanned, for predictions)
 
@@ -47,6 +58,19 @@ class AuditedRange:
 
 
 @dataclass(frozen=True)
+class DroppablePartition:
+    """A partition of `predictions` a prune drops whole: older than its cutoff, every row in
+    it in a pruned block; `rows` of them when the plan was made."""
+
+    partition: Partition
+    rows: int
+
+    @property
+    def name(self) -> str:
+        return self.partition.name
+
+
+@dataclass(frozen=True)
 class PrunePlan:
     """What a prune would do: its audit event's contents, and the audited ranges whose
     predictions it deletes (an interrupted prune's first, then its own blocks')."""
@@ -55,6 +79,7 @@ class PrunePlan:
     ranges: tuple[AuditedRange, ...]
     predictions_before: datetime | None  # None: predictions are kept
     monitor_results_before: datetime | None
+    partitions: tuple[DroppablePartition, ...] = ()  # dropped whole (PostgreSQL, partitioned)
 
     @property
     def predictions(self) -> int:
@@ -81,6 +106,7 @@ class PruneResult:
     monitor_results: int
     plan: PrunePlan
     finished: bool = True
+    dropped: tuple[str, ...] = ()  # partitions dropped whole (their rows count in predictions)
 
 
 def cutoff(now: datetime, keep_days: float | None) -> datetime | None:
@@ -128,9 +154,58 @@ def prune(
         return PruneResult(0, 0, plan)
     plan = _record(engine, plan, now=now, actor=actor)
     batches = _Batches(engine, batch_rows, progress or (lambda _table, _rows: None), keep_going)
-    deleted = sum(batches.predictions(r) for r in plan.ranges)
+    # The next prune tells an unfinished prune by its range's last audited prediction still
+    # being stored (`_unfinished`): a partition holding one is dropped after the batches.
+    last = _holding_last(engine, plan.ranges)
+    dropped = [p for p in plan.partitions if p.name not in last and batches.drop(p)]
+    after = [p for p in plan.partitions if p.name in last]
+    skipped = [p.partition for p in after]
+    deleted = sum(
+        batches.predictions(r, skipped) for r in plan.ranges if _any_older(engine, r.before)
+    )
+    dropped += [p for p in after if batches.drop(p)]
+    deleted += sum(p.rows for p in dropped)
     results = batches.monitor_results(plan.monitor_results_before)
-    return PruneResult(deleted, results, plan, finished=not batches.stopped)
+    names = tuple(p.name for p in dropped)
+    finished = not batches.stopped and all(p in dropped for p in after)
+    return PruneResult(deleted, results, plan, finished=finished, dropped=names)
+
+
+def _holding_last(engine: Engine, ranges: Sequence[AuditedRange]) -> set[str]:
+    """The partitions (PostgreSQL) holding the last audited prediction of each range."""
+    if engine.dialect.name != "postgresql" or not ranges:
+        return set()
+    holding = set()
+    with engine.connect() as connection:
+        for r in ranges:
+            statement = (
+                select(text("tableoid::regclass::text"))
+                .select_from(predictions)
+                .where(_p.request_id == _last_audited(r.first_id, r.last_id))
+            )
+            name = connection.execute(statement).scalar()
+            if name is not None:
+                holding.add(str(name))
+    return holding
+
+
+def _last_audited(first_id: int, last_id: int) -> Any:
+    """The request id of the last prediction among the audit rows first_id..last_id."""
+    return (
+        select(_a.request_id)
+        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
+        .order_by(_a.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _any_older(engine: Engine, before: datetime) -> bool:
+    """Whether any prediction older than `before` is left (after partitions were dropped, the
+    batches of a range would find nothing: they are skipped)."""
+    with engine.connect() as connection:
+        statement = select(_p.id).where(_p.ts < to_utc(before)).limit(1)
+        return connection.execute(statement).first() is not None
 
 
 def _plan(
@@ -146,6 +221,15 @@ def _plan(
     ranges = _unfinished(connection, recorded)
     if first is not None and last is not None and predictions_before is not None:
         ranges.append(_range(connection, first["first_id"], last["last_id"], predictions_before))
+    pruned_to = max(
+        [p.last_id for p in recorded if p.last_id is not None]
+        + [0 if last is None else int(last["last_id"])]
+    )
+    droppable = (
+        _droppable(connection, predictions_before, pruned_to)
+        if predictions_before is not None and is_partitioned(connection)
+        else ()
+    )
     prune = Prune(
         first_block=None if first is None else int(first["id"]),
         last_block=None if last is None else int(last["id"]),
@@ -157,7 +241,37 @@ def _plan(
         predictions=ranges[-1].rows if first is not None else 0,
         monitor_results=_count_monitor_results(connection, results_before),
     )
-    return PrunePlan(prune, tuple(ranges), predictions_before, results_before)
+    return PrunePlan(prune, tuple(ranges), predictions_before, results_before, droppable)
+
+
+def _droppable(
+    connection: Connection, before: datetime, pruned_to: int
+) -> tuple[DroppablePartition, ...]:
+    """The partitions wholly older than `before` whose rows all have their audit rows at or
+    below `pruned_to` (the pruned prefix of the chain, this prune's blocks included)."""
+    found = []
+    for partition in partitions(connection):
+        if partition.upper is None or partition.upper > before:
+            continue
+        if _covered(connection, partition.name, pruned_to):
+            rows = connection.exec_driver_sql(f"SELECT count(*) FROM {partition.name}").scalar()
+            found.append(DroppablePartition(partition, int(rows or 0)))
+    return tuple(found)
+
+
+def _covered(connection: Connection, name: str, pruned_to: int) -> bool:
+    """Whether the newest prediction of partition `name` (none: covered) has its audit row at or
+    below `pruned_to`. Writers take ids and write audit rows in id order under the chain's lock,
+    so every older row of the partition has an audit row below it too."""
+    newest = connection.exec_driver_sql(
+        f"SELECT request_id FROM {name} ORDER BY id DESC LIMIT 1"
+    ).scalar()
+    if newest is None:
+        return True
+    audited = connection.execute(
+        select(func.max(_a.id)).where(_a.kind == "prediction", _a.request_id == newest)
+    ).scalar()
+    return audited is not None and audited <= pruned_to
 
 
 def _prunable_blocks(
@@ -207,13 +321,7 @@ def _unfinished(connection: Connection, recorded: Sequence[Prune]) -> list[Audit
 def _last_still_stored(connection: Connection, first_id: int, last_id: int) -> bool:
     """Whether the prediction the last prediction row of audit rows first_id..last_id records
     is still stored."""
-    last = (
-        select(_a.request_id)
-        .where(_a.kind == "prediction", _a.id >= first_id, _a.id <= last_id)
-        .order_by(_a.id.desc())
-        .limit(1)
-    )
-    stored = select(_p.id).where(_p.request_id == last.scalar_subquery()).limit(1)
+    stored = select(_p.id).where(_p.request_id == _last_audited(first_id, last_id)).limit(1)
     return connection.execute(stored).first() is not None
 
 
@@ -270,15 +378,56 @@ class _Batches:
     keep_going: Callable[[], bool]
     stopped: bool = False
 
-    def predictions(self, audited: AuditedRange) -> int:
-        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction."""
+    def predictions(self, audited: AuditedRange, skipped: Sequence[Partition] = ()) -> int:
+        """Delete the predictions of `audited`, `rows` audit rows' worth per transaction, but
+        those of the `skipped` partitions (dropped whole afterwards)."""
+        outside = [
+            or_(_p.ts >= to_utc(p.upper), *([_p.ts < to_utc(p.lower)] if p.lower else []))
+            for p in skipped
+            if p.upper is not None
+        ]
         deleted = 0
         for low in range(audited.first_id, audited.last_id + 1, self.rows):
             high = min(low + self.rows - 1, audited.last_id)
-            deleted += self._batch(
-                "predictions", delete(predictions).where(_in_range(low, high, audited.before))
-            )
+            condition = and_(_in_range(low, high, audited.before), *outside)
+            deleted += self._batch("predictions", delete(predictions).where(condition))
         return deleted
+
+    def drop(self, droppable: DroppablePartition) -> bool:
+        """Drop a partition: its request ids leave `prediction_request_ids` in batches (own
+        transactions), then, under the chain's lock with its coverage checked again (a late
+        record may have come in), the table itself; whether it was dropped."""
+        partition = droppable.partition
+        assert partition.upper is not None  # only partitions older than a cutoff are dropped
+        bounds = {"upper": to_utc(partition.upper), "rows": self.rows}
+        lower = ""
+        if partition.lower is not None:
+            bounds["lower"], lower = to_utc(partition.lower), " AND ts >= :lower"
+        # By physical row (a TID scan): no second look-up of each key, as `IN (keys)` takes.
+        statement = text(
+            f"DELETE FROM {REQUEST_IDS} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {REQUEST_IDS} "
+            f"WHERE ts < :upper{lower} LIMIT :rows))"
+        ).bindparams(**bounds)
+        while not self.stopped:
+            if self._batch(None, statement) < self.rows:
+                break
+        if self.stopped or not self.keep_going():
+            self.stopped = True
+            return False
+        try:
+            with self.engine.begin() as connection:
+                lock_appends(connection)  # no write into it between the check and the drop
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                pruned_to = max((p.last_id or 0 for p in prunes(connection)), default=0)
+                if not _covered(connection, partition.name, pruned_to):
+                    return False  # a late record came in: its rows go in batches
+                connection.exec_driver_sql(f"DROP TABLE {partition.name}")
+        except DBAPIError as exc:  # a lock not granted in time, a role that does not own it
+            log.warning("%s not dropped (%s): deleted in batches", partition.name, exc.orig)
+            return False
+        if droppable.rows:
+            self.report("predictions", droppable.rows)
+        return True
 
     def monitor_results(self, before: datetime | None) -> int:
         """Delete the monitor results whose window ended before `before`, oldest ids first."""
@@ -295,11 +444,13 @@ class _Batches:
             if rows < self.rows:
                 return deleted
 
-    def _batch(self, table: PrunedTable, statement: Any) -> int:
+    def _batch(self, table: PrunedTable | None, statement: Any) -> int:
+        """One transaction; reported under `table` (None: not a table the progress shows)."""
         if self.stopped or not self.keep_going():
             self.stopped = True
             return 0
         with self.engine.begin() as connection:
             rows = int(connection.execute(statement).rowcount)
-        self.report(table, rows)
+        if table is not None:
+            self.report(table, rows)
         return rows

@@ -30,6 +30,7 @@ from core.contracts import PREDICTION_COLUMNS
 from core.timeutil import to_utc
 from storage.audit import audit_predictions, audit_predictions_in, lock_appends_in
 from storage.engine import is_sqlite
+from storage.partitions import ensure_for_batch, layout_partitioned
 from storage.schema import monitor_results, predictions
 
 REQUEST_ID = PREDICTION_COLUMNS.index("request_id")  # a row's request id is row[REQUEST_ID]
@@ -188,13 +189,22 @@ def _write_postgres_copy(
     engine: Engine, records: Sequence[Record], encoded: Sequence[list[Any]], now: datetime
 ) -> int:
     """COPY straight into predictions; a batch holding known request ids (a replay) fails on
-    the unique index and is redone through a temporary table with ON CONFLICT DO NOTHING.
+    the unique index (on a partitioned store: `prediction_request_ids`, which a trigger fills
+    in the same statement) and is redone through a temporary table that leaves them out.
 
     Each attempt is one transaction (even on the log's autocommit engine) holding the audit
-    chain's lock, so the ids above the last one seen before the COPY are this batch's rows.
-    The driver's connection is used directly: SQLAlchemy's execution machinery cost the writer
-    more CPU per batch than the COPY of a hundred records.
+    chain's lock, so the ids above the id sequence's value before the COPY are this batch's
+    rows. The driver's connection is used directly: SQLAlchemy's execution machinery cost the
+    writer more CPU per batch than the COPY of a hundred records.
     """
+    rows = [*encoded, *(encode_postgres_row(r) for r in records[len(encoded) :])]
+    # The batch's first and last times bound the audit's read to the partitions written.
+    between = (min(rows, key=_ts_of)[_TS], max(rows, key=_ts_of)[_TS])
+    partitioned = layout_partitioned(engine)
+    if partitioned:
+        ensure_for_batch(
+            engine, *between, lambda: {row[_TS].astimezone(UTC).date() for row in rows}
+        )
     pooled = engine.raw_connection()
     try:
         raw = pooled.driver_connection
@@ -202,54 +212,72 @@ def _write_postgres_copy(
         try:
             with raw.transaction(), raw.cursor() as cursor:
                 before = _lock_and_last_id(cursor)
-                _copy_records(cursor, "predictions", records, encoded)
-                audit_predictions_in(cursor, before, now=now)
-            return len(records)
+                _copy_rows(cursor, "predictions", rows)
+                audit_predictions_in(cursor, before, now=now, between=between)
+            return len(rows)
         except UniqueViolation:
             pass
-        return _write_postgres_ignoring_duplicates(raw, records, encoded, now)
+        return _write_postgres_ignoring_duplicates(raw, rows, now, between)
     finally:
         pooled.close()
 
 
-def _copy_records(
-    cursor: Any, table: str, records: Sequence[Record], encoded: Sequence[list[Any]]
-) -> None:
-    """COPY the records into `table`; psycopg sends its buffer whenever it fills, so the
-    server stores one part while the next is formatted."""
+_ts_of = operator.itemgetter(_TS)
+
+
+def _copy_rows(cursor: Any, table: str, rows: Sequence[list[Any]]) -> None:
+    """COPY encoded rows into `table`; psycopg sends its buffer whenever it fills, so the
+    server stores one part while the next is written."""
     with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_COPY_TYPES)
-        for row in encoded:
+        for row in rows:
             copy.write_row(row)
-        for record in records[len(encoded) :]:
-            copy.write_row(encode_postgres_row(record))
+
+
+# The batch's rows whose request id no stored prediction has, each request id once (its first
+# row), in the batch's order. Writers hold the audit chain's lock: none adds one meanwhile.
+_INSERT_NEW_ON_PARTITIONS = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM ("
+    f"SELECT DISTINCT ON (request_id) ctid AS at, {_COLUMN_LIST} FROM _incoming_predictions "
+    "ORDER BY request_id, ctid) AS incoming WHERE NOT EXISTS (SELECT 1 FROM prediction_request_ids "
+    "AS known WHERE known.request_id = incoming.request_id) ORDER BY at"
+)
+_INSERT_NEW = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+    "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
+)
 
 
 def _write_postgres_ignoring_duplicates(
-    raw: Any, records: Sequence[Record], encoded: Sequence[list[Any]], now: datetime
+    raw: Any,
+    rows: Sequence[list[Any]],
+    now: datetime,
+    between: tuple[datetime, datetime],
 ) -> int:
     # Its own transaction even on an autocommit engine (the prediction log's): the temporary
     # table empties at each commit.
     with raw.transaction(), raw.cursor() as cursor:
         before = _lock_and_last_id(cursor)
+        # Asked here, not cached: a spill replayed right after migration 0009 comes this way.
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('predictions')")
+        partitioned = cursor.fetchone()[0] == "p"
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _incoming_predictions "
             "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        _copy_records(cursor, "_incoming_predictions", records, encoded)
-        cursor.execute(
-            f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
-            "FROM _incoming_predictions ON CONFLICT (request_id) DO NOTHING"
-        )
+        _copy_rows(cursor, "_incoming_predictions", rows)
+        cursor.execute(_INSERT_NEW_ON_PARTITIONS if partitioned else _INSERT_NEW)
         added = max(int(cursor.rowcount), 0)
-        audit_predictions_in(cursor, before, now=now)
+        audit_predictions_in(cursor, before, now=now, between=between)
         return added
 
 
 def _lock_and_last_id(cursor: Any) -> int:
-    """Take the audit chain's lock, then read the highest prediction id (PostgreSQL cursor)."""
+    """Take the audit chain's lock, then read the id sequence's last value (PostgreSQL cursor):
+    every committed id is at most that, and the rows this transaction adds are above it. Not
+    `max(id)`, which reads the id index of every partition."""
     lock_appends_in(cursor)
-    cursor.execute("SELECT coalesce(max(id), 0) FROM predictions")
+    cursor.execute("SELECT last_value - (NOT is_called)::int FROM predictions_id_seq")
     return int(cursor.fetchone()[0])
 
 

@@ -2,7 +2,7 @@
 
 import contextlib
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -32,6 +32,7 @@ from monitors.scheduler import (
 )
 from storage.audit import verify
 from storage.locks import monitor_lock
+from storage.partitions import DAYS_AHEAD, partitions
 from storage.schema import monitor_results, prediction_rollups, predictions
 from tests.monitors import traffic
 
@@ -484,3 +485,26 @@ def test_rollups_have_their_own_retention_and_outlive_the_predictions_they_hold(
     assert run.outcome == "success"
     assert run.rows > 0
     assert _rollup_rows(engine) == 0
+
+
+def _partition_days(engine):
+    with engine.connect() as connection:
+        return {p.lower.date() for p in partitions(connection) if p.lower is not None}
+
+
+def test_a_tick_creates_the_next_days_partitions_ahead_of_its_clock(engine):
+    clock = Clock(END + 5)
+    scheduler = _scheduler(engine, clock)
+    scheduler.monitors = ()
+    if engine.dialect.name != "postgresql":  # SQLite keeps one table: nothing to create
+        assert scheduler.tick() == []
+        return
+    today = datetime.fromtimestamp(clock.now, UTC).date()
+    ahead = {today + timedelta(days=i) for i in range(DAYS_AHEAD + 1)}
+
+    assert scheduler.tick() == []
+    assert ahead <= _partition_days(engine)
+
+    clock.now += 2 * 86_400
+    scheduler.tick()
+    assert {day + timedelta(days=2) for day in ahead} <= _partition_days(engine)

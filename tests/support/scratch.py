@@ -20,15 +20,17 @@ def with_search_path(url: str, schema: str) -> str:
 
 
 @contextmanager
-def scratch_schema(postgres_url: str, prefix: str = "scratch") -> Iterator[str]:
-    """URL of a fresh schema migrated to head; the schema is dropped on exit."""
+def scratch_schema(
+    postgres_url: str, prefix: str = "scratch", revision: str = "head"
+) -> Iterator[str]:
+    """URL of a fresh schema migrated to `revision`; the schema is dropped on exit."""
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_store_engine(postgres_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         url = with_search_path(postgres_url, schema)
-        upgrade(url)
+        upgrade(url, revision)
         yield url
     finally:
         with admin.begin() as connection:
