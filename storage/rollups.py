@@ -12,7 +12,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -408,6 +408,85 @@ def compute_totals(
         [*GROUP_COLUMNS, "resource_class"],
         {"n": "int64", "requests": "int64", "compute_ms": "float64", "busy_ms": "float64"},
     )
+
+
+DAY_SECONDS = 86_400
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def _compute_core(
+    engine: Engine, model_name: str | None, extra: Sequence[ColumnElement[Any]]
+) -> Callable[[datetime, datetime], list[tuple[Any, ...]]]:
+    """COMPUTE_SUMS per group, `extra` keys and resource class, over whole minutes."""
+
+    def core(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+        keys = [*(_r[c] for c in GROUP_COLUMNS), *extra, _r.resource_class]
+        sums = [func.sum(_r[s]) for s in aggregates.COMPUTE_SUMS]
+        return _summed(engine, _core(start, end, model_name), keys, sums)
+
+    return core
+
+
+def daily_compute_totals(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """`aggregates.daily_compute_totals` from the rollups (a minute lies in one UTC day)."""
+    day = aggregates.epoch_seconds(engine, _r.minute) // DAY_SECONDS
+    core = _compute_core(engine, model_name, [day])
+
+    def dated(a: datetime, b: datetime) -> list[tuple[Any, ...]]:
+        width = len(GROUP_COLUMNS)
+        return [
+            (*row[:width], _EPOCH_DAY + timedelta(days=int(row[width])), *row[width + 1 :])
+            for row in core(a, b)
+        ]
+
+    return _counted(
+        engine,
+        start,
+        end,
+        model_name,
+        dated,
+        lambda a, b: aggregates.daily_compute_totals(engine, a, b, model_name),
+        [*GROUP_COLUMNS, "day", "resource_class"],
+        {"n": "int64", "requests": "int64", "compute_ms": "float64", "busy_ms": "float64"},
+    )
+
+
+def hourly_busy_ms(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """`aggregates.hourly_busy_ms` from the rollups (a minute lies in one UTC hour)."""
+    hour = aggregates.epoch_seconds(engine, _r.minute) // aggregates.HOUR_SECONDS
+
+    def core(a: datetime, b: datetime) -> list[tuple[Any, ...]]:
+        rows = _summed(engine, _core(a, b, None), [hour], [func.sum(_r.busy_ms)])
+        seconds = aggregates.HOUR_SECONDS
+        return [(pd.Timestamp(int(h) * seconds, unit="s", tz="UTC"), busy) for h, busy in rows]
+
+    frame = _counted(
+        engine,
+        start,
+        end,
+        None,
+        core,
+        lambda a, b: aggregates.hourly_busy_ms(engine, a, b),
+        ["hour"],
+        {"busy_ms": "float64"},
+    )
+    return frame.sort_values("hour").reset_index(drop=True)
+
+
+def first_prediction_day(engine: Engine, before: datetime) -> date | None:
+    """`aggregates.first_prediction_day` from the rollups' first times (raw rows for the
+    partial minute before `before`)."""
+    core_end = _floor_minute(before)
+    with engine.connect() as connection:
+        statement = select(func.min(_r.first_ts)).where(_r.minute < core_end)
+        first = connection.execute(statement).scalar()
+    if first is not None:
+        return to_utc(first).date()
+    if core_end == to_utc(before):
+        return None
+    return aggregates.first_prediction_day(engine, before, since=core_end)
 
 
 def coarse_bins(edges: Sequence[float]) -> list[int] | None:
