@@ -17,15 +17,18 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -34,6 +37,7 @@ from core.confidence_grid import FINE_EDGES
 from core.timeutil import to_utc
 from storage import aggregates
 from storage.aggregates import GROUP_COLUMNS, KEY_COLUMNS, Period
+from storage.engine import is_sqlite
 from storage.schema import ROLLUP_KEY, prediction_rollups, predictions, rollup_cursor
 
 _p, _r = predictions.c, prediction_rollups.c
@@ -288,16 +292,6 @@ def _core(start: datetime, end: datetime, model_name: str | None) -> ColumnEleme
     return where if model_name is None else and_(where, _r.model_name == model_name)
 
 
-def _rows(
-    engine: Engine, start: datetime, end: datetime, model_name: str | None, column: str
-) -> list[RollupRow]:
-    """The key and one column of the rollup rows of the whole minutes [start, end)."""
-    columns = [_r[c] for c in (*GROUP_COLUMNS, column)]
-    statement = select(*columns).where(_core(start, end, model_name))
-    with engine.connect() as connection:
-        return list(connection.execute(statement).mappings())
-
-
 def _summed(
     engine: Engine,
     where: ColumnElement[bool],
@@ -333,6 +327,43 @@ def _counted(
     return combined[names].astype(dict(values)).reset_index(drop=True)
 
 
+def _map_totals(
+    engine: Engine, column: str, where: ColumnElement[bool], keys: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """(key..., map key, count) summed in SQL over the rollup rows `where` selects: the JSON
+    map's [key, count] pairs unnested by the database (json_each / json_array_elements), so
+    no pair crosses the wire or is decoded in Python."""
+    value: ColumnElement[Any]
+    count: ColumnElement[Any]
+    if is_sqlite(engine):
+        entry = func.json_each(_r[column]).table_valued("value").alias("entry")
+        value = func.json_extract(entry.c.value, "$[0]")
+        count = func.json_extract(entry.c.value, "$[1]")
+    else:
+        entry = func.json_array_elements(_r[column]).table_valued("value").alias("entry")
+        value = entry.c.value.op("->>")(0)
+        count = cast(entry.c.value.op("->>")(1), BigInteger)
+    columns = [_r[c] for c in keys]
+    statement = (
+        select(*columns, value, func.sum(count))
+        .select_from(prediction_rollups.join(entry, true()))  # each row with its own pairs
+        .where(where)
+        .group_by(*columns, value)
+    )
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(statement)]
+
+
+def _labelled(
+    rows: Iterable[tuple[Any, ...]], label: Callable[[Any], Any]
+) -> list[tuple[Any, ...]]:
+    """(key..., label(map key), count) rows, added up where labels meet."""
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for *key, value, n in rows:
+        totals[(*key, label(value))] += int(n)
+    return [(*key, n) for key, n in totals.items()]
+
+
 def _mapped(
     engine: Engine,
     model_name: str | None,
@@ -342,18 +373,10 @@ def _mapped(
     """The counts of one map column per group and (labelled) map key, over whole minutes."""
 
     def core(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
-        totals: Counter[tuple[Any, ...]] = Counter()
-        for row in _rows(engine, start, end, model_name, column):
-            group = _group(row)
-            for value, n in _items(row[column]):
-                totals[(*group, label(value))] += n
-        return [(*key, n) for key, n in totals.items()]
+        where = _core(start, end, model_name)
+        return _labelled(_map_totals(engine, column, where, GROUP_COLUMNS), label)
 
     return core
-
-
-def _group(row: RollupRow) -> tuple[Any, ...]:
-    return tuple(row[c] for c in GROUP_COLUMNS)
 
 
 def class_counts(
@@ -520,7 +543,7 @@ def confidence_histogram(
         start,
         end,
         model_name,
-        _mapped(engine, model_name, "confidence_bins", mapping.__getitem__),
+        _mapped(engine, model_name, "confidence_bins", lambda k: mapping[int(k)]),
         lambda a, b: aggregates.confidence_histogram(engine, a, b, edges, model_name),
         [*GROUP_COLUMNS, "bin"],
         {"n": "int64"},
@@ -614,11 +637,8 @@ def _period_counted(
         where = and_(_core(*split.core, model), _r.model_version == version)
         if tenant is not None:
             where = and_(where, _r.tenant == tenant)
-        statement = select(*(_r[c] for c in KEY_COLUMNS), _r[column]).where(where)
-        with engine.connect() as connection:
-            for *key, pairs in connection.execute(statement):
-                for value, n in _items(pairs):
-                    totals[(*key, label(value))] += n
+        for *key, n in _labelled(_map_totals(engine, column, where, KEY_COLUMNS), label):
+            totals[tuple(key)] += n
     names = [*KEY_COLUMNS, name, "n"]
     frames = [pd.DataFrame([(*k, n) for k, n in totals.items()], columns=names)]
     if edges:
@@ -653,7 +673,7 @@ def period_confidence_histogram(
         engine,
         periods,
         "confidence_bins",
-        mapping.__getitem__,
+        lambda k: mapping[int(k)],
         lambda ps: aggregates.period_confidence_histogram(engine, ps, edges),
         "bin",
     )
