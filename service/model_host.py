@@ -37,6 +37,11 @@ class ModelState:
     provider: str | None
     problem: str | None
 
+    @property
+    def servable(self) -> bool:
+        """Loaded, and its sample checked."""
+        return self.provider is not None and self.problem is None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
