@@ -106,6 +106,7 @@ class ModelHost:
                 return self._states[key]
             if problem is None:
                 self._models = {**self._models, key: model}
+                logger.info("loaded %s %s (%s)", *key, model.provider)
             self._states[key] = ModelState(*key, model.provider, problem)
             return self._states[key]
 
