@@ -31,8 +31,10 @@ class CandidatePreload:
         *,
         load: Callable[[str, str], bool],
         interval_s: float = POLL_INTERVAL_S,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self._read = read
+        self._release = release  # what `read` holds (its engine), let go at `close`
         self._endpoints = frozenset(endpoints)
         self._load = load
         self.interval_s = interval_s
@@ -84,3 +86,5 @@ class CandidatePreload:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+        if self._release is not None:
+            self._release()

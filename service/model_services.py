@@ -114,6 +114,7 @@ def candidate_preload(settings: Settings, host: ModelHost) -> CandidatePreload |
         host.endpoints,
         load=lambda name, version: host.load(name, version).servable,
         interval_s=interval,
+        release=engine.dispose,
     )
     preload.start()
     return preload
