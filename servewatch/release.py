@@ -126,10 +126,18 @@ def write_build_inputs(root: Path, config: AppConfig, requirements: str) -> Path
     return out / BENTOFILE
 
 
+# The Bento is built with the largest service graph (the split topology, the bulk route's model
+# service apart): serving a Bento, BentoML looks up every service the imported graph holds in
+# the Bento's bento.yaml (`Service.on_load_bento`, StopIteration for one it lacks), while a
+# smaller graph served from it (single, split without the bulk service) needs nothing more.
+BUILD_GRAPH_ENV = {"SERVEWATCH_TOPOLOGY": "split", "SERVEWATCH_BULK_MODEL_SERVICE": "true"}
+
+
 def build_bento(root: Path, bentofile_path: Path, models_home: Path) -> str:
     """Run `bentoml build` on the release's bentofile; the Bento's tag."""
     env = {**os.environ, "BENTOML_HOME": str(models_home.resolve())}
     env["BENTOML_DO_NOT_TRACK"] = "true"
+    env.update(BUILD_GRAPH_ENV)
     command = ["bentoml", "build", "-f", str(bentofile_path), "--output", "tag", str(root)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     tag = next((ln for ln in result.stdout.splitlines() if ln.startswith("__tag__:")), None)

@@ -37,6 +37,11 @@ class ModelState:
     provider: str | None
     problem: str | None
 
+    @property
+    def servable(self) -> bool:
+        """Loaded, and its sample checked."""
+        return self.provider is not None and self.problem is None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -101,6 +106,7 @@ class ModelHost:
                 return self._states[key]
             if problem is None:
                 self._models = {**self._models, key: model}
+                logger.info("loaded %s %s (%s)", *key, model.provider)
             self._states[key] = ModelState(*key, model.provider, problem)
             return self._states[key]
 

@@ -8,9 +8,11 @@ reaches them over Unix sockets. Import after BentoML's home is set (service/app.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+from functools import partial
 from typing import Any
 
 import bentoml
@@ -18,9 +20,12 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from core.config import Settings
 from core.contracts import model_services
+from service.candidate_preload import CandidatePreload
 from service.model_host import ModelHost
 from service.parent_watch import die_with_parent
 from service.runtime import CUDA_PROVIDER, requested_providers
+from storage.engine import create_small_engine
+from storage.rollouts import rollouts_in_force
 
 
 def _metrics_registry() -> CollectorRegistry | None:
@@ -55,6 +60,7 @@ def model_service(settings: Settings, name: str, endpoints: tuple[str, ...]) -> 
             die_with_parent()  # no orphan keeps serving if the arbiter is killed
             self.host = ModelHost(settings, endpoints, registry=_metrics_registry())
             self.host.load_routes()
+            self.preload = candidate_preload(settings, self.host)
             gc.freeze()  # as the gateway does: keep what lives as long as the worker out of GC
 
         @bentoml.api
@@ -76,6 +82,8 @@ def model_service(settings: Settings, name: str, endpoints: tuple[str, ...]) -> 
 
         @bentoml.on_shutdown
         async def shutdown(self) -> None:
+            if self.preload is not None:  # waits for a poll in progress: off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, self.preload.close)
             await self.host.close()
 
     ModelService.__name__ = ModelService.__qualname__ = f"ModelService_{name}"
@@ -92,6 +100,24 @@ def model_service(settings: Settings, name: str, endpoints: tuple[str, ...]) -> 
     if resources is not None:
         config["resources"] = resources
     return bentoml.service(**config)(ModelService)
+
+
+def candidate_preload(settings: Settings, host: ModelHost) -> CandidatePreload | None:
+    """Rollout candidates of the host's endpoints loaded ahead by every worker, on the rollout
+    watch's interval (none when the gateway watches no rollouts)."""
+    interval = settings.rollout_poll_interval_s
+    if interval <= 0:
+        return None
+    engine = create_small_engine(settings.resolved_database_url)
+    preload = CandidatePreload(
+        partial(rollouts_in_force, engine),
+        host.endpoints,
+        load=lambda name, version: host.load(name, version).servable,
+        interval_s=interval,
+        release=engine.dispose,
+    )
+    preload.start()
+    return preload
 
 
 def model_service_dependencies(settings: Settings) -> dict[str, Any]:

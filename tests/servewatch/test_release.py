@@ -4,8 +4,11 @@ event, diffs; on a real BentoML model store (the two models, built once per sess
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -178,6 +181,26 @@ def test_release_commands_list_show_and_diff(tmp_path, pinned, monkeypatch):
     assert missing.exit_code == 1
 
 
+def _served_graph(tag: str, home: Path, tmp_path: Path, *, topology: str) -> list[str]:
+    """The services BentoML would start serving Bento `tag` in `topology` (bulk route apart)."""
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "SERVEWATCH_TOPOLOGY": topology,
+        "SERVEWATCH_BULK_MODEL_SERVICE": "true",
+        "SERVEWATCH_HOME": str(tmp_path / "var"),
+        "SERVEWATCH_MODELS_HOME": str(home),
+    }
+    # `bentoml serve TAG` loads the Bento this way before it starts any worker.
+    script = f"import bentoml; print(*sorted(bentoml.load({tag!r}).all_services()))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
 @pytest.mark.slow
 def test_bentoml_build_makes_a_bento_of_the_release(tmp_path, pinned, built_models_home):  # noqa: F811
     """The real `bentoml build` (about 10 s, offline): models by tag, the service's code only,
@@ -191,6 +214,10 @@ def test_bentoml_build_makes_a_bento_of_the_release(tmp_path, pinned, built_mode
     info = yaml.safe_load((bento / "bento.yaml").read_text())
     assert sorted(m["tag"] for m in info["models"]) == model_tags(pinned)
     src = bento / "src"
+    # Every service of every topology's graph, so that any of them can be served from it.
+    names = {"servewatch", "servewatch_ticket", "servewatch_risk", "servewatch_ticket_bulk"}
+    assert {service["name"] for service in info["services"]} == names
+    assert _served_graph(tag, home, tmp_path, topology="split") == sorted(names)
     assert (src / "service" / "app.py").is_file()
     assert (src / "storage" / "migrations" / "versions").is_dir()
     assert not (src / "monitors").exists()

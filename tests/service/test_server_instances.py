@@ -69,25 +69,39 @@ def test_two_servers_on_one_home_keep_their_own_metrics(
         second.stop()
 
 
-def test_workers_stop_when_their_arbiter_is_killed(shared_home, built_models_home):
+def _workers(arbiter: psutil.Process) -> list[psutil.Process]:
+    """Every worker process under the arbiter (the gateway's and any model service's)."""
+    return [p for p in arbiter.children(recursive=True) if "worker" in " ".join(p.cmdline())]
+
+
+# single: 2 workers; split: 1 gateway worker and 1 worker per model service (ticket, risk).
+@pytest.mark.parametrize(("topology", "workers"), [("single", 2), ("split", 3)])
+def test_workers_stop_when_their_arbiter_is_killed(
+    shared_home, built_models_home, topology, workers
+):
     home, database_url, config = shared_home
     server = ServiceServer(
         home=home,
         config=config,
         models_home=built_models_home,
         database_url=database_url,
-        workers=2,
+        workers=2 if topology == "single" else 1,
+        topology=topology,
+        model_workers=1,
     )
     server.start()
     try:
         assert server.process is not None
         arbiter = psutil.Process(server.process.pid)
-        workers = [p for p in arbiter.children(recursive=True) if "worker" in " ".join(p.cmdline())]
-        assert len(workers) == 2
+        running = _workers(arbiter)
+        assert len(running) == workers, [p.cmdline() for p in running]
+        if topology == "split":
+            services = {"servewatch_ticket", "servewatch_risk"}
+            assert services <= {arg for p in running for arg in p.cmdline()}
         os.kill(arbiter.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
         # A worker stops gracefully, or is killed once the grace (10 s) is over.
-        _gone, alive = psutil.wait_procs(workers, timeout=25)
+        _gone, alive = psutil.wait_procs(running, timeout=25)
         assert alive == [], ([p.pid for p in alive], server.log_text()[-4000:])
     finally:
         server.stop()
