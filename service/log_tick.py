@@ -25,7 +25,8 @@ log = logging.getLogger("service.prediction_log")
 
 class TickJournal:
     """Gathers the answered requests of one event-loop tick for `submit_journaled_many`:
-    `make(*args)` gives a request's rows, `fill(rows, *args)` completes them on the writer."""
+    `make(*args)` gives a request's rows, `fill(rows, *args)` completes them on the writer.
+    Not thread-safe: one thread (the worker's event loop) submits."""
 
     def __init__(
         self,
