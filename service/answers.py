@@ -13,6 +13,15 @@ from service.instrumentation import RequestTrace
 
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
+# Records a request; what it returns (if anything) must be awaited before the answer goes out.
+Record = Callable[[], Awaitable[None] | None]
+
+
+async def recorded(record: Record) -> None:
+    """Record the request and wait until its records may precede the answer."""
+    waiting = record()
+    if waiting is not None:
+        await waiting
 
 
 class StartTracking:
@@ -56,7 +65,7 @@ class EnvelopeSend:
     client (its Content-Length reached) before the final, empty part, and a worker killed in
     between would have answered a request that its journal never saw."""
 
-    def __init__(self, send: Send, trace: RequestTrace, record: Callable[[], None]) -> None:
+    def __init__(self, send: Send, trace: RequestTrace, record: Record) -> None:
         self._send = send
         self._trace = trace
         self._record = record
@@ -81,13 +90,13 @@ class EnvelopeSend:
         if self._error_status is None:
             if not self._recorded:
                 self._recorded = True
-                self._record()
+                await recorded(self._record)
             return await self._send(message)
         self._held.append(message.get("body", b""))
         if message.get("more_body", False):
             return
         error = self._error(b"".join(self._held))
-        self._record()
+        await recorded(self._record)
         await send_error(self._send, error, Ids.of(self._trace), self._kept_headers)
 
     def _error(self, body: bytes) -> ServiceError:

@@ -30,6 +30,7 @@ from service.answers import (
     Message,
     Send,
     StartTracking,
+    recorded,
     send_bytes,
     send_error,
     send_json,
@@ -204,7 +205,7 @@ class Gateway:
             await self.app(scope, _replay(body, receive), EnvelopeSend(send, trace, record))
         except ServiceError as error:
             trace.error = error
-            record()
+            await recorded(record)
             await send_error(send, error, Ids.of(trace))
         except ClientGone:
             record.abandoned = True
@@ -212,7 +213,7 @@ class Gateway:
             logger.exception("unhandled error on %s (request %s)", endpoint, trace.request_id)
             trace.error = ServiceError("model_error")
             if not send.started:
-                record()
+                await recorded(record)
                 await send_error(send, trace.error, Ids.of(trace))
         finally:
             if record.abandoned:
@@ -311,14 +312,16 @@ class _Recording:
         self.done = False
         self.abandoned = False  # the client went away before the request was read
 
-    def __call__(self) -> None:
+    def __call__(self) -> Awaitable[None] | None:
+        """What to await before the answer goes out (its records' journal write), if anything."""
         if self.done:
-            return
+            return None
         self.done = True
         try:
-            self._runtime.finish(self._trace, time.perf_counter() - self._trace.started)
+            return self._runtime.finish(self._trace, time.perf_counter() - self._trace.started)
         except Exception:  # a bug in recording must not also cost the client its answer
             logger.exception("could not record request %s", self._trace.request_id)
+            return None
 
 
 def _log_access(scope: Message, status: int, seconds: float) -> None:

@@ -2,12 +2,13 @@
 answer is sent, so a worker killed at any moment loses nothing that was answered.
 
 Each worker appends to segment files of its own (`journal-<pid>-<uuid>.jsonl` in the spill
-folder: one JSON array per record, in `PREDICTION_COLUMNS` order), one `write` per answered
-request, and holds an exclusive `flock` on each segment for its life. The in-memory queue still
-carries the records to the store; the journal is only read when its writer died: the kernel
-then drops the locks, and a sibling or restarted worker adopts the segments like spill files
-and replays them (idempotent: the store refuses known request ids). A segment is deleted once
-every record in it is settled (in the store, in a spill file, or dropped and counted).
+folder: one JSON array per record, in `PREDICTION_COLUMNS` order), one `write` per event-loop
+turn for the requests answered in it (`service/log_tick.py`), and holds an exclusive `flock` on
+each segment for its life. The in-memory queue still carries the records to the store; the
+journal is only read when its writer died: the kernel then drops the locks, and a sibling or
+restarted worker adopts the segments like spill files and replays them (idempotent: the store
+refuses known request ids). A segment is deleted once every record in it is settled (in the
+store, in a spill file, or dropped and counted).
 
 Durability: a record is in the page cache when its answer goes out, so it survives the death
 of the process. A machine crash loses what was not yet fsynced: `fsync="interval"` syncs the

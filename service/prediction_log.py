@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # the next is made.
 ENCODE_TICK_S = 0.25
 
+# An answered request's rows, what completes them on the writer thread, and its arguments.
+Answered = tuple[list[Row], Callable[..., None] | None, tuple[Any, ...]]
+
 
 class PredictionLog:
     """Bounded in-memory queue drained by a background writer thread; spills to disk when the
@@ -154,20 +157,21 @@ class PredictionLog:
         """Hand over an answered request's rows after writing them to the journal (before its
         answer is sent: the caller's thread pays one `write`). `fill(rows, *args)` completes
         them on the writer thread (what is too costly for the request path)."""
+        self.submit_journaled_many([(rows, fill, args)])
+
+    def submit_journaled_many(self, answers: list[Answered]) -> None:
+        """`submit_journaled` for several answered requests (`(rows, fill, args)` each: say, one
+        event-loop tick's) with one journal `write` and one queue entry between them."""
         if self._journal is None:
             raise RuntimeError("this log has no journal")
-        segment = self._journal.append(rows)
-        entry = (self._journaled, (segment, rows, fill, args))
+        segment = self._journal.append([row for answer in answers for row in answer[0]])
+        entry = (self._journaled, (segment, answers))
         if not self._buffer.put(entry):
             self._overflowed(self._make(entry), _segments_of([entry]))
 
     @staticmethod
-    def _journaled(
-        _segment: Segment | None, rows: list[Row], fill: Callable[..., None] | None, args: Any
-    ) -> list[Row]:
-        if fill is not None:
-            fill(rows, *args)
-        return rows
+    def _journaled(_segment: Segment | None, answers: list[Answered]) -> list[Row]:
+        return [row for answer in answers for row in _filled(*answer)]
 
     def _overflowed(self, records: list[Row], segments: Sequence[tuple[Segment, int]] = ()) -> None:
         """Records the queue was full for (or came after the writer stopped)."""
@@ -301,6 +305,9 @@ class PredictionLog:
 
     def _make(self, entry: Later) -> list[Row]:
         make_records, args = entry
+        if make_records is PredictionLog._journaled and len(args[1]) > 1:
+            # A tick's answers: one that cannot be completed costs only its own records.
+            return [row for answer in args[1] for row in self._make((_filled, answer))]
         try:
             # Rows are copied too (~0.1 µs): that checks their width, and the log owns them.
             return [prediction_row(record) for record in make_records(*args)]
@@ -456,7 +463,14 @@ def _segments_of(entries: Sequence[Entry]) -> list[tuple[Segment, int]]:
     found = []
     for entry in entries:
         if type(entry) is tuple and entry[0] is PredictionLog._journaled:
-            segment, rows = entry[1][0], entry[1][1]
+            segment, answers = entry[1]
             if segment is not None:
-                found.append((segment, len(rows)))
+                found.append((segment, sum(len(answer[0]) for answer in answers)))
     return found
+
+
+def _filled(rows: list[Row], fill: Callable[..., None] | None, args: tuple[Any, ...]) -> list[Row]:
+    """An answered request's rows, completed by `fill(rows, *args)`."""
+    if fill is not None:
+        fill(rows, *args)
+    return rows

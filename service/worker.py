@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -45,6 +45,9 @@ from service.runtime import (
 from storage.engine import create_small_engine
 from storage.probe import StoreProbe
 from storage.rollouts import rollouts_in_force
+
+if TYPE_CHECKING:
+    from service.log_tick import TickJournal
 
 logger = logging.getLogger("servewatch.service")
 
@@ -90,6 +93,7 @@ class ServiceRuntime:
         self._redact = self._redactor()
         self._digest = self._input_digest()
         self._fills = self._digest is not None or settings.config.redaction.store_raw_inputs
+        self._journal_tick = self._tick_journal()
         self.rollouts = self._rollout_watch()
         # Where there is a store, the versions served are registered in it for the monitors.
         self.mirror = (
@@ -181,6 +185,14 @@ class ServiceRuntime:
                 else None
             ),
         )
+
+    def _tick_journal(self) -> TickJournal | None:
+        """Journals the answers of each event-loop tick together (with the journal on)."""
+        if self.log is None or not self.settings.log_journal:
+            return None
+        from service.log_tick import TickJournal
+
+        return TickJournal(self.log, self._journal_rows, self._fill_inputs if self._fills else None)
 
     def _redactor(self) -> Callable[[str], str]:
         redaction = self.settings.config.redaction
@@ -331,23 +343,36 @@ class ServiceRuntime:
         trace.routed_to(model)
         return model
 
-    def finish(self, trace: RequestTrace, latency_s: float) -> None:
-        """Metrics and prediction records of an answered request."""
+    def finish(self, trace: RequestTrace, latency_s: float) -> asyncio.Future[None] | None:
+        """Metrics and prediction records of an answered request; with the journal on, a
+        future done once its records are journaled: its answer may not go out before."""
         if trace.model_name == OTHER:
             self._label_unrouted(trace)
         outcome = trace.error.code if trace.error is not None else "ok"
         self.instrumentation.request_finished(trace, outcome, latency_s)
         if self.log is None:
-            return
-        # Its own work (time on the loop and inference) weighs its share of the worker's CPU.
-        work = trace.work_until(trace.started + latency_s) + sum(map(_COMPUTE_SECONDS, trace.items))
-        trace.busy_seconds = self.busy.charge(work)
-        if not self.settings.log_journal:  # the log's writer thread makes the records
+            return None
+        tick = self._journal_tick
+        if tick is None:  # no journal: the log's writer thread makes the records
+            trace.busy_seconds = self._busy_share(trace, latency_s)
             self.log.submit_later(self._rows_of, trace, outcome, latency_s)
-            return
-        # Journaled: the rows are made here and written before the answer goes out; the
-        # redaction and the input digest follow on the writer thread.
-        rows = prediction_rows(
+            return None
+        # Journaled: the rows are made at the end of this event-loop tick and written with
+        # those of the tick's other answers before any of them goes out; the redaction and the
+        # input digest follow on the writer thread.
+        return tick.submit(trace, outcome, latency_s)
+
+    def _busy_share(self, trace: RequestTrace, latency_s: float) -> float:
+        """The worker CPU charged to a request: its own work (time on the loop and inference)
+        weighs its share."""
+        work = trace.work_until(trace.started + latency_s) + sum(map(_COMPUTE_SECONDS, trace.items))
+        return self.busy.charge(work)
+
+    def _journal_rows(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
+        """An answered request's rows for the journal: all but the redacted input and its
+        digest, which `_fill_inputs` adds on the writer thread."""
+        trace.busy_seconds = self._busy_share(trace, latency_s)
+        return prediction_rows(
             trace,
             outcome,
             latency_s,
@@ -355,9 +380,8 @@ class ServiceRuntime:
             redact=str,
             error_message=trace.error.message if trace.error is not None else None,
         )
-        self.log.submit_journaled(rows, self._fill_inputs if self._fills else None, trace)
 
-    def _fill_inputs(self, rows: list[list[Any]], trace: RequestTrace) -> None:
+    def _fill_inputs(self, rows: list[list[Any]], trace: RequestTrace, *_: Any) -> None:
         fill_inputs(
             rows,
             trace,

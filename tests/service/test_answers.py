@@ -78,3 +78,31 @@ def test_an_error_from_bentoml_is_recorded_and_sent_as_the_envelope():
     body = json.loads(sent[-1]["body"])
     assert body["error"]["request_id"] == "req-1"
     assert trace.error is not None
+
+
+def test_the_body_waits_for_the_records_journal_write():
+    events: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(f"sent {message['type']}")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+
+        def record() -> asyncio.Future[None]:
+            events.append("recorded")
+            loop.call_soon(lambda: (events.append("journaled"), written.set_result(None)))
+            return written
+
+        envelope = EnvelopeSend(send, _trace(), record)
+        await envelope({"type": "http.response.start", "status": 200, "headers": []})
+        await envelope({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    asyncio.run(run())
+    assert events == [
+        "sent http.response.start",
+        "recorded",
+        "journaled",
+        "sent http.response.body",
+    ]
