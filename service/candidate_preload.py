@@ -11,18 +11,19 @@ Importing it loads no settings and no BentoML.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 
-from service.rollout_watch import POLL_INTERVAL_S
+from service.rollout_poller import POLL_INTERVAL_S, RolloutPoller
 from storage.rollouts import Rollout
 
 logger = logging.getLogger("servewatch.model_service")
 
 
-class CandidatePreload:
+class CandidatePreload(RolloutPoller):
     """Polls `read` (the rollouts in force) and calls `load(model, version)` for each
     candidate of `endpoints` until it returns True (loaded); failures are retried next poll."""
+
+    thread_name = "candidate-preload"
 
     def __init__(
         self,
@@ -33,27 +34,19 @@ class CandidatePreload:
         interval_s: float = POLL_INTERVAL_S,
         release: Callable[[], None] | None = None,
     ) -> None:
-        self._read = read
+        super().__init__(read, logger, interval_s)
         self._release = release  # what `read` holds (its engine), let go at `close`
         self._endpoints = frozenset(endpoints)
         self._load = load
-        self.interval_s = interval_s
         self._loaded: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._store_down = False
 
     def poll(self) -> list[tuple[str, str]]:
         """Load the candidates in force of these endpoints; those loaded (empty when the store
         does not answer)."""
-        try:
-            in_force = self._read()
-        except Exception as exc:  # any store failure: the first call loads a candidate then
-            if not self._store_down:
-                logger.warning("rollout state unreadable, candidates not loaded ahead: %s", exc)
-            self._store_down = True
+        # A store that does not answer: the first call loads a candidate then.
+        in_force = self._in_force("candidates not loaded ahead")
+        if in_force is None:
             return []
-        self._store_down = False
         loaded = []
         for rollout in in_force:
             if self._endpoints.isdisjoint(rollout.endpoints):
@@ -64,27 +57,8 @@ class CandidatePreload:
                 loaded.append(key)
         return loaded
 
-    def start(self) -> None:
-        """Poll now, then every `interval_s` on a daemon thread until `close`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="candidate-preload", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.poll()
-            except Exception:  # a candidate that fails to load must not end the polls
-                logger.exception("candidate preload failed")
-            if self._stop.wait(self.interval_s):
-                return
-
     def close(self) -> None:
-        """Stop polling (waits up to 2 s for a poll in progress, as the rollout watch does)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+        """Stop polling, then let go of what `read` holds."""
+        super().close()
         if self._release is not None:
             self._release()

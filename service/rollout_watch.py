@@ -8,30 +8,30 @@ time its rollout is seen; until it is loaded (or when it cannot be) its baseline
 from __future__ import annotations
 
 import logging
-import threading
 import zlib
 from collections.abc import Callable, Mapping
 
 from core.config import ModelRef
+from service.rollout_poller import POLL_INTERVAL_S, RolloutPoller
 from service.routing import Router, Split
 from storage.rollouts import Rollout
 
 logger = logging.getLogger("servewatch.rollouts")
-
-POLL_INTERVAL_S = 2.0
 
 # (endpoint, model, version, role) -> percent of the baseline's traffic that version takes;
 # role is `candidate` or `baseline` (the dashboards and alerts put one beside the other).
 Weights = Mapping[tuple[str, str, str, str], float]
 
 
-class RolloutWatch:
+class RolloutWatch(RolloutPoller):
     """Polls `read` (the rollouts in force) and applies them to `router`.
 
     `load(model, version)` makes the candidate servable (True) or says it cannot be (False);
     `baselines(endpoint, model, version)` names the route references serving a version;
     `export` receives the weights in force after every successful poll.
     """
+
+    thread_name = "rollout-watch"
 
     def __init__(
         self,
@@ -43,27 +43,18 @@ class RolloutWatch:
         export: Callable[[Weights], None],
         interval_s: float = POLL_INTERVAL_S,
     ) -> None:
-        self._read = read
+        super().__init__(read, logger, interval_s)
         self._router = router
         self._load = load
         self._baselines = baselines
         self._export = export
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._store_down = False
 
     def poll(self) -> bool:
         """Read the rollouts in force and apply them; False (nothing changed) when the store
         does not answer."""
-        try:
-            in_force = self._read()
-        except Exception as exc:  # any store failure: keep serving with what is known
-            if not self._store_down:
-                logger.warning("rollout state unreadable, keeping the last one: %s", exc)
-            self._store_down = True
+        in_force = self._in_force("keeping the last one")
+        if in_force is None:
             return False
-        self._store_down = False
         splits: dict[str, Split] = {}
         weights: dict[tuple[str, str, str, str], float] = {}
         for rollout in in_force:
@@ -89,27 +80,3 @@ class RolloutWatch:
             tenant=rollout.tenant,
             region=rollout.region,
         )
-
-    def start(self) -> None:
-        """Poll now, then every `interval_s` on a daemon thread until `close`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="rollout-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.poll()
-            except Exception:  # a candidate that fails to load must not end the watch
-                logger.exception("rollout poll failed")
-            if self._stop.wait(self.interval_s):
-                return
-
-    def close(self) -> None:
-        """Stop polling: waits up to 2 s for a poll in progress, then leaves the daemon thread
-        (a poll hanging on a dead store must not hold up the worker's shutdown)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
