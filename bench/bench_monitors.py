@@ -368,6 +368,17 @@ def main() -> None:
         help="--generate: rows the real fold folds "
         "in the big store (the rest filled in SQL, checked on a sample day)",
     )
+    parser.add_argument(
+        "--refold",
+        action="store_true",
+        help="--generate: fold the small "
+        "store again from an empty cursor (a fresh fold measurement)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="monitors,verify,finops,evidently",
+        help="--generate: the measurements to make",
+    )
     parser.add_argument("--finops-week", default="2026-W48", help="--generate: the report's week")
     parser.add_argument("--measure", choices=("monitors", "evidently"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -579,7 +590,12 @@ def nice_backends(engine: Any) -> None:
 
 
 def prepare_sql_store(
-    postgres_url: str, schema: str, layout: Any, reuse: bool, fold_limit: int | None = None
+    postgres_url: str,
+    schema: str,
+    layout: Any,
+    reuse: bool,
+    fold_limit: int | None = None,
+    refold: bool = False,
 ) -> Any:
     """The migrated, generated and fully folded store of `layout` in `schema` (an engine)."""
     import sql_store
@@ -625,6 +641,14 @@ def prepare_sql_store(
     generated = sql_store.generate(engine, layout)
     if generated is not None:
         print(f"{schema}: generated in {generated:.0f} s", file=sys.stderr, flush=True)
+    if refold:  # measure the fold (again) on the whole store: rollups and records reset
+        with engine.begin() as connection:
+            for statement in (
+                "DELETE FROM prediction_rollups",
+                "UPDATE rollup_cursor SET last_id = 0",
+                "DELETE FROM _bench_fold",
+            ):
+                connection.execute(text(statement))
     fold_measured(engine, schema, fold_limit)
     return engine
 
@@ -783,24 +807,24 @@ def timed_monitors(engine: Any, window: Any, kind: str, repeat: int) -> tuple[fl
 
 
 def timed_finops(engine: Any, week: str, now: datetime, repeat: int) -> dict[str, float]:
-    """Best seconds of the weekly FinOps report: the store's reads alone, and the whole report
-    (reads, charts, files) as `servewatch report finops` writes it."""
+    """Seconds of the weekly FinOps report: the store's reads alone (once), and the whole
+    report (reads, charts, files) as `servewatch report finops` writes it (best of `repeat`)."""
     import tempfile
 
     from core.config import AppConfig
     from core.timeutil import IsoWeek
     from monitors.finops.report import load_figures, write_weekly_report
 
-    reads, whole = [], []
+    began = time.perf_counter()
+    load_figures(engine, AppConfig(), IsoWeek.parse(week))
+    reads = time.perf_counter() - began
+    whole = []
     for _ in range(repeat):
-        began = time.perf_counter()
-        load_figures(engine, AppConfig(), IsoWeek.parse(week))
-        reads.append(time.perf_counter() - began)
         with tempfile.TemporaryDirectory() as out:
             began = time.perf_counter()
             write_weekly_report(engine, AppConfig(), week, Path(out), now=now)
             whole.append(time.perf_counter() - began)
-    return {"finops_reads_s": min(reads), "finops_report_s": min(whole), "finops_first_s": whole[0]}
+    return {"finops_reads_s": reads, "finops_report_s": min(whole), "finops_first_s": whole[0]}
 
 
 def run_sql_benchmark(args: argparse.Namespace) -> None:
@@ -822,6 +846,7 @@ def run_sql_benchmark(args: argparse.Namespace) -> None:
             layout,
             args.reuse,
             args.fold_limit if size == "big" else None,
+            refold=args.refold and size == "small",
         )
         for size, layout in (("small", small), ("big", big))
     }
@@ -844,12 +869,14 @@ def run_sql_benchmark(args: argparse.Namespace) -> None:
     whole_small = Window(start, (last + timedelta(minutes=1)).replace(second=0, microsecond=0))
     rows: list[dict[str, Any]] = []
     checks: list[tuple[str, bool]] = []
-    for label, size, window in (
+    parts = set(args.parts.split(","))
+    windows = (
         ("one hour (weekend peak, day 1)", "small", shared),
         ("one hour (weekend peak, day 1)", "big", shared),
         ("one hour (weekday peak, day 25)", "big", weekday),
         (f"whole {args.compare_records:,} store", "small", whole_small),
-    ):
+    )
+    for label, size, window in windows if "monitors" in parts else ():
         engine = engines[size]
         load(f"{label} {size}")
         rolled, rolled_results = timed_monitors(engine, window, "rollups", args.repeat)
@@ -872,23 +899,26 @@ def run_sql_benchmark(args: argparse.Namespace) -> None:
             }
         )
     # The SQL-filled rollups against the real fold's aggregation, and a folded day as a control.
-    for size, day in (("big", sql_store.END - timedelta(days=3)), ("small", start)):
+    samples = (("big", sql_store.END - timedelta(days=3)), ("small", start))
+    for size, day in samples if "verify" in parts else ():
         compared, differences = verify_filled(engines[size], day)
         name = f"{names[size]} {day:%Y-%m-%d} 12-14h: stored rollups = fold's aggregation"
         checks.append((f"{name} ({compared:,} rollup rows)", not differences))
         for line in differences[:5]:
             print(f"  {line}", file=sys.stderr)
-    load("finops")
-    week_end = sql_store.END
-    finops = timed_finops(
-        engines["big"], args.finops_week, week_end + timedelta(days=1), args.repeat
-    )
-    finops["load"] = loads["finops"]
+    finops = None
+    if "finops" in parts:
+        load("finops")
+        week_end = sql_store.END
+        finops = timed_finops(
+            engines["big"], args.finops_week, week_end + timedelta(days=1), args.repeat
+        )
+        finops["load"] = loads["finops"]
     folds = {size: fold_record(engine) for size, engine in engines.items()}
     for engine in engines.values():
         engine.dispose()
     evidently = None
-    if args.evidently_rows:
+    if args.evidently_rows and "evidently" in parts:
         load("evidently")
         url = sql_store_url(args.postgres_url, names["small"])
         evidently = in_fresh_process(
@@ -901,7 +931,7 @@ def run_sql_benchmark(args: argparse.Namespace) -> None:
 def print_sql_report(
     rows: list[dict[str, Any]],
     checks: list[tuple[str, bool]],
-    finops: dict[str, Any],
+    finops: dict[str, Any] | None,
     folds: dict[str, dict[str, Any]],
     evidently: dict[str, Any] | None,
     names: dict[str, str],
@@ -957,21 +987,27 @@ def print_sql_report(
             f"{f['fold_load'][0]:.1f}..{f['fold_load'][1]:.1f}",
         )
     console.print(folded)
-    hour = {r["store"]: r["rollups_s"] for r in rows if r["what"].startswith("one hour (weekend")}
-    small, big = hour[names["small"]], hour[names["big"]]
-    whole = next(r for r in rows if r["what"].startswith("whole"))
     lines = [
-        f"one hour from rollups: {small:.3f} s ({names['small']}), {big:.3f} s ({names['big']}); "
-        f"target <= 0.5 s; 50M/1M = {big / small:.2f} (target within 0.8..1.2)",
-        f"FinOps {args.finops_week} on {names['big']}: "
-        f"store reads {finops['finops_reads_s']:.2f} s, "
-        f"whole report {finops['finops_report_s']:.2f} s (first {finops['finops_first_s']:.2f} s); "
-        f"target <= 5 s; load {' '.join(map(str, finops['load']))}",
         f"fold: {folds['big']['fold_rows_per_s']:,.0f} rows/s wall, "
         f"{folds['big']['fold_rows_per_cpu_s'] or 0:,.0f} rows per CPU second (process and "
         f"backend), over {folds['big']['folded']:,} rows; target >= 50,000 records/s",
     ]
-    if evidently is not None:
+    hour = {r["store"]: r["rollups_s"] for r in rows if r["what"].startswith("one hour (weekend")}
+    if hour:
+        small, big = hour[names["small"]], hour[names["big"]]
+        lines.append(
+            f"one hour from rollups: {small:.3f} s ({names['small']}), {big:.3f} s "
+            f"({names['big']}); target <= 0.5 s; 50M/1M = {big / small:.2f} (target 0.8..1.2)"
+        )
+    if finops is not None:
+        lines.append(
+            f"FinOps {args.finops_week} on {names['big']}: "
+            f"store reads {finops['finops_reads_s']:.2f} s, whole report "
+            f"{finops['finops_report_s']:.2f} s (first {finops['finops_first_s']:.2f} s); "
+            f"target <= 5 s; load {' '.join(map(str, finops['load']))}"
+        )
+    whole = next((r for r in rows if r["what"].startswith("whole")), None)
+    if evidently is not None and whole is not None:
         e = evidently
         for source in ("rollups_s", "raw_s"):
             lines.append(
