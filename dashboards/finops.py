@@ -143,13 +143,14 @@ def budgets(levels: tuple[BudgetAlert, ...], runbooks: Runbooks) -> Row:
                 "Predictions and compute by tenant and endpoint (store)",
                 "Predictions, inference seconds and busy seconds (the worker CPU each request "
                 "was charged, inference time where none was measured) in the selected range, "
-                "from the predictions table of the store.",
+                "from the store's per-minute rollups (whole minutes; the newest appear once the "
+                "scheduler's next tick has folded them).",
                 "SELECT tenant, endpoint, model_name, model_version,\n"
-                "       count(*) AS predictions,\n"
+                "       sum(n) AS predictions,\n"
                 "       sum(compute_ms) / 1000.0 AS compute_seconds,\n"
-                "       sum(coalesce(busy_ms, compute_ms)) / 1000.0 AS busy_seconds\n"
-                "FROM predictions\n"
-                "WHERE $__timeFilter(ts)\n"
+                "       sum(busy_ms) / 1000.0 AS busy_seconds\n"
+                "FROM prediction_rollups\n"
+                "WHERE $__timeFilter(minute)\n"
                 "GROUP BY tenant, endpoint, model_name, model_version\n"
                 "ORDER BY predictions DESC",
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import pandas as pd
@@ -58,6 +58,23 @@ class AggregateSource(Protocol):
     ) -> pd.DataFrame: ...
 
 
+class CostAggregates(Protocol):
+    """What the FinOps report and the budget gauges read: compute sums per day, busy time per
+    hour, the first prediction's day (SQL sources only: they have no Spark counterpart)."""
+
+    def compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def daily_compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+    def hourly_busy_ms(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+
+    def first_prediction_day(self, before: datetime) -> date | None: ...
+
+
 @dataclass(frozen=True)
 class SqlAggregates:
     """The aggregates asked of the store in SQL (`storage.aggregates`)."""
@@ -100,6 +117,17 @@ class SqlAggregates:
         self, start: datetime | None, end: datetime, model_name: str | None = None
     ) -> pd.DataFrame:
         return aggregates.first_predictions(self.engine, start, end, model_name)
+
+    def daily_compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return aggregates.daily_compute_totals(self.engine, start, end, model_name)
+
+    def hourly_busy_ms(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return aggregates.hourly_busy_ms(self.engine, start, end)
+
+    def first_prediction_day(self, before: datetime) -> date | None:
+        return aggregates.first_prediction_day(self.engine, before)
 
     def period_class_counts(self, periods: Sequence[Period]) -> pd.DataFrame:
         return aggregates.period_class_counts(self.engine, periods)
@@ -159,6 +187,17 @@ class RollupAggregates:
     ) -> pd.DataFrame:
         return rollups.first_predictions(self._current(), start, end, model_name)
 
+    def daily_compute_totals(
+        self, start: datetime, end: datetime, model_name: str | None = None
+    ) -> pd.DataFrame:
+        return rollups.daily_compute_totals(self._current(), start, end, model_name)
+
+    def hourly_busy_ms(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return rollups.hourly_busy_ms(self._current(), start, end)
+
+    def first_prediction_day(self, before: datetime) -> date | None:
+        return rollups.first_prediction_day(self._current(), before)
+
     def period_class_counts(self, periods: Sequence[Period]) -> pd.DataFrame:
         return rollups.period_class_counts(self._current(), periods)
 
@@ -168,6 +207,7 @@ class RollupAggregates:
         return rollups.period_confidence_histogram(self._current(), periods, edges)
 
 
-def aggregate_source(engine: Engine, kind: AggregateSourceName) -> AggregateSource:
-    """The source `monitors.source` names: the rollups (the default) or raw rows."""
+def aggregate_source(engine: Engine, kind: AggregateSourceName) -> SqlAggregates | RollupAggregates:
+    """The source `monitors.source` names: the rollups (the default) or raw rows (both are an
+    AggregateSource and CostAggregates)."""
     return RollupAggregates(engine) if kind == "rollups" else SqlAggregates(engine)

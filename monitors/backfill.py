@@ -1,5 +1,6 @@
 """Monitor results of past windows: the windows the scheduler would have run over a span, each
-computed from the store's SQL or from another aggregate source (Spark over a Parquet export)."""
+computed from the store (its rollups or raw rows, as `monitors.source` says) or from another
+aggregate source (Spark over a Parquet export)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from core.config import AppConfig, MonitorSchedule
 from core.contracts import MONITOR_NAMES
 from core.timeutil import Window, windows_within
-from monitors.aggregate_source import AggregateSource, SqlAggregates
+from monitors.aggregate_source import AggregateSource, aggregate_source
 from monitors.baselines import BaselineStore
 from monitors.runner import RunOutcome, run_monitors
 from monitors.traffic import HourlyHistory
@@ -55,9 +56,10 @@ def backfill(
     done: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
     """Run the planned windows, oldest first, with the predictions' aggregates from `source`
-    (default: SQL on `engine`); the traffic history is kept across them, as the scheduler does.
-    `done` gets each window's outcome as soon as it is computed."""
-    source = source or SqlAggregates(engine)
+    (default: `monitors.source` on `engine`, the per-minute rollups unless set to raw rows); the
+    traffic history is kept across them, as the scheduler does. `done` gets each window's
+    outcome as soon as it is computed."""
+    source = source or aggregate_source(engine, config.monitors.source)
     history, store = HourlyHistory(source), baselines or BaselineStore(engine)
     outcomes = []
     for index, run in enumerate(runs):

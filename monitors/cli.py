@@ -270,7 +270,9 @@ def backfill(
     engine_name: Annotated[
         str,
         typer.Option(
-            "--engine", help="sql: the store's SQL; spark: Apache Spark over the --parquet export"
+            "--engine",
+            help="sql: the store (monitors.source: its rollups or raw rows); "
+            "spark: Apache Spark over the --parquet export",
         ),
     ] = "sql",
     parquet: Annotated[

@@ -19,7 +19,7 @@ from monitors.distances import (
     wasserstein,
     weighted_mean_std,
 )
-from monitors.histograms import ConfidenceHistogram, normalize_edges
+from monitors.histograms import ConfidenceHistogram, normalize_edges, on_fine_grid
 from monitors.results import Measurement
 
 MONITOR = "confidence_drift"
@@ -37,6 +37,9 @@ def confidence_drift(
 ) -> dict[str, Measurement]:
     """PSI and JS on the reference-quantile bins; KS, Wasserstein and means on the fine grid.
 
+    The quantile edges are snapped to the fine grid first (`on_fine_grid`): the decile bins are
+    then counted exactly from the rollups' fine bins, and from the reference's fine histogram.
+
     Each measurement's details carry the two-sample test that tells it from sampling noise:
     chi-square homogeneity of the decile bins (PSI, JS), KS on the grid (KS and Wasserstein,
     both distances between the two CDFs), Welch's z for the mean, a two-proportion z for the
@@ -44,7 +47,7 @@ def confidence_drift(
     """
     if reference.n <= 0 or current.n <= 0:
         raise ValueError("confidence drift needs predictions in both the reference and the window")
-    bins = normalize_edges(quantile_edges)
+    bins = on_fine_grid(quantile_edges)
     grid = normalize_edges(current.edges, bins, [low_confidence_cutoff])
     ref, cur = reference.on(grid), current.on(grid)
     ref_bins, cur_bins = ref.on(bins).counts, cur.on(bins).counts

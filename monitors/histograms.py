@@ -122,6 +122,16 @@ def _inverse_cdf(
     return float(edges[right - 1] + fraction * (edges[right] - edges[right - 1]))
 
 
+def on_fine_grid(edges: Iterable[float]) -> NDArray[np.float64]:
+    """Edges moved to the nearest fine-grid edge (merged where they meet), with 0 and 1.
+
+    Bins on these edges are counted exactly by the per-minute rollups' fine bins as by raw rows,
+    and on both sides of a comparison (no share interpolated inside a fine bin).
+    """
+    values = np.clip(np.asarray(list(edges), dtype=np.float64), 0.0, 1.0)
+    return normalize_edges(np.round(values * FINE_BINS) / FINE_BINS)
+
+
 def baseline_anchors(quantile_edges: Iterable[float]) -> dict[float, float]:
     """Cumulative shares at a baseline's quantile edges: edge k of q holds k/q of the mass."""
     edges = list(quantile_edges)

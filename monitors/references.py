@@ -29,18 +29,11 @@ from monitors.window_aggregates import (
     keyed_histograms,
 )
 
-# Up to this many registered versions, the window's histogram is asked for in the first round
-# on a grid with all their deciles, before the versions in the window are known.
-MAX_SPECULATIVE_VERSIONS = 32
-
 
 class References(Protocol):
     """What a window is compared with."""
 
     source: str
-
-    def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
-        """Quantile edges known before the window is read (None: they depend on it)."""
 
     def first_requests(self) -> list[Request]:
         """Aggregates to ask for together with the window's first ones."""
@@ -68,13 +61,6 @@ class BaselineReferences:
 
     store: BaselineStore
     source: str = "baseline"
-
-    def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
-        versions = self.store.registered_versions(model_name)
-        if len(versions) > MAX_SPECULATIVE_VERSIONS:
-            return None  # a grid with every version's deciles would outgrow the saved round trip
-        baselines = [self.store.get(*version) for version in versions]
-        return [b.quantile_edges for b in baselines if b is not None]
 
     def first_requests(self) -> list[Request]:
         return []
@@ -113,9 +99,6 @@ class WindowReferences:
     data: WindowAggregates
     source: str = "window"
     _on_grid: dict[AggregateKey, dict[Key, ConfidenceHistogram]] = field(default_factory=dict)
-
-    def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
-        return None
 
     def first_requests(self) -> list[Request]:
         return [(self.data, histogram_key(FINE_EDGES)), (self.data, (CLASS_COUNTS,))]
@@ -213,9 +196,6 @@ class ProductionReferences:
         }
         for key, reference in production_references(self.predictions, ended).items():
             self.cache.references[(*key, ended[key].start, ended[key].end)] = reference
-
-    def known_quantile_edges(self, model_name: str | None) -> list[np.ndarray] | None:
-        return None
 
     def first_requests(self) -> list[Request]:
         return []

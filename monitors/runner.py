@@ -74,7 +74,6 @@ class MonitorRun:
     history: HourlyHistory | None = None
     reference_window: Window | None = None
 
-    speculative_grid: np.ndarray | None = None
     # Keys each drift monitor judges in this run: its tests' false-alarm rates are divided by it.
     keys_judged: dict[str, int] = field(default_factory=dict)
 
@@ -95,14 +94,10 @@ class MonitorRun:
 
     @cached_property
     def confidence_grid(self) -> np.ndarray:
-        """Fine edges, the deciles of every reference in play and the low-confidence cutoff."""
-        needed = normalize_edges(
-            FINE_EDGES, *[q for q in self.quantiles.values() if q is not None], [self.cutoff]
-        )
-        speculative = self.speculative_grid
-        if speculative is not None and np.isin(needed, speculative).all():
-            return speculative  # asked for before the window's versions were known
-        return needed
+        """The fine edges and the low-confidence cutoff: every reference's deciles are snapped
+        to the fine grid (drift.confidence_drift), so the grid is known before the window is
+        read, and the rollups' fine bins answer it (a cutoff off the grid: raw rows)."""
+        return normalize_edges(FINE_EDGES, [self.cutoff])
 
     @cached_property
     def traffic_reference(self) -> tuple[Window, dict[Key, dict[int, float]]]:
@@ -152,16 +147,9 @@ class MonitorRun:
         if cost.MONITOR in wanted:
             first.append((self.current, (COMPUTE_TOTALS,)))
         if drift.MONITOR in wanted:
-            known = self.references.known_quantile_edges(self.model_name)
-            if known is not None:
-                self.speculative_grid = normalize_edges(FINE_EDGES, *known, [self.cutoff])
-                first.append((self.current, histogram_key(self.speculative_grid)))
-        fetch_concurrently(first)
-        if drift.MONITOR in wanted:
             grid = self.confidence_grid
-            fetch_concurrently(
-                [(self.current, histogram_key(grid)), *self.references.grid_requests(grid)]
-            )
+            first += [(self.current, histogram_key(grid)), *self.references.grid_requests(grid)]
+        fetch_concurrently(first)
 
     @property
     def min_predictions(self) -> int:

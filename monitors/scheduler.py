@@ -364,7 +364,11 @@ class Scheduler:
     def _publish_costs(self, costs: pd.DataFrame, window: Window) -> None:
         self.exporter.publish_costs(costs)
         self.exporter.publish_week_costs(
-            tenant_week_costs(self.engine, window.end, self.config.pricing)
+            tenant_week_costs(
+                aggregate_source(self.engine, self.config.monitors.source),
+                window.end,
+                self.config.pricing,
+            )
         )
 
     def next_tick_at(self, now: float) -> float:

@@ -128,7 +128,11 @@ class HourlyHistory:
         frame = self.source.hourly_counts(span.start, span.end)
         origin = int(span.start.timestamp())
         hours = math.ceil(span.seconds / HOUR)
-        by_hour = dict(tuple(frame.groupby("hour"))) if not frame.empty else {}
+        body = frame.drop(columns="hour")
+        by_hour = {int(h): rows for h, rows in body.groupby(frame["hour"])}
+        # One empty frame for every quiet hour: a week of hours is 168 frames to make otherwise.
+        empty = body.iloc[0:0]
         for index in range(hours):
-            rows = by_hour.get(index, frame.iloc[0:0])
-            self._hours[origin + index * HOUR] = rows.drop(columns="hour").reset_index(drop=True)
+            rows = by_hour.get(index)
+            kept = empty if rows is None else rows.reset_index(drop=True)
+            self._hours[origin + index * HOUR] = kept

@@ -9,11 +9,12 @@ import pandas as pd
 from core.config import PricingConfig
 from core.timeutil import midnight, to_utc, week_start
 from monitors import cost
-from storage import aggregates
-from storage.engine import Engine
+from monitors.aggregate_source import CostAggregates
 
 
-def tenant_week_costs(engine: Engine, now: datetime, pricing: PricingConfig) -> dict[str, float]:
+def tenant_week_costs(
+    source: CostAggregates, now: datetime, pricing: PricingConfig
+) -> dict[str, float]:
     """Cost of the ISO week so far per tenant (attributed plus idle share).
 
     Each UTC day is its own capacity period, as in the weekly FinOps report, so the budget gauge
@@ -25,10 +26,10 @@ def tenant_week_costs(engine: Engine, now: datetime, pricing: PricingConfig) -> 
     today = midnight(to_utc(now).date())
     frames = []
     if today > start:
-        days = aggregates.daily_compute_totals(engine, start, today)
+        days = source.daily_compute_totals(start, today)
         frames.append(cost.compute_costs(days, pricing, 86_400, by=["day"]))
     if now > today:
-        partial = aggregates.compute_totals(engine, today, now)
+        partial = source.compute_totals(today, now)
         frames.append(cost.compute_costs(partial, pricing, (now - today).total_seconds()))
     frames = [frame for frame in frames if not frame.empty]
     if not frames:

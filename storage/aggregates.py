@@ -244,9 +244,14 @@ def _utc_hour(engine: Engine) -> ColumnElement[Any]:
     return func.date_trunc("hour", func.timezone("UTC", _p.ts))
 
 
-def first_prediction_day(engine: Engine, before: datetime) -> date | None:
-    """UTC day of the store's first prediction before `before`."""
-    statement = select(func.min(_p.ts)).where(_p.ts < to_utc(before))
+def first_prediction_day(
+    engine: Engine, before: datetime, since: datetime | None = None
+) -> date | None:
+    """UTC day of the store's first prediction before `before` (and at or after `since`)."""
+    condition = _p.ts < to_utc(before)
+    if since is not None:
+        condition = and_(condition, _p.ts >= to_utc(since))
+    statement = select(func.min(_p.ts)).where(condition)
     with engine.connect() as connection:
         first = connection.execute(statement).scalar()
     return to_utc(first).date() if first is not None else None

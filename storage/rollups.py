@@ -12,20 +12,23 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -34,6 +37,7 @@ from core.confidence_grid import FINE_EDGES
 from core.timeutil import to_utc
 from storage import aggregates
 from storage.aggregates import GROUP_COLUMNS, KEY_COLUMNS, Period
+from storage.engine import is_sqlite
 from storage.schema import ROLLUP_KEY, prediction_rollups, predictions, rollup_cursor
 
 _p, _r = predictions.c, prediction_rollups.c
@@ -296,16 +300,6 @@ def _core(start: datetime, end: datetime, model_name: str | None) -> ColumnEleme
     return where if model_name is None else and_(where, _r.model_name == model_name)
 
 
-def _rows(
-    engine: Engine, start: datetime, end: datetime, model_name: str | None, column: str
-) -> list[RollupRow]:
-    """The key and one column of the rollup rows of the whole minutes [start, end)."""
-    columns = [_r[c] for c in (*GROUP_COLUMNS, column)]
-    statement = select(*columns).where(_core(start, end, model_name))
-    with engine.connect() as connection:
-        return list(connection.execute(statement).mappings())
-
-
 def _summed(
     engine: Engine,
     where: ColumnElement[bool],
@@ -341,6 +335,43 @@ def _counted(
     return combined[names].astype(dict(values)).reset_index(drop=True)
 
 
+def _map_totals(
+    engine: Engine, column: str, where: ColumnElement[bool], keys: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """(key..., map key, count) summed in SQL over the rollup rows `where` selects: the JSON
+    map's [key, count] pairs unnested by the database (json_each / json_array_elements), so
+    no pair crosses the wire or is decoded in Python."""
+    value: ColumnElement[Any]
+    count: ColumnElement[Any]
+    if is_sqlite(engine):
+        entry = func.json_each(_r[column]).table_valued("value").alias("entry")
+        value = func.json_extract(entry.c.value, "$[0]")
+        count = func.json_extract(entry.c.value, "$[1]")
+    else:
+        entry = func.json_array_elements(_r[column]).table_valued("value").alias("entry")
+        value = entry.c.value.op("->>")(0)
+        count = cast(entry.c.value.op("->>")(1), BigInteger)
+    columns = [_r[c] for c in keys]
+    statement = (
+        select(*columns, value, func.sum(count))
+        .select_from(prediction_rollups.join(entry, true()))  # each row with its own pairs
+        .where(where)
+        .group_by(*columns, value)
+    )
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(statement)]
+
+
+def _labelled(
+    rows: Iterable[tuple[Any, ...]], label: Callable[[Any], Any]
+) -> list[tuple[Any, ...]]:
+    """(key..., label(map key), count) rows, added up where labels meet."""
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for *key, value, n in rows:
+        totals[(*key, label(value))] += int(n)
+    return [(*key, n) for key, n in totals.items()]
+
+
 def _mapped(
     engine: Engine,
     model_name: str | None,
@@ -350,18 +381,10 @@ def _mapped(
     """The counts of one map column per group and (labelled) map key, over whole minutes."""
 
     def core(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
-        totals: Counter[tuple[Any, ...]] = Counter()
-        for row in _rows(engine, start, end, model_name, column):
-            group = _group(row)
-            for value, n in _items(row[column]):
-                totals[(*group, label(value))] += n
-        return [(*key, n) for key, n in totals.items()]
+        where = _core(start, end, model_name)
+        return _labelled(_map_totals(engine, column, where, GROUP_COLUMNS), label)
 
     return core
-
-
-def _group(row: RollupRow) -> tuple[Any, ...]:
-    return tuple(row[c] for c in GROUP_COLUMNS)
 
 
 def class_counts(
@@ -418,6 +441,85 @@ def compute_totals(
     )
 
 
+DAY_SECONDS = 86_400
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def _compute_core(
+    engine: Engine, model_name: str | None, extra: Sequence[ColumnElement[Any]]
+) -> Callable[[datetime, datetime], list[tuple[Any, ...]]]:
+    """COMPUTE_SUMS per group, `extra` keys and resource class, over whole minutes."""
+
+    def core(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+        keys = [*(_r[c] for c in GROUP_COLUMNS), *extra, _r.resource_class]
+        sums = [func.sum(_r[s]) for s in aggregates.COMPUTE_SUMS]
+        return _summed(engine, _core(start, end, model_name), keys, sums)
+
+    return core
+
+
+def daily_compute_totals(
+    engine: Engine, start: datetime, end: datetime, model_name: str | None = None
+) -> pd.DataFrame:
+    """`aggregates.daily_compute_totals` from the rollups (a minute lies in one UTC day)."""
+    day = aggregates.epoch_seconds(engine, _r.minute) // DAY_SECONDS
+    core = _compute_core(engine, model_name, [day])
+
+    def dated(a: datetime, b: datetime) -> list[tuple[Any, ...]]:
+        width = len(GROUP_COLUMNS)
+        return [
+            (*row[:width], _EPOCH_DAY + timedelta(days=int(row[width])), *row[width + 1 :])
+            for row in core(a, b)
+        ]
+
+    return _counted(
+        engine,
+        start,
+        end,
+        model_name,
+        dated,
+        lambda a, b: aggregates.daily_compute_totals(engine, a, b, model_name),
+        [*GROUP_COLUMNS, "day", "resource_class"],
+        {"n": "int64", "requests": "int64", "compute_ms": "float64", "busy_ms": "float64"},
+    )
+
+
+def hourly_busy_ms(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """`aggregates.hourly_busy_ms` from the rollups (a minute lies in one UTC hour)."""
+    hour = aggregates.epoch_seconds(engine, _r.minute) // aggregates.HOUR_SECONDS
+
+    def core(a: datetime, b: datetime) -> list[tuple[Any, ...]]:
+        rows = _summed(engine, _core(a, b, None), [hour], [func.sum(_r.busy_ms)])
+        seconds = aggregates.HOUR_SECONDS
+        return [(pd.Timestamp(int(h) * seconds, unit="s", tz="UTC"), busy) for h, busy in rows]
+
+    frame = _counted(
+        engine,
+        start,
+        end,
+        None,
+        core,
+        lambda a, b: aggregates.hourly_busy_ms(engine, a, b),
+        ["hour"],
+        {"busy_ms": "float64"},
+    )
+    return frame.sort_values("hour").reset_index(drop=True)
+
+
+def first_prediction_day(engine: Engine, before: datetime) -> date | None:
+    """`aggregates.first_prediction_day` from the rollups' first times (raw rows for the
+    partial minute before `before`)."""
+    core_end = _floor_minute(before)
+    with engine.connect() as connection:
+        statement = select(func.min(_r.first_ts)).where(_r.minute < core_end)
+        first = connection.execute(statement).scalar()
+    if first is not None:
+        return to_utc(first).date()
+    if core_end == to_utc(before):
+        return None
+    return aggregates.first_prediction_day(engine, before, since=core_end)
+
+
 def coarse_bins(edges: Sequence[float]) -> list[int] | None:
     """The coarse bin of each fine bin, when every interior edge is a fine-grid edge (the only
     edges the fine counts answer exactly); None otherwise."""
@@ -449,7 +551,7 @@ def confidence_histogram(
         start,
         end,
         model_name,
-        _mapped(engine, model_name, "confidence_bins", mapping.__getitem__),
+        _mapped(engine, model_name, "confidence_bins", lambda k: mapping[int(k)]),
         lambda a, b: aggregates.confidence_histogram(engine, a, b, edges, model_name),
         [*GROUP_COLUMNS, "bin"],
         {"n": "int64"},
@@ -543,11 +645,8 @@ def _period_counted(
         where = and_(_core(*split.core, model), _r.model_version == version)
         if tenant is not None:
             where = and_(where, _r.tenant == tenant)
-        statement = select(*(_r[c] for c in KEY_COLUMNS), _r[column]).where(where)
-        with engine.connect() as connection:
-            for *key, pairs in connection.execute(statement):
-                for value, n in _items(pairs):
-                    totals[(*key, label(value))] += n
+        for *key, n in _labelled(_map_totals(engine, column, where, KEY_COLUMNS), label):
+            totals[tuple(key)] += n
     names = [*KEY_COLUMNS, name, "n"]
     frames = [pd.DataFrame([(*k, n) for k, n in totals.items()], columns=names)]
     if edges:
@@ -582,7 +681,7 @@ def period_confidence_histogram(
         engine,
         periods,
         "confidence_bins",
-        mapping.__getitem__,
+        lambda k: mapping[int(k)],
         lambda ps: aggregates.period_confidence_histogram(engine, ps, edges),
         "bin",
     )

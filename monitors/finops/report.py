@@ -11,13 +11,13 @@ from pathlib import Path
 from core.config import AppConfig, Settings
 from core.files import write_atomically
 from core.timeutil import IsoWeek, midnight, to_utc
+from monitors.aggregate_source import CostAggregates, aggregate_source
 from monitors.finops.charts import render_charts
 from monitors.finops.figures import WeeklyFigures, budgets_of, data_range, weekly_figures
 from monitors.finops.html_page import render_html
 from monitors.finops.markdown_page import render_markdown
 from monitors.finops.sections import report_stem
 from monitors.finops.tables import csv_tables
-from storage.aggregates import daily_compute_totals, first_prediction_day, hourly_busy_ms
 from storage.engine import Engine
 
 Progress = Callable[[str], None]
@@ -27,12 +27,19 @@ class WeekNotOverError(ValueError):
     """The week has not ended yet: its figures would be partial."""
 
 
-def load_figures(engine: Engine, config: AppConfig, week: IsoWeek) -> WeeklyFigures:
-    """The week's figures from the store's daily aggregates and the configured prices."""
+def load_figures(
+    engine: Engine, config: AppConfig, week: IsoWeek, source: CostAggregates | None = None
+) -> WeeklyFigures:
+    """The week's figures from the store's daily aggregates and the configured prices.
+
+    The aggregates come from `source` (default: `monitors.source`, the per-minute rollups
+    unless set to raw rows): whole days and hours, so the rollups answer them alone.
+    """
+    read = source or aggregate_source(engine, config.monitors.source)
     start, end = data_range(week)
-    totals = daily_compute_totals(engine, midnight(start), midnight(end))
-    first = first_prediction_day(engine, midnight(end))  # capacity is billed from then
-    hourly = hourly_busy_ms(engine, midnight(week.start), midnight(week.end))
+    totals = read.daily_compute_totals(midnight(start), midnight(end))
+    first = read.first_prediction_day(midnight(end))  # capacity is billed from then
+    hourly = read.hourly_busy_ms(midnight(week.start), midnight(week.end))
     return weekly_figures(totals, week, config.pricing, budgets_of(config), first, hourly)
 
 

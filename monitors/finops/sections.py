@@ -238,8 +238,9 @@ def _anomaly_text(f: WeeklyFigures) -> list[str]:
 
 
 METHOD = [
-    "Source: the predictions table, aggregated per UTC day in SQL "
-    "(storage.aggregates.daily_compute_totals): predictions, requests (a bulk request once) "
+    "Source: the stored predictions, aggregated per UTC day in SQL from their per-minute "
+    "rollups (prediction_rollups; the predictions table itself when monitors.source is raw): "
+    "predictions, requests (a bulk request once) "
     "and busy time, the worker CPU time the service measured for each request (HTTP, "
     "validation, inference, logging; busy_ms).",
     "Capacity, per UTC day: replicas x CPUs x 24 h of CPU time for replicas x hourly rate x "

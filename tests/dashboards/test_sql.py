@@ -7,6 +7,8 @@ import pytest
 from sqlalchemy import DateTime, bindparam, text
 
 from dashboards.datasources import POSTGRES_TYPE
+from storage import rollups
+from storage.aggregates import compute_totals
 from storage.writer import upsert_monitor_results, write_predictions
 from tests.dashboards.conftest import panels
 
@@ -58,6 +60,13 @@ def test_two_sql_panels_exist(dashboards):
     }
 
 
+def test_only_drill_down_panels_read_raw_prediction_rows(dashboards):
+    """Aggregates come from the rollups: a panel on raw rows lists them, it does not group."""
+    for title, sql in sql_panels(dashboards).items():
+        if re.search(r"\bFROM\s+predictions\b", sql, re.IGNORECASE):
+            assert not re.search(r"\b(GROUP BY|count|sum|avg)\b", sql, re.IGNORECASE), title
+
+
 def test_predictions_panel_counts_the_range_only(store_engine, dashboards):
     inside = [
         _prediction(i, "acme" if i < 3 else "globex", START + timedelta(minutes=i))
@@ -66,6 +75,7 @@ def test_predictions_panel_counts_the_range_only(store_engine, dashboards):
     inside[0]["busy_ms"] = 2000.0  # the others were stored without it: their inference time
     outside = [_prediction(9, "acme", START - timedelta(days=1))]
     write_predictions(store_engine, inside + outside)
+    assert rollups.fold_pending(store_engine) == 6  # what the scheduler does each tick
     sql = sql_panels(dashboards)["Predictions and compute by tenant and endpoint (store)"]
     columns, rows = run_as_grafana(store_engine, sql, START, START + timedelta(hours=1))
     assert columns == [
@@ -81,6 +91,9 @@ def test_predictions_panel_counts_the_range_only(store_engine, dashboards):
         ("acme", 3, 1.5, 3.0),
         ("globex", 2, 1.0, 1.0),
     ]
+    raw = compute_totals(store_engine, START, START + timedelta(hours=1))
+    assert sum(r[4] for r in rows) == raw["n"].sum()
+    assert sum(r[6] for r in rows) == pytest.approx(raw["busy_ms"].sum() / 1000.0)
 
 
 def test_monitor_results_panel_lists_the_newest_rows(store_engine, dashboards):

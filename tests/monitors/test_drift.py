@@ -6,7 +6,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from monitors.drift import METRICS, confidence_drift
-from monitors.histograms import FINE_EDGES, ConfidenceHistogram, baseline_anchors
+from monitors.histograms import FINE_EDGES, ConfidenceHistogram, baseline_anchors, on_fine_grid
 from tests.monitors.samples import confidences, deciles, grid_for, histogram
 
 CUTOFF = 0.5
@@ -35,8 +35,10 @@ def test_reports_every_metric_with_sample_sizes():
 
 def test_psi_and_js_on_reference_deciles_match_the_raw_samples():
     quantiles, drift = _drift(REFERENCE, SHIFTED)
-    ref, _ = np.histogram(REFERENCE, quantiles)
-    cur, _ = np.histogram(SHIFTED, quantiles)
+    snapped = on_fine_grid(quantiles)  # the deciles as drift bins them: on the fine grid
+    assert [row["low"] for row in drift["psi"].details["bins"]] == snapped[:-1].tolist()
+    ref, _ = np.histogram(REFERENCE, snapped)
+    cur, _ = np.histogram(SHIFTED, snapped)
     p, q = ref / ref.sum(), cur / cur.sum()
     assert drift["psi"].value == pytest.approx(np.sum((p - q) * np.log(p / q)), rel=1e-9)
     assert drift["js_distance"].value == pytest.approx(jensenshannon(p, q), rel=1e-9)
@@ -84,8 +86,8 @@ def test_each_metric_carries_the_two_sample_test_that_judges_it():
         "mean_confidence_drop": "welch_z_one_sided",
         "low_confidence_share": "two_proportion_z_one_sided",
     }
-    ref, _ = np.histogram(REFERENCE, quantiles)
-    cur, _ = np.histogram(SHIFTED, quantiles)
+    ref, _ = np.histogram(REFERENCE, on_fine_grid(quantiles))
+    cur, _ = np.histogram(SHIFTED, on_fine_grid(quantiles))
     expected = stats.chi2_contingency([ref, cur], correction=False)
     assert shifted["psi"].details["test_statistic"] == pytest.approx(expected.statistic, rel=1e-9)
     assert shifted["psi"].details["p_value"] == pytest.approx(expected.pvalue, abs=1e-300)

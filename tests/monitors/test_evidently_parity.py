@@ -6,6 +6,7 @@ import pytest
 
 from monitors.class_shift import class_shift
 from monitors.drift import confidence_drift
+from monitors.histograms import on_fine_grid
 from tests.monitors.samples import bin_midpoints, confidences, deciles, grid_for, histogram
 
 CUTOFF = 0.5
@@ -37,6 +38,7 @@ def evidently_values():
 
     quantiles = deciles(REFERENCE)
     grid = grid_for(quantiles, cutoff=CUTOFF)
+    bins = on_fine_grid(quantiles)  # the decile bins as drift counts them: snapped to the grid
     definition = DataDefinition(
         numerical_columns=["confidence"], categorical_columns=["confidence_bin", "predicted_class"]
     )
@@ -49,8 +51,8 @@ def evidently_values():
         "class_js": ValueDrift(column="predicted_class", method="jensenshannon"),
     }
     snapshot = Report(list(metrics.values())).run(
-        Dataset.from_pandas(_frame(CURRENT, CUR_CLASSES, quantiles, grid), definition),
-        Dataset.from_pandas(_frame(REFERENCE, REF_CLASSES, quantiles, grid), definition),
+        Dataset.from_pandas(_frame(CURRENT, CUR_CLASSES, bins, grid), definition),
+        Dataset.from_pandas(_frame(REFERENCE, REF_CLASSES, bins, grid), definition),
     )
     values = [m["value"] for m in snapshot.dict()["metrics"]]
     return dict(zip(metrics, values, strict=True))

@@ -8,7 +8,9 @@ from monitors.histograms import (
     ConfidenceHistogram,
     baseline_anchors,
     normalize_edges,
+    on_fine_grid,
 )
+from storage.rollups import coarse_bins
 from tests.monitors.samples import confidences, deciles, grid_for, histogram
 
 VALUES = confidences(5000, 6, 2, seed=11)
@@ -17,6 +19,14 @@ VALUES = confidences(5000, 6, 2, seed=11)
 def test_normalize_edges_merges_float_noise_and_adds_the_ends():
     edges = normalize_edges([0.1, 0.1 + 1e-15, 0.30000000000000004, 0.3])
     assert edges.tolist() == [0.0, 0.1, 0.3, 1.0]
+
+
+def test_edges_snapped_to_the_fine_grid_are_answered_by_the_rollups_fine_bins():
+    snapped = on_fine_grid([0.0, 0.1234, 0.7412, 0.9961, 0.9979, 0.99999, 1.0])
+    assert snapped.tolist() == [0.0, 0.125, 0.74, 0.995, 1.0]  # merged where they meet
+    assert coarse_bins(snapped.tolist()) is not None
+    assert coarse_bins(on_fine_grid(deciles(VALUES)).tolist()) is not None
+    assert coarse_bins(deciles(VALUES).tolist()) is None  # the raw deciles are not
 
 
 def test_rebinning_onto_a_subset_of_edges_is_exact():

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from core.config import AppConfig, MonitorsConfig, TrafficConfig
 from core.timeutil import Window
@@ -14,9 +14,10 @@ from monitors.baselines import Baseline, BaselineStore
 from monitors.drift import confidence_drift
 from monitors.histograms import FINE_EDGES, ConfidenceHistogram, normalize_edges
 from monitors.runner import UnknownModelError, run_monitors, store_results
+from storage import rollups
 from storage.engine import create_store_engine
 from storage.migrate import upgrade
-from storage.schema import monitor_results
+from storage.schema import monitor_results, predictions
 from tests.monitors import traffic
 
 CONFIG = AppConfig()
@@ -55,7 +56,7 @@ def test_confidence_drift_matches_the_pure_computation_on_raw_rows(loaded):
     outcome = _run(loaded, monitors=["confidence_drift"])
     baseline = Baseline.from_reference("ticket_classifier", "v1", traffic.baseline_reference())
     cutoff = CONFIG.monitors.low_confidence_cutoff
-    grid = normalize_edges(FINE_EDGES, baseline.quantile_edges, [cutoff])
+    grid = normalize_edges(FINE_EDGES, [cutoff])  # the deciles are snapped onto it
     acme = [r["confidence"] for r in traffic.window_traffic() if r["tenant"] == "acme"]
     acme = np.array([c for c in acme if c is not None])
     current = ConfidenceHistogram.from_counts(grid, np.histogram(acme, grid)[0])
@@ -330,3 +331,26 @@ def test_monitors_read_from_rollups_give_the_results_of_raw_rows(loaded, referen
         }
         assert outcomes["raw"].results
         assert _comparable(outcomes["rollups"]) == _comparable(outcomes["raw"])
+
+
+@pytest.mark.parametrize("reference", ["baseline", "window"])
+def test_drift_from_rollups_needs_no_raw_row_of_whole_minutes(loaded, reference):
+    """The deciles are snapped to the fine grid, so the rollups answer the drift monitor alone:
+    with the window's raw rows gone, the rows are those raw rows gave."""
+    config = AppConfig(monitors=MonitorsConfig(reference=reference, reference_window_hours=1))
+
+    def drift(kind):
+        baselines = BaselineStore(loaded, registry=_no_registry)
+        source = aggregate_source(loaded, kind)
+        monitors = ["confidence_drift"]
+        return run_monitors(
+            loaded, WINDOW, config, baselines=baselines, source=source, monitors=monitors
+        )
+
+    from_raw = drift("raw")
+    assert {r.status for r in from_raw.results} >= {"ok", "alert"}
+    rollups.fold_pending(loaded)
+    with loaded.begin() as connection:
+        connection.execute(delete(predictions).where(predictions.c.ts >= PREVIOUS.start))
+    assert drift("raw").results != from_raw.results  # the raw rows are gone indeed
+    assert _comparable(drift("rollups")) == _comparable(from_raw)

@@ -102,6 +102,15 @@ def test_rollups_answer_every_frame_as_raw_rows_do(store_engine, fold_between):
                 raw.confidence_histogram(start, end, edges, model),
             )
         assert_same(rolled.hourly_counts(start, end, model), raw.hourly_counts(start, end, model))
+        assert_same(
+            rolled.daily_compute_totals(start, end, model),
+            raw.daily_compute_totals(start, end, model),
+            values=("n", "requests", "compute_ms", "busy_ms"),
+        )
+        assert_same(
+            rolled.hourly_busy_ms(start, end), raw.hourly_busy_ms(start, end), values=("busy_ms",)
+        )
+        assert rolled.first_prediction_day(end) == raw.first_prediction_day(end)
         for first_start in (start, None):
             assert_same(
                 rolled.first_predictions(first_start, end, model),
