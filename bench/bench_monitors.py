@@ -17,16 +17,28 @@ of its whole span (`--span-hours`) from the rollups and from raw rows (same resu
 best of `--repeat`, in process).
 Target: a one-hour window's monitors from rollups <= 0.5 s, whatever the store holds.
 
+`--generate sql` (issue 19's targets) builds a `--records` store (default 50M over 30 days)
+and its first `--compare-records` rows in PostgreSQL itself (bench/sql_store.py), in schemas
+kept for `--reuse`; folds them with the real fold (rows/s and rows per CPU second; past
+`--fold-limit` the rest is filled in SQL and checked against the fold's aggregation on a
+sample), then times one hour's monitors in both stores (rollups and raw), a weekday hour cold
+and as a scheduler tick, the weekly FinOps report, and Evidently on the small store's rows.
+Targets: one hour <= 0.5 s and within 20 % at 1M and 50M; FinOps <= 5 s at 50M; fold >=
+50,000 records/s; >= 20x faster than Evidently with the same groups.
+
     .venv/bin/python bench/bench_monitors.py                      # 1M and 10M, both backends
     .venv/bin/python bench/bench_monitors.py --sizes 100000 --backends sqlite \\
         --evidently-rows 100000
     .venv/bin/python bench/bench_monitors.py --rollups --sizes 1000000 --backends postgresql \\
         --span-hours 2
+    nice -n 10 .venv/bin/python bench/bench_monitors.py --generate sql --records 50000000 \\
+        --compare-records 1000000 --schema bench50m --reuse --fold-limit 1000000 --repeat 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -354,6 +366,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="monitor runs per store (best)")
     parser.add_argument("--rollups", action="store_true", help="rollups vs raw rows (issue 19)")
     parser.add_argument("--span-hours", type=float, default=168, help="--rollups: traffic span")
+    parser.add_argument("--generate", choices=("sql",), help="SQL-generated stores (issue 19)")
+    parser.add_argument("--records", type=int, default=50_000_000, help="--generate: big store")
+    parser.add_argument("--compare-records", type=int, default=1_000_000,
+                        help="--generate: the small store (the big one's first rows)")  # fmt: skip
+    parser.add_argument("--days", type=int, default=30, help="--generate: the big store's span")
+    parser.add_argument("--schema", default="bench50m", help="--generate: the big store's schema")
+    parser.add_argument("--reuse", action="store_true", help="--generate: keep what is there")
+    parser.add_argument(
+        "--fold-limit",
+        type=int,
+        help="--generate: rows the real fold folds "
+        "in the big store (the rest filled in SQL, checked on a sample day)",
+    )
+    parser.add_argument(
+        "--refold",
+        action="store_true",
+        help="--generate: fold the small "
+        "store again from an empty cursor (a fresh fold measurement)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="monitors,verify,finops,evidently",
+        help="--generate: the measurements to make",
+    )
+    parser.add_argument("--finops-week", default="2026-W48", help="--generate: the report's week")
     parser.add_argument("--measure", choices=("monitors", "evidently"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=0, help=argparse.SUPPRESS)
@@ -366,6 +403,9 @@ def main() -> None:
         return
     if args.rollups:
         run_rollups_benchmark(args)
+        return
+    if args.generate == "sql":
+        run_sql_benchmark(args)
         return
     run_benchmark(args)
 
@@ -517,6 +557,508 @@ def run_rollups_benchmark(args: argparse.Namespace) -> None:
                 print(f"  {name}: monitors from raw rows {raw:.3f} s, from rollups {rolled:.3f} s "
                       f"({raw / rolled:.1f}x), same results: {same}")  # fmt: skip
             print(json.dumps({"backend": backend, "size": size, **r}, default=float))
+
+
+# ------------------------------------------------------------------------------ 50M (SQL-made)
+
+FOLD_SLICE = 1_000_000  # predictions folded between two timing records
+
+
+BACKENDS: set[int] = set()  # PostgreSQL backends of this process's engines (nice_backends)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its PostgreSQL backends (where readable):
+    the fold's cost whatever else the shared machine runs."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in BACKENDS:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def sql_store_url(postgres_url: str, schema: str) -> str:
+    return f"{postgres_url}?options=-csearch_path%3D{schema}"
+
+
+def nice_backends(engine: Any) -> None:
+    """Give the PostgreSQL backends of `engine` this process's niceness (where allowed): the
+    heavy work of a generation or a fold runs in the server, not in this process."""
+    from sqlalchemy import event
+
+    niceness = os.nice(0)
+
+    @event.listens_for(engine, "connect")
+    def renice(dbapi_connection: Any, _: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        BACKENDS.add(pid)
+        with contextlib.suppress(OSError):  # another user's process keeps its priority
+            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+
+
+def prepare_sql_store(
+    postgres_url: str,
+    schema: str,
+    layout: Any,
+    reuse: bool,
+    fold_limit: int | None = None,
+    refold: bool = False,
+) -> Any:
+    """The migrated, generated and fully folded store of `layout` in `schema` (an engine)."""
+    import sql_store
+    from sqlalchemy import func, insert, select, text
+
+    from storage.engine import create_store_engine
+    from storage.migrate import upgrade
+    from storage.schema import model_versions
+
+    admin = create_store_engine(postgres_url)
+    with admin.begin() as connection:
+        if not reuse:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+    admin.dispose()
+    url = sql_store_url(postgres_url, schema)
+    upgrade(url)
+    engine = create_store_engine(url)
+    nice_backends(engine)
+    with engine.begin() as connection:
+        if not connection.execute(select(func.count()).select_from(model_versions)).scalar():
+            for model_name, version in VERSIONS:
+                connection.execute(
+                    insert(model_versions).values(
+                        model_name=model_name,
+                        model_version=version,
+                        created_at=layout.start - timedelta(days=30),
+                        snapshot_id="0" * 64,
+                        preprocessing_version="1",
+                        labels={},
+                        metadata=baseline_metadata(model_name),
+                    )
+                )
+        connection.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS _bench_fold (id serial PRIMARY KEY, "
+                "rows int NOT NULL, seconds float NOT NULL, "
+                "load1 float NOT NULL, at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+        connection.execute(text("ALTER TABLE _bench_fold ADD COLUMN IF NOT EXISTS cpu float"))
+    print(f"{schema}: generating {layout.records:,} rows (resumes)", file=sys.stderr, flush=True)
+    generated = sql_store.generate(engine, layout)
+    if generated is not None:
+        print(f"{schema}: generated in {generated:.0f} s", file=sys.stderr, flush=True)
+    if refold:  # measure the fold (again) on the whole store: rollups and records reset
+        with engine.begin() as connection:
+            for statement in (
+                "DELETE FROM prediction_rollups",
+                "UPDATE rollup_cursor SET last_id = 0",
+                "DELETE FROM _bench_fold",
+            ):
+                connection.execute(text(statement))
+    fold_measured(engine, schema, fold_limit)
+    return engine
+
+
+def fold_measured(engine: Any, schema: str, limit: int | None = None) -> None:
+    """Fold the backlog with the real fold (`fold_rollups`, as `fold_pending` and `servewatch
+    db fold-rollups` do), recording rows and seconds per slice (resumes); past `limit` rows
+    folded in all, fold to the end of the cursor's minute and fill the rest in SQL."""
+    import sql_store
+    from sqlalchemy import text
+
+    from storage.rollups import FOLD_ROWS, fold_rollups, newest_pending
+
+    newest = newest_pending(engine)
+    while newest is not None:
+        with engine.connect() as connection:
+            done = connection.execute(text("SELECT coalesce(sum(rows), 0) FROM _bench_fold"))
+            left = FOLD_SLICE if limit is None else min(FOLD_SLICE, limit - done.scalar())
+        if left <= 0:
+            break
+        rows, seconds, cpu = 0, 0.0, 0.0
+        while rows < left:
+            began, cpu_began = time.perf_counter(), cpu_seconds()
+            folded = fold_rollups(engine, min(FOLD_ROWS, left - rows), up_to=newest)
+            seconds += time.perf_counter() - began
+            cpu += cpu_seconds() - cpu_began
+            if not folded:
+                newest = None
+                break
+            rows += folded
+        if rows:
+            load1 = os.getloadavg()[0]
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO _bench_fold (rows, seconds, load1, cpu) "
+                        "VALUES (:r, :s, :l, :c)"
+                    ),
+                    {"r": rows, "s": seconds, "l": load1, "c": cpu},
+                )
+            print(
+                f"{schema}: folded {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f}/s, "
+                f"{cpu:.1f} CPU s = {rows / cpu:,.0f}/CPU s (load {load1:.1f})",
+                file=sys.stderr,
+                flush=True,
+            )
+    if newest is not None:
+        fold_to_minute_end(engine)
+        print(f"{schema}: filling the rest of the rollups in SQL", file=sys.stderr, flush=True)
+        sql_store.fill_rollups(engine)
+
+
+def fold_to_minute_end(engine: Any) -> None:
+    """Fold (the real fold) the rest of the minute the cursor stops in: the SQL fill starts on
+    a whole minute, so no rollup row is written by both."""
+    from sqlalchemy import text
+
+    from storage.rollups import fold_rollups
+
+    with engine.connect() as connection:
+        high = connection.execute(
+            text(
+                "SELECT max(id) FROM predictions WHERE ts < (SELECT date_trunc('minute', ts) + "
+                "interval '1 minute' FROM predictions WHERE id = "
+                "(SELECT last_id FROM rollup_cursor WHERE id = 1))"
+            )
+        ).scalar()
+    while high is not None and fold_rollups(engine, 1_000_000, up_to=high):
+        pass
+
+
+def verify_filled(engine: Any, day: datetime) -> tuple[int, list[str]]:
+    """Compare two hours of `day`'s stored rollups with what the real fold computes for the
+    same rows (`storage.rollups._aggregate`): (rollup rows compared, differences)."""
+    import math
+
+    from sqlalchemy import and_, select, text
+
+    from core.timeutil import to_utc
+    from storage.rollups import _aggregate, _Rollup
+    from storage.schema import ROLLUP_KEY, prediction_rollups, predictions
+
+    start, end = day + timedelta(hours=12), day + timedelta(hours=14)
+    p, r = predictions.c, prediction_rollups.c
+    with engine.connect() as connection:
+        bounds = text("SELECT coalesce(max(id), 0) FROM predictions WHERE ts < :t")
+        lo = connection.execute(bounds, {"t": start}).scalar()
+        hi = connection.execute(bounds, {"t": end}).scalar()
+        computed = _aggregate(connection, and_(p.id > lo, p.id <= hi))
+        stored = {
+            (to_utc(row["minute"]), *(row[c] for c in ROLLUP_KEY[1:])): _Rollup.of_row(row)
+            for row in connection.execute(
+                select(prediction_rollups).where(r.minute >= start, r.minute < end)
+            ).mappings()
+        }
+    differences = []
+    if computed.keys() != stored.keys():
+        differences.append(f"keys: {len(computed)} computed, {len(stored)} stored")
+    for key in computed.keys() & stored.keys():
+        a, b = computed[key].values(), stored[key].values()
+        for name, value in a.items():
+            same = (
+                math.isclose(value, b[name], rel_tol=1e-9)
+                if isinstance(value, float)
+                else sorted(map(tuple, value)) == sorted(map(tuple, b[name]))
+                if isinstance(value, list)
+                else value == b[name]
+            )
+            if not same:
+                differences.append(f"{key} {name}: {value!r} != {b[name]!r}")
+    return len(stored), differences
+
+
+def fold_record(engine: Any) -> dict[str, Any]:
+    """The recorded fold of the whole store: rows, seconds, rows/s, slowest slice, loads."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT rows, seconds, load1, cpu FROM _bench_fold")).all()
+        rollup_rows = connection.execute(text("SELECT count(*) FROM prediction_rollups")).scalar()
+    folded, seconds = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    timed = [r for r in rows if r[3] is not None]
+    cpu = sum(r[3] for r in timed)
+    return {
+        "fold_rows_per_cpu_s": sum(r[0] for r in timed) / cpu if cpu else None,
+        "folded": folded,
+        "fold_s": seconds,
+        "fold_rows_per_s": folded / seconds if seconds else 0.0,
+        "fold_slowest_rows_per_s": min((r[0] / r[1] for r in rows), default=0.0),
+        "fold_load": [
+            min((r[2] for r in rows), default=0.0),
+            max((r[2] for r in rows), default=0.0),
+        ],
+        "rollup_rows": rollup_rows,
+    }
+
+
+def timed_monitors(
+    engine: Any, window: Any, kind: str, repeat: int, tick: bool = False
+) -> tuple[float, list[Any]]:
+    """Best wall time of `repeat` runs of all monitors over `window` from `kind`, and the
+    (key, status, n) of the results. `tick`: as the scheduler runs them, with the traffic
+    monitor's hourly history kept from the previous hour's run (so a run reads one new hour
+    of history, not the whole reference week)."""
+    from core.config import AppConfig
+    from core.timeutil import Window
+    from monitors.aggregate_source import aggregate_source
+    from monitors.baselines import BaselineStore
+    from monitors.runner import run_monitors
+    from monitors.traffic import HourlyHistory
+
+    baselines = BaselineStore(engine, registry=None)
+    source = aggregate_source(engine, kind)
+    history = HourlyHistory(source) if tick else None
+    if tick:
+        before = Window(window.start - timedelta(hours=1), window.end - timedelta(hours=1))
+        run_monitors(
+            engine, before, AppConfig(), baselines=baselines, source=source, history=history
+        )
+    timings, outcome = [], None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        outcome = run_monitors(
+            engine, window, AppConfig(), baselines=baselines, source=source, history=history
+        )
+        timings.append(time.perf_counter() - began)
+    assert outcome is not None
+    return min(timings), sorted((r.key, r.status, r.n) for r in outcome.results)
+
+
+def timed_finops(engine: Any, week: str, now: datetime, repeat: int) -> dict[str, float]:
+    """Seconds of the weekly FinOps report: the store's reads alone (once), and the whole
+    report (reads, charts, files) as `servewatch report finops` writes it (best of `repeat`)."""
+    import tempfile
+
+    from core.config import AppConfig
+    from core.timeutil import IsoWeek
+    from monitors.finops.report import load_figures, write_weekly_report
+
+    began = time.perf_counter()
+    load_figures(engine, AppConfig(), IsoWeek.parse(week))
+    reads = time.perf_counter() - began
+    whole = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as out:
+            began = time.perf_counter()
+            write_weekly_report(engine, AppConfig(), week, Path(out), now=now)
+            whole.append(time.perf_counter() - began)
+    return {"finops_reads_s": reads, "finops_report_s": min(whole), "finops_first_s": whole[0]}
+
+
+def run_sql_benchmark(args: argparse.Namespace) -> None:
+    """Issue 19's targets on SQL-generated stores: `--records` and its `--compare-records`
+    prefix, each folded with the real fold, then monitors, FinOps and Evidently timed."""
+    import sql_store
+
+    from core.timeutil import Window
+
+    big = sql_store.Layout(args.records, args.records, args.days)
+    small = sql_store.Layout(args.compare_records, args.records, args.days)
+    n = args.compare_records
+    short = f"{n // 1_000_000}m" if n % 1_000_000 == 0 else f"{n // 1000}k"
+    names = {"small": f"{args.schema}_{short}", "big": args.schema}
+    engines = {
+        size: prepare_sql_store(
+            args.postgres_url,
+            names[size],
+            layout,
+            args.reuse,
+            args.fold_limit if size == "big" else None,
+            refold=args.refold and size == "small",
+        )
+        for size, layout in (("small", small), ("big", big))
+    }
+    loads: dict[str, list[float]] = {}
+
+    def load(what: str) -> None:
+        loads[what] = [round(x, 2) for x in os.getloadavg()]
+
+    # The same hour in both stores (the small one is the big one's first rows): the weekend
+    # afternoon peak of the first day; and a weekday peak of the last week in the big store.
+    start = big.start
+    shared = Window(start + timedelta(hours=15), start + timedelta(hours=16))
+    weekday = Window(
+        sql_store.END - timedelta(days=5, hours=9), sql_store.END - timedelta(days=5, hours=8)
+    )
+    with engines["small"].connect() as connection:
+        from sqlalchemy import text
+
+        last = connection.execute(text("SELECT max(ts) FROM predictions")).scalar()
+    whole_small = Window(start, (last + timedelta(minutes=1)).replace(second=0, microsecond=0))
+    rows: list[dict[str, Any]] = []
+    checks: list[tuple[str, bool]] = []
+    parts = set(args.parts.split(","))
+    windows = (
+        ("one hour (weekend peak, day 1)", "small", shared),
+        ("one hour (weekend peak, day 1)", "big", shared),
+        ("one hour (weekday peak, day 25)", "big", weekday),
+        ("same, scheduler tick (history kept)", "big", weekday),
+        (f"whole {args.compare_records:,} store", "small", whole_small),
+    )
+    for label, size, window in windows if "monitors" in parts else ():
+        engine = engines[size]
+        load(f"{label} {size}")
+        tick = "tick" in label
+        rolled, rolled_results = timed_monitors(engine, window, "rollups", args.repeat, tick)
+        raw, raw_results = timed_monitors(engine, window, "raw", args.repeat, tick)
+        checks.append((f"{label}, {names[size]}: rollups = raw", rolled_results == raw_results))
+        with engine.connect() as connection:
+            n = connection.execute(
+                text("SELECT count(*) FROM predictions WHERE ts >= :a AND ts < :b"),
+                {"a": window.start, "b": window.end},
+            ).scalar()
+        rows.append(
+            {
+                "what": label,
+                "store": names[size],
+                "records": big.records if size == "big" else small.records,
+                "window_rows": n,
+                "rollups_s": rolled,
+                "raw_s": raw,
+                "load": loads[f"{label} {size}"],
+            }
+        )
+    # The SQL-filled rollups against the real fold's aggregation, and a folded day as a control.
+    samples = (("big", sql_store.END - timedelta(days=3)), ("small", start))
+    for size, day in samples if "verify" in parts else ():
+        compared, differences = verify_filled(engines[size], day)
+        name = f"{names[size]} {day:%Y-%m-%d} 12-14h: stored rollups = fold's aggregation"
+        checks.append((f"{name} ({compared:,} rollup rows)", not differences))
+        for line in differences[:5]:
+            print(f"  {line}", file=sys.stderr)
+    finops = None
+    if "finops" in parts:
+        load("finops")
+        week_end = sql_store.END
+        finops = timed_finops(
+            engines["big"], args.finops_week, week_end + timedelta(days=1), args.repeat
+        )
+        finops["load"] = loads["finops"]
+    folds = {size: fold_record(engine) for size, engine in engines.items()}
+    for engine in engines.values():
+        engine.dispose()
+    evidently = None
+    if args.evidently_rows and "evidently" in parts:
+        load("evidently")
+        url = sql_store_url(args.postgres_url, names["small"])
+        evidently = in_fresh_process(
+            "evidently", url, args.workdir / "pycache", args.evidently_rows
+        )
+        evidently["load"] = loads["evidently"]
+    print_sql_report(rows, checks, finops, folds, evidently, names, args)
+
+
+def print_sql_report(
+    rows: list[dict[str, Any]],
+    checks: list[tuple[str, bool]],
+    finops: dict[str, Any] | None,
+    folds: dict[str, dict[str, Any]],
+    evidently: dict[str, Any] | None,
+    names: dict[str, str],
+    args: argparse.Namespace,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=150)
+    table = Table(title=f"monitors (all four, all groups), best of {args.repeat}")
+    for column in (
+        "window",
+        "store",
+        "predictions",
+        "rows in window",
+        "rollups s",
+        "raw s",
+        "load 1/5/15",
+    ):
+        table.add_column(column, justify="left" if column in ("window", "store") else "right")
+    for r in rows:
+        table.add_row(
+            r["what"],
+            r["store"],
+            f"{r['records']:,}",
+            f"{r['window_rows']:,}",
+            f"{r['rollups_s']:.3f}",
+            f"{r['raw_s']:.3f}",
+            " ".join(map(str, r["load"])),
+        )
+    console.print(table)
+    folded = Table(title="rollup fold (storage.rollups.fold_rollups, whole backlog)")
+    for column in (
+        "store",
+        "rows folded",
+        "seconds",
+        "rows/s",
+        "rows/CPU s",
+        "slowest 1M slice rows/s",
+        "rollup rows",
+        "load 1 min..max",
+    ):
+        folded.add_column(column, justify="left" if column == "store" else "right")
+    for size, f in folds.items():
+        folded.add_row(
+            names[size],
+            f"{f['folded']:,}",
+            f"{f['fold_s']:.0f}",
+            f"{f['fold_rows_per_s']:,.0f}",
+            "-" if f["fold_rows_per_cpu_s"] is None else f"{f['fold_rows_per_cpu_s']:,.0f}",
+            f"{f['fold_slowest_rows_per_s']:,.0f}",
+            f"{f['rollup_rows']:,}",
+            f"{f['fold_load'][0]:.1f}..{f['fold_load'][1]:.1f}",
+        )
+    console.print(folded)
+    lines = [
+        f"fold: {folds['big']['fold_rows_per_s']:,.0f} rows/s wall, "
+        f"{folds['big']['fold_rows_per_cpu_s'] or 0:,.0f} rows per CPU second (process and "
+        f"backend), over {folds['big']['folded']:,} rows; target >= 50,000 records/s",
+    ]
+    hour = {r["store"]: r["rollups_s"] for r in rows if r["what"].startswith("one hour (weekend")}
+    if hour:
+        small, big = hour[names["small"]], hour[names["big"]]
+        lines.append(
+            f"one hour from rollups: {small:.3f} s ({names['small']}), {big:.3f} s "
+            f"({names['big']}); target <= 0.5 s; 50M/1M = {big / small:.2f} (target 0.8..1.2)"
+        )
+    if finops is not None:
+        lines.append(
+            f"FinOps {args.finops_week} on {names['big']}: "
+            f"store reads {finops['finops_reads_s']:.2f} s, whole report "
+            f"{finops['finops_report_s']:.2f} s (first {finops['finops_first_s']:.2f} s); "
+            f"target <= 5 s; load {' '.join(map(str, finops['load']))}"
+        )
+    whole = next((r for r in rows if r["what"].startswith("whole")), None)
+    if evidently is not None and whole is not None:
+        e = evidently
+        for source in ("rollups_s", "raw_s"):
+            lines.append(
+                f"Evidently on the {e['rows']:,} ok rows of {names['small']} "
+                f"(read {e['read_s']:.2f} s + per version and tenant "
+                f"{e['grouped_compute_s']:.2f} s = {e['grouped_wall_s']:.2f} s; "
+                f"one group {e['wall_s']:.2f} s) vs monitors from {source[:-2]} on the same store "
+                f"({whole[source]:.3f} s): {e['grouped_wall_s'] / whole[source]:.1f}x same groups, "
+                f"{e['wall_s'] / whole[source]:.1f}x one group; target >= 20x"
+            )
+    lines += [f"check: {name}: {'yes' if ok else 'NO'}" for name, ok in checks]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
+    print(
+        json.dumps(
+            {
+                "monitors": rows,
+                "finops": finops,
+                "folds": folds,
+                "evidently": evidently,
+                "checks": checks,
+            },
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -163,15 +163,20 @@ def _aggregate(connection: Connection, batch: ColumnElement[bool]) -> dict[Rollu
     minute = (aggregates.epoch_seconds(engine) // 60).label("minute")
     keys = [minute, *(_p[c] for c in GROUP_COLUMNS), aggregates.resource_class()]
     ok = _p.status == "ok"
-    out: dict[RollupKey, _Rollup] = {}
+    out: dict[tuple[Any, ...], _Rollup] = {}  # by the key as the rows give it (epoch minutes)
 
     def grouped(extra: list[Any], values: list[Any], where: ColumnElement[bool]) -> Any:
         statement = select(*keys, *extra, *values).where(where).group_by(*keys, *extra)
         return connection.execute(statement)
 
     def rollup(row: Sequence[Any]) -> _Rollup:
-        key = (datetime.fromtimestamp(int(row[0]) * 60, UTC), *row[1 : len(keys)])
-        return out.setdefault(key, _Rollup())
+        # Called once per row of every GROUP BY: a _Rollup is made only for a key not seen
+        # (setdefault would build one per call), and minutes become datetimes once, at the end.
+        key = tuple(row[: len(keys)])
+        found = out.get(key)
+        if found is None:
+            found = out[key] = _Rollup()
+        return found
 
     totals = [
         func.count(),
@@ -199,7 +204,10 @@ def _aggregate(connection: Connection, batch: ColumnElement[bool]) -> dict[Rollu
     for name, (column, where) in breakdowns.items():
         for row in grouped([column], [func.count()], where):
             rollup(row).maps[name][row[len(keys)]] += int(row[len(keys) + 1])
-    return out
+    return {
+        (datetime.fromtimestamp(int(key[0]) * 60, UTC), *key[1:]): value
+        for key, value in out.items()
+    }
 
 
 def _merge(connection: Connection, batch: Mapping[RollupKey, _Rollup]) -> None:
