@@ -11,6 +11,7 @@ from storage import rollups
 from storage.audit import verify
 from storage.engine import create_store_engine
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
+from storage.retention import plan_prune, prune
 from storage.schema import audit_blocks, predictions, rollup_cursor
 from storage.writer import write_predictions
 from tests.conftest import POSTGRES_URL, require
@@ -143,7 +144,7 @@ def _jump_ids(engine: Engine, to: int) -> None:
 
 def _write_beyond_int4(engine: Engine) -> None:
     """Batches through the real writer (COPY, and a replay holding known request ids) take ids
-    beyond 2^31; the audit chain verifies and the fold counts every row once."""
+    beyond 2^31; the audit chain verifies, the fold counts every row once, retention prunes."""
     fresh = make_records(20, seed=31, start=T0 + timedelta(days=3))
     assert write_predictions(engine, fresh[:10], now=T0 + timedelta(days=4)) == 10
     assert write_predictions(engine, fresh, now=T0 + timedelta(days=4)) == 10  # 10 known
@@ -166,6 +167,14 @@ def _write_beyond_int4(engine: Engine) -> None:
         raw.compute_totals(*window),
         values=("n", "requests", "compute_ms", "busy_ms"),
     )
+    # Retention prunes them all (partitions dropped, or batched deletes by audit id range).
+    now = T0 + timedelta(days=5)
+    result = prune(engine, plan_prune(engine, now=now, keep_days=1), now=now, actor="ops")
+    assert result.finished
+    assert result.predictions == 140
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(predictions)).scalar() == 0
+    assert verify(engine).ok
 
 
 def test_the_writer_audit_and_fold_take_ids_beyond_2_31(store_engine):
@@ -205,7 +214,7 @@ def test_the_migration_widens_the_ids_of_a_filled_store(postgres_available):
             _jump_ids(engine, BEYOND_INT4)
             _write_beyond_int4(engine)
             # Now the ids do not fit an integer: the downgrade refuses and changes nothing.
-            with pytest.raises(RuntimeError, match=r"predictions\.id = 2147483"):
+            with pytest.raises(RuntimeError, match=r"predictions_id_seq = 2147483"):
                 command.downgrade(alembic_config(url), "0009")
             assert _widened(engine) == {"bigint"}
             assert current_revision(engine) == head_revision()
