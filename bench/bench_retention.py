@@ -9,7 +9,8 @@ Each backend gets a fresh store (SQLite file in a temporary folder; PostgreSQL s
 and dropped), filled with --days days of records (one block per 1,000 records), then pruned
 keeping the newest half of the days. On PostgreSQL, `--layout partitioned` (the default: head,
 a partition a day, dropped whole), `single` (the one table of migration 0008: batched deletes) or
-`migrated` (filled as 0008, then migrated to head: the time 0009 takes, then the prune).
+`migrated` (filled as 0008, then migrated to head: the time 0009 and 0010 take, then the prune)
+or `widened` (filled as 0009, then migrated to head: the time 0010's BIGINT ids take).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ BLOCK = 1_000
 @contextmanager
 def _store(backend: str, layout: str) -> Iterator[str]:
     if backend == "postgresql":
-        revision = "head" if layout == "partitioned" else "0008"
+        revision = {"partitioned": "head", "widened": "0009"}.get(layout, "0008")
         with scratch_schema(POSTGRES_URL, prefix="bench_retention", revision=revision) as url:
             yield url
         return
@@ -65,10 +66,10 @@ def run(backend: str, records: int, days: int, batch_rows: int, layout: str) -> 
             with engine.connect() as connection:
                 connection.exec_driver_sql("ANALYZE")
         migrated = ""
-        if backend == "postgresql" and layout == "migrated":
+        if backend == "postgresql" and layout in ("migrated", "widened"):
             engine.dispose()
             started = time.perf_counter()
-            upgrade(url)  # 0009 converts the filled table
+            upgrade(url)  # 0009 converts the filled table, 0010 widens its ids
             migrated = f"migrated in {time.perf_counter() - started:.1f} s; "
             engine = create_store_engine(url)
         batches: list[float] = [0.0]
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    layouts = ("partitioned", "single", "migrated")
+    layouts = ("partitioned", "single", "migrated", "widened")
     parser.add_argument("--layout", choices=layouts, default="partitioned")
     arguments = parser.parse_args()
     for backend in arguments.backends.split(","):

@@ -386,12 +386,23 @@ class _Batches:
             for p in skipped
             if p.upper is not None
         ]
-        deleted = 0
-        for low in range(audited.first_id, audited.last_id + 1, self.rows):
+        deleted, low = 0, self._next_audit_id(audited.first_id, audited.last_id)
+        while low is not None and not self.stopped:
             high = min(low + self.rows - 1, audited.last_id)
             condition = and_(_in_range(low, high, audited.before), *outside)
             deleted += self._batch("predictions", delete(predictions).where(condition))
+            low = self._next_audit_id(high + 1, audited.last_id)
         return deleted
+
+    def _next_audit_id(self, low: int, last: int) -> int | None:
+        """The first audit id from `low` to `last`: a gap in the ids (a rolled back append, a
+        sequence moved on) costs one look-up, not a transaction per `rows` ids."""
+        if low > last:
+            return None
+        statement = select(func.min(_a.id)).where(_a.id >= low, _a.id <= last)
+        with self.engine.connect() as connection:
+            found = connection.execute(statement).scalar()
+        return None if found is None else int(found)
 
     def drop(self, droppable: DroppablePartition) -> bool:
         """Drop a partition: its request ids leave `prediction_request_ids` in batches (own

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -37,6 +38,11 @@ _TYPES: dict[ColumnKind, Any] = {
 }
 
 
+# Ids that grow with traffic (migration 0010): BIGINT on PostgreSQL; INTEGER on SQLite, where
+# an INTEGER PRIMARY KEY is the 64-bit rowid (a BIGINT one would not autoincrement).
+BIG_ID: Any = BigInteger().with_variant(Integer, "sqlite")
+
+
 def _column(spec: PredictionColumn) -> Column[Any]:
     if spec.kind == "text":
         kind: Any = String(spec.length) if spec.length else Text
@@ -54,14 +60,14 @@ def _column(spec: PredictionColumn) -> Column[Any]:
 predictions = Table(
     "predictions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     *(_column(spec) for spec in PREDICTION_ROW),
 )
 
 monitor_results = Table(
     "monitor_results",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     Column("monitor", String(32), nullable=False),
     Column("metric", String(64), nullable=False),
     Column("model_name", String(128), nullable=False),
@@ -107,7 +113,7 @@ model_versions = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
     Column("request_id", String(64), nullable=True, index=True),
@@ -135,9 +141,9 @@ Index(
 audit_blocks = Table(
     "audit_blocks",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("first_id", Integer, nullable=False),
-    Column("last_id", Integer, nullable=False),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    Column("first_id", BIG_ID, nullable=False),
+    Column("last_id", BIG_ID, nullable=False),
     Column("row_count", Integer, nullable=False),
     Column("rows_hash", String(64), nullable=False),
     Column("prev_hash", String(64), nullable=False),
@@ -190,7 +196,7 @@ ROLLUP_KEY = ("minute", "model_name", "model_version", "tenant", "endpoint", "re
 prediction_rollups = Table(
     "prediction_rollups",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     Column("minute", DateTime(timezone=True), nullable=False, index=True),  # UTC, whole minute
     Column("model_name", String(128), nullable=False),
     Column("model_version", String(64), nullable=False),
@@ -217,5 +223,5 @@ rollup_cursor = Table(
     "rollup_cursor",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("last_id", Integer, nullable=False),
+    Column("last_id", BIG_ID, nullable=False),
 )
