@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.service.conftest import KEYS, ServiceServer
 
 # A body over the size limit is rejected with 413 before it is parsed: a rejection too.
@@ -17,9 +15,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "413", "422"]
 """
 
 
-# The gateway answering here is the same code in both topologies; the split topology's own
-# failures (a model service gone, slow or refusing) are tests/service/test_model_services.py's.
-@pytest.mark.parametrize("service_server", ["single"], indirect=True)
+# Both topologies: the split one's own failures (a model service gone, slow or refusing) are
+# tests/service/test_model_services.py's.
 def test_generated_requests_get_documented_answers_and_never_a_5xx(
     service_server: ServiceServer, tmp_path: Path
 ):
