@@ -94,6 +94,7 @@ class Server:
         *,
         workers: int = 1,
         extra_args: Sequence[str] = (),
+        root: Path = PROJECT_ROOT,
     ) -> None:
         self.name, self.port, self.log = name, port, log
         self.url = f"http://127.0.0.1:{port}"
@@ -104,7 +105,7 @@ class Server:
         ]  # fmt: skip
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
@@ -361,6 +362,15 @@ def main() -> None:
         "CPU of its own, swapped every round; `alternate`: in turns; `auto` (default): shared "
         "where wrk and two CPUs are at hand, else together",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+        help="one more instrumented server, with these environment variables set, loaded with "
+        "the others and reported against the bare one (to compare two settings or builds in "
+        "the same run; repeatable); BENCH_PROJECT_ROOT=DIR runs the checkout in DIR",
+    )
     args = parser.parse_args()
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
     can_pin = use_wrk and len(os.sched_getaffinity(0)) >= 2
@@ -417,6 +427,9 @@ def run(
             "SERVEWATCH_BENTOML_INSTRUMENTATION": str(args.baseline == "bentoml-defaults").lower(),
         },
     }
+    for spec in args.variant:
+        name, extra = parse_variant(spec)
+        variants[name] = {**variants["instrumented"], **extra}
     servers = {}
     for name, flags in variants.items():
         home = workdir / name
@@ -427,7 +440,10 @@ def run(
             "SERVEWATCH_HOME": str(home),
             "SERVEWATCH_DATABASE_URL": database_url,
         }
-        servers[name] = Server(name, free_port(), env, config, home / "server.log")
+        # A variant may run another checkout of the project (BENCH_PROJECT_ROOT, say a
+        # `git worktree` of the commit before a change), so that both builds share each round.
+        root = Path(env.pop("BENCH_PROJECT_ROOT", PROJECT_ROOT))
+        servers[name] = Server(name, free_port(), env, config, home / "server.log", root=root)
     try:
         for server in servers.values():
             server.wait_ready()
@@ -436,6 +452,15 @@ def run(
     finally:
         for server in servers.values():
             server.stop()
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """`NAME:VAR=VALUE,VAR=VALUE` as a variant's name and its extra environment."""
+    name, _, assignments = spec.partition(":")
+    extra = dict(a.split("=", 1) for a in assignments.split(",") if "=" in a)
+    if not name or name in ("instrumented", "bare") or not extra:
+        raise SystemExit(f"--variant {spec!r}: expected NAME:VAR=VALUE[,VAR=VALUE]")
+    return name, extra
 
 
 def pin_for_round(
@@ -536,6 +561,17 @@ def report(
             f"{s['cpu']:>12.0f}{s['errors']:>8}"
         )
     print_thread_cpu(results)
+    schedule = args.schedule
+    for name in list(results)[2:]:  # the --variant servers, each against the bare one
+        pairs = list(zip(results[name], results["bare"], strict=True))
+        ratios = {
+            what: median_ratio([getattr(i, what) / getattr(b, what) for i, b in pairs], schedule)
+            for what in ("rps", "p99_ms", "cpu_us_per_request")
+        }
+        print(
+            f"{name} / bare: throughput {ratios['rps']:.3f}, p99 {ratios['p99_ms']:.3f}, "
+            f"CPU {ratios['cpu_us_per_request']:.3f}"
+        )
     pairs = list(zip(results["instrumented"], results["bare"], strict=True))
     throughput = median_ratio([i.rps / b.rps for i, b in pairs], args.schedule)
     p99 = median_ratio([i.p99_ms / b.p99_ms for i, b in pairs], args.schedule)
@@ -553,7 +589,7 @@ def report(
     cpu_ratios = [i.cpu_us_per_request / b.cpu_us_per_request for i, b in pairs]
     cpu = median_ratio(cpu_ratios, args.schedule)
     print(f"server CPU per request ratio (instrumented / bare, median of rounds): {cpu:.3f}")
-    if args.instrument != "all":  # the row check needs both the log and the request counter
+    if args.instrument != "all" or args.variant:  # the row check: one log, one request counter
         return
     rows = stored_rows(database_url, instrumented)
     print(
