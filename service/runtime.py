@@ -263,6 +263,7 @@ class MicroBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._last_arrival: float | None = None
         self._gap = math.inf
+        self._reported = 0  # the queue length last reported to the observer
 
     async def infer(self, values: Sequence[Any]) -> list[Scored]:
         """Results for prepared `values`, in order; cancel to abandon the waiting ones."""
@@ -273,7 +274,6 @@ class MicroBatcher:
         self._note_arrival(now)
         pending = [_Pending(value, loop.create_future(), now) for value in values]
         self._queue.extend(pending)
-        self._report_queued(len(pending))
         self._ensure_worker().set()
         return list(await asyncio.gather(*(p.future for p in pending)))
 
@@ -284,11 +284,11 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
-        self._report_queued(-len(self._queue))
         while self._queue:
             item = self._queue.popleft()
             if not item.future.done():
                 item.future.set_exception(RuntimeError("batcher closed"))
+        self._report_queued()
 
     def _note_arrival(self, now: float) -> None:
         if self._last_arrival is not None:
@@ -332,13 +332,11 @@ class MicroBatcher:
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []
-        taken = 0
         while self._queue and len(batch) < self.max_batch_size:
             item = self._queue.popleft()
-            taken += 1
             if not item.future.done():  # cancelled by a timed-out caller
                 batch.append(item)
-        self._report_queued(-taken)
+        self._report_queued()
         return batch
 
     async def _run(self, batch: list[_Pending]) -> None:
@@ -360,9 +358,13 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.set_result(Scored(item_result, result.size, share))
 
-    def _report_queued(self, delta: int) -> None:
-        if self._observer is not None:
+    def _report_queued(self) -> None:
+        """Report the items left waiting, once a batch (not on every arrival: the gauge is
+        read once a scrape, and a call per request costs the event loop)."""
+        delta = len(self._queue) - self._reported
+        if delta and self._observer is not None:
             self._observer.queued(self.model, delta)
+        self._reported += delta
 
 
 # Items a batcher may hold, in batches of its route's size, before it sheds load.

@@ -349,18 +349,17 @@ class ServiceRuntime:
         if trace.model_name == OTHER:
             self._label_unrouted(trace)
         outcome = trace.error.code if trace.error is not None else "ok"
-        self.instrumentation.request_finished(trace, outcome, latency_s)
-        if self.log is None:
-            return None
         tick = self._journal_tick
-        if tick is None:  # no journal: the log's writer thread makes the records
+        if tick is not None:
+            # Journaled: at the end of this event-loop tick the request is counted and its rows
+            # are made and written with those of the tick's other answers, before any of them
+            # goes out; the redaction and the input digest follow on the writer thread.
+            return tick.submit(trace, outcome, latency_s)
+        self.instrumentation.request_finished(trace, outcome, latency_s)
+        if self.log is not None:  # no journal: the log's writer thread makes the records
             trace.busy_seconds = self._busy_share(trace, latency_s)
             self.log.submit_later(self._rows_of, trace, outcome, latency_s)
-            return None
-        # Journaled: the rows are made at the end of this event-loop tick and written with
-        # those of the tick's other answers before any of them goes out; the redaction and the
-        # input digest follow on the writer thread.
-        return tick.submit(trace, outcome, latency_s)
+        return None
 
     def _busy_share(self, trace: RequestTrace, latency_s: float) -> float:
         """The worker CPU charged to a request: its own work (time on the loop and inference)
@@ -369,8 +368,11 @@ class ServiceRuntime:
         return self.busy.charge(work)
 
     def _journal_rows(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
-        """An answered request's rows for the journal: all but the redacted input and its
-        digest, which `_fill_inputs` adds on the writer thread."""
+        """Count an answered request, and make its rows for the journal: all but the redacted
+        input and its digest, which `_fill_inputs` adds on the writer thread. Counting here,
+        the tick's requests one after the other, costs a third of what it costs in each
+        request's own turn (docs/benchmarks.md, session 11)."""
+        self.instrumentation.request_finished(trace, outcome, latency_s)
         trace.busy_seconds = self._busy_share(trace, latency_s)
         return prediction_rows(
             trace,

@@ -122,10 +122,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.depth = 0
+        self.peak = 0
         self.batches: list[int] = []
 
     def queued(self, model: Any, delta: int) -> None:
         self.depth += delta
+        self.peak = max(self.peak, self.depth)
 
     def batch_done(self, model: Any, result: BatchResult) -> None:
         self.batches.append(result.size)
@@ -184,6 +186,7 @@ def test_a_bulk_request_is_split_into_full_batches(ticket_model):
     results = asyncio.run(scenario())
     assert recorder.batches == [8, 8, 4]
     assert [r.batch_size for r in results] == [8] * 16 + [4] * 4
+    assert (recorder.peak, recorder.depth) == (12, 0)  # the backlog left after each batch
 
 
 def test_a_full_queue_sheds_load(ticket_model):
