@@ -67,9 +67,12 @@ class TickJournal:
         self._pending, self._waiting, self._loop = [], [], None
         try:
             answers: list[Answered] = []
+            fill = self._fill
             for args in pending:
                 try:
-                    answers.append((self._make(*args), self._fill, args))
+                    # Without a fill the arguments (the request's trace) are not kept: they die
+                    # here, not in a collection of the objects the queue held (p99, session 11).
+                    answers.append((self._make(*args), fill, args if fill is not None else ()))
                 except Exception:  # a bug: this answer goes out unrecorded, loudly
                     log.exception("prediction log: could not make the records of an answer")
             if answers:
