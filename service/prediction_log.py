@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from service.background import yield_to_requests
 from service.log_accounting import LogAccounting
 from service.log_buffer import Entry, Later, LogBuffer, Row, Staged
 from service.log_delivery import StoreDelivery
@@ -245,6 +246,7 @@ class PredictionLog:
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        yield_to_requests()
         try:
             while not self._step():
                 pass

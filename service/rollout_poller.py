@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from service.background import yield_to_requests
 from storage.rollouts import Rollout
 
 POLL_INTERVAL_S = 2.0
@@ -54,6 +55,7 @@ class RolloutPoller:
         self._thread.start()
 
     def _run(self) -> None:
+        yield_to_requests()  # a poll (or a candidate's loading) waits for the event loop's turn
         while True:
             try:
                 self.poll()

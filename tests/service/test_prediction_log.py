@@ -4,6 +4,7 @@ replay, shutdown and the pipeline counters."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -218,6 +219,16 @@ def test_a_partial_batch_is_written_after_the_flush_interval(make_log, store_eng
     clock.advance(0.02)
     log.run_once()
     assert row_count(store_engine) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="scheduling classes are Linux's")
+def test_the_writer_thread_never_preempts_the_event_loop(make_log):
+    log = make_log()
+    log.start()
+    (writer,) = [t for t in threading.enumerate() if t.name == "prediction-log"]
+    assert writer.native_id is not None
+    assert os.sched_getscheduler(writer.native_id) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller (the loop) is unchanged
 
 
 def test_close_flushes_everything_submitted(make_log, store_engine, tmp_path):
