@@ -70,8 +70,8 @@ class TickJournal:
             fill = self._fill
             for args in pending:
                 try:
-                    # Without a fill the arguments (the request's trace) are not kept: they die
-                    # here, not in a collection of the objects the queue held (p99, session 11).
+                    # Without a fill the arguments (the request's trace) are not kept, so the
+                    # trace is freed with its request instead of living on in the queue.
                     answers.append((self._make(*args), fill, args if fill is not None else ()))
                 except Exception:  # a bug: this answer goes out unrecorded, loudly
                     log.exception("prediction log: could not make the records of an answer")

@@ -192,7 +192,7 @@ class ServiceRuntime:
             return None
         from service.log_tick import TickJournal
 
-        return TickJournal(self.log, self._journal_rows, self._fill_inputs if self._fills else None)
+        return TickJournal(self.log, self._answer_rows, self._fill_inputs if self._fills else None)
 
     def _redactor(self) -> Callable[[str], str]:
         redaction = self.settings.config.redaction
@@ -367,11 +367,11 @@ class ServiceRuntime:
         work = trace.work_until(trace.started + latency_s) + sum(map(_COMPUTE_SECONDS, trace.items))
         return self.busy.charge(work)
 
-    def _journal_rows(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
+    def _answer_rows(self, trace: RequestTrace, outcome: str, latency_s: float) -> list[list[Any]]:
         """Count an answered request, and make its rows for the journal: all but the redacted
-        input and its digest, which `_fill_inputs` adds on the writer thread. Counting here,
-        the tick's requests one after the other, costs a third of what it costs in each
-        request's own turn (docs/benchmarks.md, session 11)."""
+        input and its digest, which `_fill_inputs` adds on the writer thread. Counting the
+        tick's requests one after the other, while the code is warm, costs less than counting
+        each in its own turn (docs/benchmarks.md, session 11)."""
         self.instrumentation.request_finished(trace, outcome, latency_s)
         trace.busy_seconds = self._busy_share(trace, latency_s)
         return prediction_rows(
