@@ -20,7 +20,7 @@ from service.faults import FAULT_HEADER
 from service.models.build import build_all, build_model
 from service.models.datasets import risk_dataset, ticket_dataset
 from service.models.recipes import recipe
-from service.models.registry import get_model
+from service.models.registry import get_model, register_model
 from service.models.risk_data import generate_accounts
 from storage.engine import create_store_engine
 from storage.rollouts import list_rollouts
@@ -49,9 +49,11 @@ def release_stack(tmp_path_factory, postgres_available):
     home = tmp_path_factory.mktemp("rollout-e2e")
     models = home / "bentoml"
     build_all(home=models)
+    risk = get_model("risk_scorer", home=models)
     versions = {
         "ticket": get_model(TICKETS, home=models).version,
-        "risk": get_model("risk_scorer", home=models).version,
+        "risk": risk.version,
+        "risk_copy": _copy_of(risk, models).version,
         "noise": build_noise_ticket_model(models).version,
         "retrained": build_model(
             replace(recipe("risk_scorer"), make_dataset=lambda: risk_dataset(seed=1818)),
@@ -60,6 +62,18 @@ def release_stack(tmp_path_factory, postgres_available):
     }
     with scratch_schema(POSTGRES_URL, prefix="e2e") as url:  # migrated, dropped at the end
         yield from _serving(home, models, versions, url)
+
+
+def _copy_of(model, home):
+    """`model` registered again under another version: the same answers to the same inputs."""
+    return register_model(
+        model.name,
+        f"{model.version}-copy",
+        model.onnx_path.read_bytes(),
+        labels=model.labels,
+        metadata=model.metadata,
+        home=home,
+    )
 
 
 def _serving(home, models, versions: dict[str, str], url: str):
@@ -253,22 +267,23 @@ def test_a_good_candidate_is_promoted_to_100(release_stack, monkeypatch):
 
 def test_a_candidate_made_slow_is_aborted_by_its_latency_gate(release_stack, monkeypatch):
     server, url = release_stack["server"], release_stack["url"]
-    retrained = release_stack["retrained"]
+    # The baseline's own artifact under another version: its answers can differ from the
+    # baseline's only by which inputs the split sent it, so only its latency can fail it.
+    copy = release_stack["risk_copy"]
     accounts = generate_accounts(200, 37)
-    slow = {FAULT_HEADER: f"latency=60@{retrained}"}  # only the candidate's answers
+    slow = {FAULT_HEADER: f"latency=60@{copy}"}  # only the candidate's answers
     payloads = [{"features": a.features} for a in accounts]
     with Traffic(server, "/predict_risk", payloads, slow) as traffic:
         time.sleep(1)
-        result = _auto(release_stack, monkeypatch, f"risk_scorer:{retrained}")
+        result = _auto(release_stack, monkeypatch, f"risk_scorer:{copy}")
         assert result.exit_code == 1, result.output
         _until(lambda: traffic.recent(30) == {release_stack["risk"]})
     assert traffic.failures == []
-    assert retrained in traffic.answered.values()
+    assert copy in traffic.answered.values()
     _until(lambda: _stored(url, traffic.answered) == traffic.answered)
-    rollouts = [r for r in list_rollouts_at(url) if r.candidate_version == retrained]
-    newest = rollouts[0]
-    assert newest.state == "aborted"
-    events = [e for e in _events(url) if e["details"]["rollout_id"] == newest.id]
+    [rollout] = [r for r in list_rollouts_at(url) if r.candidate_version == copy]
+    assert rollout.state == "aborted"
+    events = [e for e in _events(url) if e["details"]["rollout_id"] == rollout.id]
     abort = next(e for e in events if e["kind"] == "abort")
     failed = {g["gate"] for g in abort["details"]["gates"]["gates"] if g["verdict"] == "fail"}
     assert failed == {"max_p99_latency_ratio"}  # as good as its baseline, only slower
