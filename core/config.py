@@ -628,6 +628,10 @@ class Settings(BaseSettings):
     access_log: bool = False
     # Metric updates are summed in memory and written this often (0: as they happen).
     metrics_flush_interval_s: float = Field(default=1.0, ge=0)
+    # Allocations between the garbage collector's passes over its youngest generation in a
+    # worker (Python's own is 700). A pass costs about the same whatever the threshold, as it
+    # mostly finds the requests in flight (service/collector.py).
+    gc_young_threshold: int = Field(default=20_000, ge=100)
     # Honour X-Servewatch-Fault headers (demos and end-to-end tests only).
     fault_injection: bool = False
     prediction_log_enabled: bool = True

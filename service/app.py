@@ -11,7 +11,6 @@ at its home, installs the timeout patch and registers the middleware.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from core.config import load_settings, use_bentoml_home
 from core.contracts import ENDPOINT_TABLE
+from service.collector import settle_collector
 from service.errors import ServiceError
 from service.gateway import BUSINESS_ROUTES, Gateway, RuntimeSlot
 from service.instrumentation import RequestTrace
@@ -103,9 +103,7 @@ class Servewatch:
         self.runtime = _runtime()
         self.runtime.start()
         RuntimeSlot.runtime = self.runtime
-        # Everything alive now (BentoML, models, schemas) lives as long as the worker: keep it
-        # out of the collector's full passes, which otherwise show up as latency spikes.
-        gc.freeze()
+        settle_collector(SETTINGS.gc_young_threshold)
 
     @bentoml.api(route="/classify_ticket", input_spec=SCHEMAS.ticket, output_spec=Prediction)
     async def classify_ticket(self, text: str, ctx: bentoml.Context) -> Prediction:

@@ -9,7 +9,6 @@ reaches them over Unix sockets. Import after BentoML's home is set (service/app.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from functools import partial
@@ -21,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from core.config import Settings
 from core.contracts import model_services
 from service.candidate_preload import CandidatePreload
+from service.collector import settle_collector
 from service.model_host import ModelHost
 from service.parent_watch import die_with_parent
 from service.runtime import CUDA_PROVIDER, requested_providers
@@ -61,7 +61,7 @@ def model_service(settings: Settings, name: str, endpoints: tuple[str, ...]) -> 
             self.host = ModelHost(settings, endpoints, registry=_metrics_registry())
             self.host.load_routes()
             self.preload = candidate_preload(settings, self.host)
-            gc.freeze()  # as the gateway does: keep what lives as long as the worker out of GC
+            settle_collector(settings.gc_young_threshold)  # as the gateway does
 
         @bentoml.api
         async def infer(
