@@ -199,10 +199,12 @@ class Gateway:
         runtime.keep_timers()
         runtime.instrumentation.request_started(endpoint)
         record = _Recording(runtime, trace)
+        answer = EnvelopeSend(send, trace, record)
         try:
             body = await self._admit(runtime, trace, headers, receive)
             scope.setdefault("state", {})["servewatch"] = trace
-            await self.app(scope, _replay(body, receive), EnvelopeSend(send, trace, record))
+            await self.app(scope, _replay(body, receive), answer)
+            await answer.release()
         except ServiceError as error:
             trace.error = error
             await recorded(record)
@@ -211,10 +213,13 @@ class Gateway:
             record.abandoned = True
         except Exception:
             logger.exception("unhandled error on %s (request %s)", endpoint, trace.request_id)
-            trace.error = ServiceError("model_error")
+            if not record.done:  # an answer recorded whole stays as it was recorded
+                trace.error = ServiceError("model_error")
             if not send.started:
                 await recorded(record)
-                await send_error(send, trace.error, Ids.of(trace))
+                await send_error(send, ServiceError("model_error"), Ids.of(trace))
+            else:  # a body it had sent whole (and recorded) still goes out
+                await answer.release()
         finally:
             if record.abandoned:
                 runtime.instrumentation.request_abandoned(endpoint)

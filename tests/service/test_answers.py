@@ -97,12 +97,18 @@ def test_the_body_waits_for_the_records_journal_write():
 
         envelope = EnvelopeSend(send, _trace(), record)
         await envelope({"type": "http.response.start", "status": 200, "headers": []})
-        await envelope({"type": "http.response.body", "body": b"{}", "more_body": False})
+        await envelope({"type": "http.response.body", "body": b"{", "more_body": True})
+        await envelope({"type": "http.response.body", "body": b"}", "more_body": False})
+        events.append("app returned")  # the body is held until the gateway releases it
+        await envelope.release()
+        await envelope.release()  # once
 
     asyncio.run(run())
     assert events == [
         "sent http.response.start",
         "recorded",
+        "app returned",
         "journaled",
+        "sent http.response.body",
         "sent http.response.body",
     ]

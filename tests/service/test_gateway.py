@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from starlette.datastructures import Headers
 
+from core.config import AppConfig, hash_api_key
 from service.gateway import Gateway, RuntimeSlot, client_request_id, new_request_id
+from service.instrumentation import RequestTrace
 
 
 class NoRuntime(RuntimeSlot):
@@ -170,3 +173,96 @@ def test_request_ids_are_ours_and_the_clients_is_kept_only_when_well_formed():
     assert client_request_id(Headers({})) is None
     assert len(new_request_id()) == 32
     assert new_request_id() != new_request_id()
+
+
+class JournalingRuntime:
+    """Stands for a worker's runtime with the journal on: `finish` returns what the answer
+    must wait for, done one loop turn later, as the tick journal's is."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        tenants = {"acme": {"api_key_sha256": [hash_api_key("acme-key")]}}
+        self.settings = SimpleNamespace(
+            config=AppConfig.model_validate({"tenants": tenants}),
+            fault_injection=False,
+            access_log=False,
+        )
+        self.instrumentation = SimpleNamespace(
+            request_started=lambda endpoint: None, request_abandoned=lambda endpoint: None
+        )
+        self.serving = True
+        self.recorded: list[RequestTrace] = []
+
+    def keep_timers(self) -> None:
+        pass
+
+    def resolve(self, trace: RequestTrace) -> None:
+        trace.model_name, trace.model_version = "ticket_classifier", "v1"
+
+    def finish(self, trace: RequestTrace, latency_s: float) -> asyncio.Future[None]:
+        self.recorded.append(trace)
+        self.events.append("recorded")
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+        loop.call_soon(lambda: (self.events.append("journaled"), written.set_result(None)))
+        return written
+
+
+class Answering(Inner):
+    """BentoML's app answering 200, noting when it returns; `then_raise` fails it afterwards."""
+
+    def __init__(self, events: list[str], then_raise: bool = False) -> None:
+        super().__init__(body=b'{"predicted_class": "billing"}')
+        self.events = events
+        self.then_raise = then_raise
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await super().__call__(scope, receive, send)
+        self.events.append("app returned")
+        if self.then_raise:
+            raise RuntimeError("after the answer")
+
+
+def _answered(then_raise: bool) -> tuple[list[str], JournalingRuntime]:
+    events: list[str] = []
+    runtime = JournalingRuntime(events)
+
+    class Slot(RuntimeSlot):
+        pass
+
+    Slot.runtime = runtime  # type: ignore[assignment]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/classify_ticket",
+        "headers": [(b"authorization", b"Bearer acme-key")],
+        "client": ("127.0.0.1", 50000),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"text": "refund"}', "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(f"sent {message['type']}")
+
+    gateway = Gateway(Answering(events, then_raise), slot=Slot)
+    asyncio.run(gateway(scope, receive, send))
+    return events, runtime
+
+
+def test_an_answers_body_goes_out_after_its_records_journal_write():
+    events, runtime = _answered(then_raise=False)
+    assert events == [
+        "sent http.response.start",
+        "recorded",
+        "app returned",  # the body was held: BentoML's handler did not wait for the journal
+        "journaled",
+        "sent http.response.body",
+    ]
+    assert [trace.error for trace in runtime.recorded] == [None]
+
+
+def test_an_answer_sent_whole_before_the_app_failed_still_goes_out_as_recorded():
+    events, runtime = _answered(then_raise=True)
+    assert events[-2:] == ["journaled", "sent http.response.body"]
+    assert [trace.error for trace in runtime.recorded] == [None]  # recorded once, as answered
