@@ -67,8 +67,8 @@ class EnvelopeSend:
 
     When the records must be journaled first, the body is held and `release()` (called by the
     gateway once the app has returned) waits for the journal and sends it. The request then
-    waits at the top of its stack, not at the bottom of BentoML's: resuming ~20 nested frames
-    after the write cost about 1 % of the throughput (docs/benchmarks.md, session 12)."""
+    waits at the top of its stack, not at the bottom of BentoML's: the step after the write
+    resumes a few frames instead of ~20 (docs/benchmarks.md, session 12)."""
 
     def __init__(self, send: Send, trace: RequestTrace, record: Record) -> None:
         self._send = send
