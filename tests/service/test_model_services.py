@@ -68,15 +68,20 @@ def stored(database_url: str, ids: set[str], timeout: float = 60.0) -> dict[str,
         engine.dispose()
 
 
-def wait_ready(server: ServiceServer, timeout: float = 60.0) -> None:
+def wait_ready(server: ServiceServer, timeout: float = 60.0, in_a_row: int = 10) -> None:
+    """Ready on `in_a_row` fresh connections over a second or more: each lands on any gateway
+    worker, and each worker warms up on its own (one ready worker says nothing of the other)."""
     deadline = time.monotonic() + timeout
+    ready = 0
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200:
-                return
+            ok = httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.3)
+            ok = False
+        ready = ready + 1 if ok else 0
+        if ready >= in_a_row:
+            return
+        time.sleep(0.1 if ok else 0.3)
     raise AssertionError(f"not ready again within {timeout} s")
 
 
