@@ -76,7 +76,7 @@ class EnvelopeSend:
         self._record = record
         self._error_status: int | None = None
         self._kept_headers: dict[str, str] = {}
-        self._held: list[bytes] = []
+        self._error_body: list[bytes] = []  # an error answer, held until it is whole
         self._recorded = False
         self._journaled: Awaitable[None] | None = None  # what the held body waits for
         self._held_body: list[Message] = []
@@ -102,10 +102,10 @@ class EnvelopeSend:
                 self._held_body.append(message)
                 return None
             return await self._send(message)
-        self._held.append(message.get("body", b""))
+        self._error_body.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        error = self._error(b"".join(self._held))
+        error = self._error(b"".join(self._error_body))
         await recorded(self._record)
         await send_error(self._send, error, Ids.of(self._trace), self._kept_headers)
 
